@@ -1,0 +1,11 @@
+"""pypaddle: sparse neural networks as graphs.
+
+Build masked PyTorch models from networkx structures, sparsify them at every order, and
+read their structure back as graphs for network-science analysis.
+"""
+
+__version__ = "0.4.0"
+
+from pypaddle import errors, graph, sparse, util
+
+__all__ = ["__version__", "errors", "graph", "sparse", "util"]

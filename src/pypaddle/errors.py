@@ -1,0 +1,36 @@
+"""The exceptions pypaddle raises.
+
+Every error is a :class:`PaddleError` and also the built-in error a Python user would
+catch (``ValueError`` or ``TypeError``), and its message says what was wrong and how to
+fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "InputTypeError",
+    "MaskError",
+    "PaddleError",
+    "StructureError",
+]
+
+
+class PaddleError(Exception):
+    """Base class of every error raised by pypaddle."""
+
+
+class StructureError(PaddleError, ValueError):
+    """A graph cannot serve as a structure (a cycle, no vertices, an undirected graph...)."""
+
+
+class MaskError(PaddleError, ValueError):
+    """A mask has the wrong shape or holds values that are not boolean-like."""
+
+
+class ConfigError(PaddleError, ValueError):
+    """An argument or configuration value is out of range or of the wrong kind."""
+
+
+class InputTypeError(PaddleError, TypeError):
+    """An argument has a type pypaddle cannot work with."""

@@ -1,0 +1,148 @@
+"""Directed acyclic graphs that know their layers."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import networkx as nx
+
+from pypaddle.graph.layering import layer_index
+
+__all__ = ["CachedLayeredGraph", "LayeredGraph"]
+
+
+def _invalidating(name: str):
+    mutate = getattr(nx.DiGraph, name)
+
+    def method(self: LayeredGraph, *args: Any, **kwargs: Any) -> Any:
+        self._layer_cache = None
+        return mutate(self, *args, **kwargs)
+
+    method.__name__ = name
+    method.__qualname__ = f"LayeredGraph.{name}"
+    method.__doc__ = mutate.__doc__
+    return method
+
+
+class LayeredGraph(nx.DiGraph):
+    """A ``networkx.DiGraph`` that is a DAG and answers questions about its layers.
+
+    The layer of a vertex is the length of the longest path from a source to it; sources
+    are layer 0. The layer index is computed once, on the first question, and forgotten
+    by every method that adds or removes vertices or edges (``clear`` included), so it
+    never goes stale.
+
+    Examples
+    --------
+    >>> structure = LayeredGraph()
+    >>> structure.add_edges_from([(0, 2), (1, 2), (2, 3), (0, 3)])
+    >>> structure.num_layers, structure.layers
+    (3, [0, 1, 2])
+    >>> structure.get_vertices(0), structure.get_layer(3)
+    ([0, 1], 2)
+    >>> structure.layer_connection_size(0, 2)
+    1
+    """
+
+    def __init__(self, incoming_graph_data: Any = None, **attr: Any) -> None:
+        self._layer_cache: tuple[dict[Hashable, int], dict[int, list[Hashable]]] | None = None
+        super().__init__(incoming_graph_data, **attr)
+
+    # Every method that changes the vertex or edge set forgets the layer index.
+    add_node = _invalidating("add_node")
+    add_nodes_from = _invalidating("add_nodes_from")
+    remove_node = _invalidating("remove_node")
+    remove_nodes_from = _invalidating("remove_nodes_from")
+    add_edge = _invalidating("add_edge")
+    add_edges_from = _invalidating("add_edges_from")
+    add_weighted_edges_from = _invalidating("add_weighted_edges_from")
+    remove_edge = _invalidating("remove_edge")
+    remove_edges_from = _invalidating("remove_edges_from")
+    update = _invalidating("update")
+    clear = _invalidating("clear")
+    clear_edges = _invalidating("clear_edges")
+
+    # -- the layer index ---------------------------------------------------------------
+    def _index(self) -> tuple[dict[Hashable, int], dict[int, list[Hashable]]]:
+        if self._layer_cache is None:
+            self._layer_cache = layer_index(self)
+        return self._layer_cache
+
+    @property
+    def layer_of_vertex(self) -> dict[Hashable, int]:
+        """Vertex -> layer (a copy: edit the graph, not this mapping)."""
+        return dict(self._index()[0])
+
+    @property
+    def vertices_by_layer(self) -> dict[int, list[Hashable]]:
+        """Layer -> vertices in insertion order (a copy)."""
+        return {layer: list(vs) for layer, vs in self._index()[1].items()}
+
+    @property
+    def num_layers(self) -> int:
+        """Number of layers (0 for an empty graph)."""
+        return len(self._index()[1])
+
+    @property
+    def layers(self) -> list[int]:
+        """The layer numbers, ``[0, 1, ..., num_layers - 1]``."""
+        return list(range(self.num_layers))
+
+    @property
+    def first_layer(self) -> int:
+        """The first layer number (always 0)."""
+        return 0
+
+    @property
+    def last_layer(self) -> int:
+        """The last layer number (``num_layers - 1``)."""
+        return self.num_layers - 1
+
+    @property
+    def first_layer_size(self) -> int:
+        """Number of vertices in the first layer (the sources)."""
+        return self.get_layer_size(self.first_layer)
+
+    @property
+    def last_layer_size(self) -> int:
+        """Number of vertices in the last layer."""
+        return self.get_layer_size(self.last_layer)
+
+    def get_layer(self, vertex: Hashable) -> int:
+        """The layer of ``vertex``."""
+        try:
+            return self._index()[0][vertex]
+        except KeyError:
+            raise KeyError(f"vertex {vertex!r} is not in the graph") from None
+
+    def get_vertices(self, layer: int) -> list[Hashable]:
+        """The vertices of ``layer`` in insertion order (empty for a layer that does not exist)."""
+        return list(self._index()[1].get(layer, []))
+
+    def get_layer_size(self, layer: int) -> int:
+        """Number of vertices in ``layer``."""
+        return len(self._index()[1].get(layer, []))
+
+    def layer_connection_size(self, source_layer: int, target_layer: int) -> int:
+        """Number of edges from vertices of ``source_layer`` to vertices of ``target_layer``."""
+        layer_of = self._index()[0]
+        return sum(
+            1
+            for vertex in self._index()[1].get(source_layer, [])
+            for successor in self._succ[vertex]
+            if layer_of[successor] == target_layer
+        )
+
+    def layer_connected(self, source_layer: int, target_layer: int) -> bool:
+        """Whether at least one edge runs from ``source_layer`` to ``target_layer``."""
+        layer_of = self._index()[0]
+        return any(
+            layer_of[successor] == target_layer
+            for vertex in self._index()[1].get(source_layer, [])
+            for successor in self._succ[vertex]
+        )
+
+
+class CachedLayeredGraph(LayeredGraph):
+    """The name the original pypaddle API gave its layered graph; same as :class:`LayeredGraph`."""

@@ -1,0 +1,99 @@
+"""What the masked models share: argument checks, activations, whole-model mask methods."""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.sparse.masked import maskable_layers
+
+__all__ = ["MaskedModel", "check_size", "flatten_input", "input_shape", "resolve_activation"]
+
+
+def check_size(value: Any, name: str) -> int:
+    """``value`` as a positive int, or a ConfigError naming ``name``."""
+    try:
+        size = operator.index(value)
+    except TypeError:
+        raise ConfigError(f"{name} must be a positive int, got {value!r}") from None
+    if size <= 0:
+        raise ConfigError(f"{name} must be a positive int, got {size}")
+    return size
+
+
+def input_shape(size_input: int | Sequence[int]) -> tuple[tuple[int, ...], int]:
+    """The input shape and its number of features; an int means a flat input."""
+    if isinstance(size_input, Sequence) and not isinstance(size_input, str):
+        if len(size_input) == 0:
+            raise ConfigError("size_input must be a positive int or a non-empty shape, got ()")
+        shape = tuple(check_size(dim, "every dimension of size_input") for dim in size_input)
+    else:
+        shape = (check_size(size_input, "size_input"),)
+    return shape, math.prod(shape)
+
+
+class _Function(nn.Module):
+    def __init__(self, function: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        super().__init__()
+        self.function = function
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        return self.function(input)
+
+    def extra_repr(self) -> str:
+        return getattr(self.function, "__name__", repr(self.function))
+
+
+def resolve_activation(activation: Any) -> nn.Module:
+    """A module from an activation given as a module, a module class, a callable or None."""
+    if activation is None:
+        return nn.Identity()
+    if isinstance(activation, nn.Module):
+        return activation
+    if isinstance(activation, type) and issubclass(activation, nn.Module):
+        return activation()
+    if callable(activation):
+        return _Function(activation)
+    raise InputTypeError(
+        f"activation must be an nn.Module, an nn.Module class or a callable, got {activation!r}"
+    )
+
+
+def flatten_input(input: torch.Tensor, features: int) -> torch.Tensor:
+    """``input`` as ``[batch, features]``, or a ValueError saying which shapes fit."""
+    if input.dim() == 2 and input.shape[1] == features:
+        return input
+    if input.dim() > 2 and math.prod(input.shape[1:]) == features:
+        return input.reshape(input.shape[0], features)
+    raise ConfigError(
+        f"the model takes {features} input features per sample, got an input of shape "
+        f"{tuple(input.shape)}; give [batch, {features}] or [batch, *shape] with "
+        f"{features} elements per sample"
+    )
+
+
+class MaskedModel(nn.Module):
+    """Whole-model mask methods shared by the masked models."""
+
+    def apply_mask(self) -> None:
+        """Zero every masked weight of every masked layer, for good."""
+        for layer in maskable_layers(self):
+            layer.apply_mask()
+
+    def recompute_mask(self, theta: float = 0.001) -> None:
+        """In every masked layer keep only weights with ``|w| > theta`` (never revives one)."""
+        for layer in maskable_layers(self):
+            layer.recompute_mask(theta)
+
+    @property
+    def density(self) -> float:
+        """Fraction of the weights of all masked layers that the masks keep."""
+        layers = maskable_layers(self)
+        total = sum(layer.num_weights for layer in layers)
+        return sum(layer.num_active_weights for layer in layers) / max(total, 1)

@@ -1,0 +1,136 @@
+"""A masked feed-forward network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from pypaddle.errors import ConfigError
+from pypaddle.graph import CachedLayeredGraph
+from pypaddle.sparse._common import (
+    MaskedModel,
+    check_size,
+    flatten_input,
+    input_shape,
+    resolve_activation,
+)
+from pypaddle.sparse._structure import (
+    input_vertex,
+    mask_edges,
+    output_vertex,
+    structure_from_positions,
+)
+from pypaddle.sparse.masked import MaskedLinearLayer
+
+__all__ = ["MaskedDeepFFN"]
+
+
+class MaskedDeepFFN(MaskedModel):
+    """A feed-forward network of :class:`MaskedLinearLayer` s.
+
+    ``input -> [masked linear -> layer norm? -> activation] * len(hidden_layers) -> masked
+    linear -> output``. The input may have any shape; it is flattened per sample.
+
+    Parameters
+    ----------
+    size_input : int or tuple of int
+        Number of input features, or the shape of one input sample (e.g. ``(1, 28, 28)``).
+    size_output : int
+        Number of outputs.
+    hidden_layers : sequence of int
+        Width of each hidden layer; at least one, none zero.
+    use_layer_norm : bool
+        Put a ``LayerNorm`` after each hidden linear layer, before the activation.
+    activation : nn.Module, nn.Module class or callable
+        The hidden activation (``nn.ReLU`` by default).
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = MaskedDeepFFN((1, 28, 28), 10, [100, 100])
+    >>> model(torch.randn(5, 1, 28, 28)).shape
+    torch.Size([5, 10])
+    >>> structure = model.generate_structure()
+    >>> structure.number_of_nodes(), structure.number_of_edges()
+    (200, 10000)
+    """
+
+    def __init__(
+        self,
+        size_input: int | Sequence[int],
+        size_output: int,
+        hidden_layers: Sequence[int],
+        *,
+        use_layer_norm: bool = False,
+        activation: Any = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        shape, features = input_shape(size_input)
+        size_output = check_size(size_output, "size_output")
+        if isinstance(hidden_layers, int) or not isinstance(hidden_layers, Sequence):
+            raise ConfigError(
+                f"hidden_layers must be a sequence of positive ints, got {hidden_layers!r}; "
+                "e.g. [100, 100]"
+            )
+        if len(hidden_layers) == 0:
+            raise ConfigError(
+                "hidden_layers is empty; give at least one hidden layer width, e.g. [100]"
+            )
+        widths = [check_size(width, "every hidden layer width") for width in hidden_layers]
+
+        self.input_shape = shape
+        self.size_input = features
+        self.size_output = size_output
+        self.hidden_widths = tuple(widths)
+        self.use_layer_norm = bool(use_layer_norm)
+        sizes = [features, *widths]
+        self.layers_main_hidden = nn.ModuleList(
+            MaskedLinearLayer(size_in, size_out) for size_in, size_out in zip(sizes, widths)
+        )
+        self.layer_norms = nn.ModuleList(
+            nn.LayerNorm(width) if self.use_layer_norm else nn.Identity() for width in widths
+        )
+        self.layer_out = MaskedLinearLayer(widths[-1], size_output)
+        self.activation = resolve_activation(activation)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        hidden = flatten_input(input, self.size_input)
+        for layer, norm in zip(self.layers_main_hidden, self.layer_norms):
+            hidden = self.activation(norm(layer(hidden)))
+        return self.layer_out(hidden)
+
+    def generate_structure(
+        self, include_input: bool = False, include_output: bool = False
+    ) -> CachedLayeredGraph:
+        """The network's structure as a graph, built from the current masks.
+
+        Hidden neurons are vertices ``0 .. sum(hidden_layers) - 1``, numbered layer by layer;
+        an edge ``u -> v`` stands for an unmasked weight. A neuron whose connections are all
+        masked stays as an isolated vertex. ``include_input`` adds vertices
+        ``("input", i)`` with their edges into the first hidden layer, ``include_output``
+        adds ``("output", j)`` with the edges from the last hidden layer. Every vertex
+        carries a ``role`` attribute: ``"input"``, ``"hidden"`` or ``"output"``.
+        """
+        hidden_count = sum(self.hidden_widths)
+        labels: list[Any] = list(range(hidden_count))
+        vertices: list[tuple[Any, dict]] = []
+        edges = []
+        if include_input:
+            labels += [input_vertex(i) for i in range(self.size_input)]
+            vertices += [(label, {"role": "input"}) for label in labels[hidden_count:]]
+            first = self.layers_main_hidden[0]
+            edges.append(mask_edges(first.mask, hidden_count, 0))
+        vertices += [(label, {"role": "hidden"}) for label in range(hidden_count)]
+        offset = 0
+        for previous, layer in zip(self.hidden_widths, self.layers_main_hidden[1:]):
+            edges.append(mask_edges(layer.mask, offset, offset + previous))
+            offset += previous
+        if include_output:
+            output_start = len(labels)
+            labels += [output_vertex(j) for j in range(self.size_output)]
+            vertices += [(label, {"role": "output"}) for label in labels[output_start:]]
+            edges.append(mask_edges(self.layer_out.mask, offset, output_start))
+        return structure_from_positions(vertices, labels, edges)

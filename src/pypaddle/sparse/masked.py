@@ -1,0 +1,248 @@
+"""Masked linear layers: one boolean mask per weight, higher orders as views of it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pypaddle.errors import InputTypeError, MaskError
+
+__all__ = ["MaskableModule", "MaskedLinear", "MaskedLinearLayer", "maskable_layers"]
+
+
+def _as_bool_mask(value: Any, shape: torch.Size, what: str) -> torch.Tensor:
+    """``value`` as a bool tensor of ``shape``, or a MaskError naming both shapes."""
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach()
+    else:
+        try:
+            tensor = torch.as_tensor(np.asarray(value))
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise MaskError(
+                f"cannot read a {what} from a {type(value).__name__}: {error}; "
+                "give a bool tensor or array"
+            ) from None
+    if tuple(tensor.shape) != tuple(shape):
+        raise MaskError(
+            f"the {what} has shape {tuple(tensor.shape)} but the weight it masks has shape "
+            f"{tuple(shape)}; give a mask of shape {tuple(shape)}"
+        )
+    if tensor.dtype == torch.bool:
+        return tensor
+    if tensor.is_complex() or not (tensor.is_floating_point() or _is_integer(tensor)):
+        raise MaskError(
+            f"the {what} has dtype {tensor.dtype}, which is not boolean-like; "
+            "give a bool tensor (or one holding only 0 and 1)"
+        )
+    if not bool(((tensor == 0) | (tensor == 1)).all()):
+        raise MaskError(
+            f"the {what} of dtype {tensor.dtype} holds values other than 0 and 1; "
+            "give a bool tensor (or one holding only 0 and 1)"
+        )
+    return tensor != 0
+
+
+def _is_integer(tensor: torch.Tensor) -> bool:
+    return not tensor.is_floating_point() and not tensor.is_complex() and tensor.dtype != torch.bool
+
+
+class MaskableModule(nn.Module):
+    """A module whose ``weight`` is gated by a boolean ``mask`` buffer of the same shape.
+
+    The mask object is registered once and only ever edited in place, so optimizers,
+    hooks, ``state_dict``, ``deepcopy``, ``.to()`` and ``torch.compile`` all see the same
+    tensor. Assigning ``module.mask = m`` copies ``m`` into it after checking it.
+    """
+
+    weight: torch.Tensor
+    mask: torch.Tensor
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "mask" and "mask" in self.__dict__.get("_buffers", {}):
+            self.set_mask(value)
+        else:
+            super().__setattr__(name, value)
+
+    def get_mask(self) -> torch.Tensor:
+        """The mask buffer itself (edits to it take effect)."""
+        return self.mask
+
+    def set_mask(self, mask: Any) -> None:
+        """Copy a bool (or 0/1) tensor, array or nested list of the weight's shape into the mask.
+
+        Raises :class:`~pypaddle.errors.MaskError` naming both shapes if it does not fit;
+        the mask is left unchanged then.
+        """
+        checked = _as_bool_mask(mask, self.weight.shape, "mask")
+        with torch.no_grad():
+            self.mask.copy_(checked)
+
+    def masked_weight(self) -> torch.Tensor:
+        """The weight with masked entries zeroed (differentiable; masked gradients are 0)."""
+        return self.weight * self.mask
+
+    @torch.no_grad()
+    def apply_mask(self) -> None:
+        """Zero the masked weights (and masked biases) for good; the masks are kept."""
+        self.weight.mul_(self.mask)
+        bias_mask = getattr(self, "bias_mask", None)
+        if bias_mask is not None:
+            self.bias.mul_(bias_mask)
+
+    @torch.no_grad()
+    def recompute_mask(self, theta: float = 0.001) -> None:
+        """Keep only weights with ``|w| > theta``; a weight already masked stays masked."""
+        self.mask.logical_and_(self.weight.abs() > theta)
+
+    @property
+    def num_weights(self) -> int:
+        """Number of entries of ``weight``."""
+        return self.mask.numel()
+
+    @property
+    def num_active_weights(self) -> int:
+        """Number of weights the mask keeps."""
+        return int(self.mask.sum())
+
+    @property
+    def density(self) -> float:
+        """Fraction of weights the mask keeps."""
+        return self.num_active_weights / max(self.num_weights, 1)
+
+
+class MaskedLinearLayer(nn.Linear, MaskableModule):
+    """``torch.nn.Linear`` whose weights are gated by a boolean mask.
+
+    A drop-in for ``nn.Linear`` (same constructor, same parameter names, so a Linear's
+    ``state_dict`` loads with ``strict=False``). Besides ``weight`` and ``bias`` it holds
+    two bool buffers: ``mask`` (shape of ``weight``) and, with a bias, ``bias_mask`` (one
+    entry per output neuron). Pruning a neuron clears its row of ``mask`` and its bias, so
+    it contributes nothing.
+
+    A floating-point input is converted to the layer's weight dtype, so a float64 array
+    made with numpy works on a float32 layer; nothing is forced to float32.
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = MaskedLinearLayer(4, 3)
+    >>> layer.mask[:, :2] = False           # in-place edits work
+    >>> layer.prune_neurons([0])            # first order: output neuron 0 and its bias
+    >>> layer.density
+    0.3333333333333333
+    >>> layer(torch.ones(2, 4))[:, 0]
+    tensor([0., 0.], grad_fn=<SelectBackward0>)
+    """
+
+    bias_mask: torch.Tensor | None
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.register_buffer("mask", torch.ones_like(self.weight, dtype=torch.bool))
+        bias_mask = None if self.bias is None else torch.ones_like(self.bias, dtype=torch.bool)
+        self.register_buffer("bias_mask", bias_mask)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if input.is_floating_point() and input.dtype != self.weight.dtype:
+            input = input.to(self.weight.dtype)
+        bias = self.bias
+        if bias is not None and self.bias_mask is not None:
+            bias = bias * self.bias_mask
+        return F.linear(input, self.weight * self.mask, bias)
+
+    def reset_parameters(self, keep_mask: bool = False) -> None:
+        """Re-initialise weight and bias; reset the mask to all True unless ``keep_mask``.
+
+        With a full mask this is exactly ``nn.Linear``'s initialisation. With a partial
+        mask kept, each row is drawn with the bound ``nn.Linear`` would use for its *active*
+        fan-in, so a sparse row starts with the same scale as a dense row of that size.
+        """
+        has_masks = "mask" in self._buffers
+        if has_masks and not keep_mask:
+            with torch.no_grad():
+                self.mask.fill_(True)
+                if self.bias_mask is not None:
+                    self.bias_mask.fill_(True)
+        if not has_masks or bool(self.mask.all()):
+            super().reset_parameters()
+            return
+        with torch.no_grad():
+            fan_in = self.mask.sum(dim=1, keepdim=True).clamp(min=1).to(self.weight.dtype)
+            bound = fan_in.rsqrt()
+            self.weight.uniform_(-1.0, 1.0).mul_(bound)
+            if self.bias is not None:
+                self.bias.uniform_(-1.0, 1.0).mul_(bound.squeeze(1))
+
+    # -- first order: neurons and inputs ----------------------------------------------
+    @torch.no_grad()
+    def prune_neurons(self, indices: Sequence[int] | torch.Tensor) -> None:
+        """Mask output neurons: their row of weights and their bias."""
+        rows = self._indices(indices, self.out_features, "output neuron")
+        self.mask[rows] = False
+        if self.bias_mask is not None:
+            self.bias_mask[rows] = False
+
+    @torch.no_grad()
+    def prune_inputs(self, indices: Sequence[int] | torch.Tensor) -> None:
+        """Mask input features: their column of weights."""
+        columns = self._indices(indices, self.in_features, "input feature")
+        self.mask[:, columns] = False
+
+    @property
+    def neuron_mask(self) -> torch.Tensor:
+        """Bool per output neuron: True if any of its weights or its bias is active."""
+        active = self.mask.any(dim=1)
+        if self.bias_mask is not None:
+            active = active | self.bias_mask
+        return active
+
+    @property
+    def input_mask(self) -> torch.Tensor:
+        """Bool per input feature: True if any weight reads it."""
+        return self.mask.any(dim=0)
+
+    def _indices(self, indices: Sequence[int] | torch.Tensor, size: int, what: str) -> torch.Tensor:
+        index = torch.as_tensor(indices, dtype=torch.long, device=self.mask.device).reshape(-1)
+        if index.numel() and (int(index.min()) < -size or int(index.max()) >= size):
+            raise MaskError(
+                f"{what} index out of range: the layer has {size} ({what}s 0..{size - 1}), "
+                f"got {index.tolist()}"
+            )
+        return index
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, density={self.density:.4g}"
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "bias_mask" and self.__dict__.get("_buffers", {}).get("bias_mask") is not None:
+            checked = _as_bool_mask(value, self.bias_mask.shape, "bias mask")
+            with torch.no_grad():
+                self.bias_mask.copy_(checked)
+            return
+        MaskableModule.__setattr__(self, name, value)
+
+
+MaskedLinear = MaskedLinearLayer
+
+
+def maskable_layers(model: nn.Module) -> list[MaskableModule]:
+    """Every masked module in ``model`` (the model itself included), at any depth.
+
+    Works through any container: ``Sequential``, ``ModuleList``, ``ModuleDict`` and user
+    modules alike.
+    """
+    if not isinstance(model, nn.Module):
+        raise InputTypeError(f"expected a torch.nn.Module, got {type(model).__name__}")
+    return [module for module in model.modules() if isinstance(module, MaskableModule)]

@@ -1,0 +1,56 @@
+"""Names kept for users of the original pypaddle API."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+import networkx as nx
+import torch
+from torch import nn
+
+from pypaddle.errors import ConfigError
+from pypaddle.graph.layering import layer_index
+from pypaddle.sparse.masked import MaskableModule
+
+__all__ = ["build_layer_index", "set_random_masks"]
+
+
+def set_random_masks(
+    module: nn.Module, *, density: float = 0.5, generator: torch.Generator | None = None
+) -> None:
+    """Give a masked module a random mask keeping each weight with probability ``density``.
+
+    Other modules are left alone, so it works with ``model.apply(set_random_masks)`` as in
+    the original pypaddle. Pass a seeded ``generator`` for reproducible masks.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pypaddle.sparse import MaskedDeepFFN
+    >>> model = MaskedDeepFFN(8, 2, [16])
+    >>> _ = torch.manual_seed(0)
+    >>> _ = model.apply(set_random_masks)
+    >>> 0.3 < model.density < 0.7
+    True
+    """
+    if not 0.0 <= density <= 1.0:
+        raise ConfigError(f"density must be in [0, 1], got {density}")
+    if not isinstance(module, MaskableModule):
+        return
+    mask = module.mask
+    draws = torch.rand(mask.shape, generator=generator, device="cpu")
+    module.set_mask(draws < density)
+
+
+def build_layer_index(
+    graph: nx.DiGraph, layer_index_: dict[Hashable, int] | None = None
+) -> tuple[dict[Hashable, int], dict[int, list[Hashable]]]:
+    """The original name of :func:`pypaddle.graph.layer_index`.
+
+    The optional second argument (a dict the original filled in) is updated with the
+    result when given.
+    """
+    layer_of_vertex, vertices_by_layer = layer_index(graph)
+    if layer_index_ is not None:
+        layer_index_.update(layer_of_vertex)
+    return layer_of_vertex, vertices_by_layer
