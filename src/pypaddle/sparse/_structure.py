@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from pypaddle.graph import CachedLayeredGraph
-from pypaddle.graph.layering import vertex_array
+from pypaddle.graph.build import add_edges_from_arrays
 
 __all__ = ["input_vertex", "mask_edges", "output_vertex", "structure_from_positions"]
 
@@ -42,6 +42,5 @@ def structure_from_positions(
     if edges:
         sources = np.concatenate([source for source, _ in edges])
         targets = np.concatenate([target for _, target in edges])
-        label_array = vertex_array(labels)
-        structure.add_edges_from(zip(label_array[sources].tolist(), label_array[targets].tolist()))
+        add_edges_from_arrays(structure, labels, sources, targets)
     return structure

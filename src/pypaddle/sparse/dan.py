@@ -20,6 +20,7 @@ from pypaddle.sparse._common import (
     input_shape,
     resolve_activation,
 )
+from pypaddle.sparse._dan_kernel import FAST_ACTIVATIONS, DanPlan, dan_hidden
 from pypaddle.sparse._structure import (
     input_vertex,
     mask_edges,
@@ -141,12 +142,50 @@ class MaskedDeepDAN(MaskedModel):
         sinks = np.flatnonzero(out_degree == 0)
         self._sinks_are_last_layer = sinks.size == widths[-1]
         self.register_buffer("sink_index", torch.from_numpy(sinks), persistent=False)
+        self._plan = DanPlan(
+            features=features,
+            vertices=int(starts[-1]),
+            reads=tuple(
+                (0, features)
+                if layer == 0
+                else (features + int(starts[first - 1]), features + int(starts[layer]))
+                for layer, first in enumerate(self._first_block)
+            ),
+            writes=tuple(
+                (int(starts[layer]), int(starts[layer + 1])) for layer in range(widths.size)
+            ),
+        )
         self.layer_out = MaskedLinearLayer(int(sinks.size), size_output)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         features = flatten_input(input, self.size_input)
         if features.is_floating_point():
             features = features.to(self.layer_out.weight.dtype)
+        kind = FAST_ACTIVATIONS.get(type(self.activation))
+        if kind is not None and not self.use_layer_norm:
+            # Straight from the modules' dicts: nn.Module.__getattr__ costs a layer-count of
+            # microseconds per call on deep graphs.
+            parameters = [layer._parameters for layer in self.layers_main_hidden]
+            buffers = [layer._buffers for layer in self.layers_main_hidden]
+            hidden = dan_hidden(
+                self._plan,
+                kind,
+                features,
+                [entry["weight"] for entry in parameters],
+                [entry["mask"] for entry in buffers],
+                [entry["bias"] for entry in parameters],
+                [entry["bias_mask"] for entry in buffers],
+            )
+            sinks = (
+                hidden[:, -self.layer_widths[-1] :]
+                if self._sinks_are_last_layer
+                else hidden.index_select(1, self.sink_index)
+            )
+            return self.layer_out(sinks)
+        return self._forward_by_modules(features)
+
+    def _forward_by_modules(self, features: torch.Tensor) -> torch.Tensor:
+        """Layer by layer with ordinary autograd: any activation, layer norm, module hooks."""
         blocks = [features]
         for layer, norm, first in zip(self.layers_main_hidden, self.layer_norms, self._first_block):
             reads = blocks[first] if first == len(blocks) - 1 else torch.cat(blocks[first:], 1)
