@@ -1,0 +1,363 @@
+"""MaskedDeepDAN: graph -> model semantics, structure round trips, vectorisation, bad input."""
+
+from __future__ import annotations
+
+import copy
+import sys
+
+import networkx as nx
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from torch import nn
+
+import pypaddle.sparse
+from pypaddle.errors import ConfigError, StructureError
+from pypaddle.sparse import CachedLayeredGraph, MaskedDeepDAN, maskable_layers
+
+
+def oriented(graph: nx.Graph, relabel=None) -> nx.DiGraph:
+    """An undirected graph oriented from lower to higher label, optionally relabelled."""
+    structure = nx.DiGraph()
+    structure.add_nodes_from(sorted(graph))
+    structure.add_edges_from((min(u, v), max(u, v)) for u, v in graph.edges)
+    if relabel is not None:
+        structure = nx.relabel_nodes(structure, {v: relabel(v) for v in structure})
+    return structure
+
+
+def random_structures():
+    for seed in range(3):
+        yield oriented(nx.watts_strogatz_graph(40, 4, 0.3, seed=seed))
+        yield oriented(nx.barabasi_albert_graph(40, 2, seed=seed), relabel=lambda v: f"v{v}")
+        yield oriented(nx.gnp_random_graph(40, 0.15, seed=seed), relabel=lambda v: (v % 3, v))
+
+
+def hidden_edges(model: MaskedDeepDAN) -> int:
+    return sum(int(layer.mask.sum()) for layer in model.layers_main_hidden[1:])
+
+
+@pytest.fixture
+def tiny():
+    """a -> b -> c, a -> c, and an isolated vertex d."""
+    structure = CachedLayeredGraph()
+    structure.add_nodes_from(["a", "b", "c", "d"])
+    structure.add_edges_from([("a", "b"), ("b", "c"), ("a", "c")])
+    return structure
+
+
+class TestReadmeExample:
+    def test_runs_as_written(self):
+        structure = pypaddle.sparse.CachedLayeredGraph()
+        structure.add_edges_from([(0, 2), (1, 2), (2, 3), (0, 3), (1, 4)])
+        model = pypaddle.sparse.MaskedDeepDAN(784, 10, structure)
+        model.apply_mask()
+        model.recompute_mask()
+        pruned_structure = model.generate_structure()
+        new_model = pypaddle.sparse.MaskedDeepDAN(784, 10, pruned_structure)
+        assert new_model(torch.randn(2, 784)).shape == (2, 10)
+        assert set(pruned_structure.edges) <= set(structure.edges)
+
+
+class TestSemantics:
+    def test_forward_equals_hand_computation(self, tiny):
+        torch.manual_seed(0)
+        model = MaskedDeepDAN(3, 2, tiny).double()
+        first, second, third = model.layers_main_hidden
+        # Layer order: a, d (layer 0); b (layer 1); c (layer 2, reading a, d, b).
+        assert model.layer_widths == (2, 1, 1)
+        assert first.mask.all()
+        assert second.mask.tolist() == [[True, False]]
+        assert third.mask.tolist() == [[True, False, True]]
+        x = torch.randn(5, 3, dtype=torch.float64)
+        h_a, h_d = torch.relu(x @ first.weight.T + first.bias).unbind(1)
+        h_b = torch.relu(second.weight[0, 0] * h_a + second.bias[0])
+        h_c = torch.relu(third.weight[0, 0] * h_a + third.weight[0, 2] * h_b + third.bias[0])
+        sinks = torch.stack([h_d, h_c], dim=1)  # sinks in layer order: d, then c
+        expected = sinks @ model.layer_out.weight.T + model.layer_out.bias
+        torch.testing.assert_close(model(x), expected)
+
+    def test_isolated_vertex_reads_inputs_and_feeds_outputs(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        full = model.generate_structure(include_input=True, include_output=True)
+        assert set(full.predecessors("d")) == {("input", i) for i in range(3)}
+        assert set(full.successors("d")) == {("output", j) for j in range(2)}
+        assert set(full.successors("a")) == {"b", "c"}
+
+    def test_skip_edges_summed_before_activation(self, tiny):
+        model = MaskedDeepDAN(3, 1, tiny, activation=nn.Identity)
+        with torch.no_grad():
+            for layer in maskable_layers(model):
+                layer.weight.fill_(1.0)
+                layer.bias.zero_()
+        # Linear network of ones: a = d = sum(x); b = a; c = a + b = 2 sum(x); out = d + c.
+        x = torch.tensor([[1.0, 2.0, 3.0]])
+        assert model(x).item() == pytest.approx(6 + 12)
+
+    def test_plain_digraph_and_numpy_float64_input(self):
+        model = MaskedDeepDAN(4, 3, nx.DiGraph([(1, 2), (2, 3)]))
+        output = model(torch.from_numpy(np.random.default_rng(0).normal(size=(2, 4))))
+        assert output.dtype == torch.float32
+        assert output.shape == (2, 3)
+
+    def test_shaped_input_is_flattened(self):
+        model = MaskedDeepDAN((1, 2, 2), 3, nx.DiGraph([(1, 2)]))
+        assert model(torch.randn(6, 1, 2, 2)).shape == (6, 3)
+
+    @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+    def test_other_dtypes(self, dtype):
+        model = MaskedDeepDAN(4, 3, oriented(nx.path_graph(5))).to(dtype)
+        output = model(torch.randn(2, 4))
+        output.float().sum().backward()
+        assert output.dtype == dtype
+        assert all(layer.mask.dtype == torch.bool for layer in maskable_layers(model))
+
+
+class TestFastPathMatchesModules:
+    @pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh, nn.Sigmoid, None])
+    def test_outputs_and_gradients(self, activation):
+        torch.manual_seed(1)
+        structure = oriented(nx.newman_watts_strogatz_graph(30, 4, 0.5, seed=1))
+        model = MaskedDeepDAN(6, 3, structure, activation=activation).double()
+        model.layers_main_hidden[3].mask.fill_(False)
+        model.layers_main_hidden[0].prune_neurons([0])
+        x = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+        results = []
+        for forward in (model, model._forward_by_modules):
+            model.zero_grad()
+            x.grad = None
+            forward(x).square().sum().backward()
+            results.append(
+                (forward(x), x.grad.clone(), [p.grad.clone() for p in model.parameters()])
+            )
+        (out_fast, dx_fast, grads_fast), (out_slow, dx_slow, grads_slow) = results
+        torch.testing.assert_close(out_fast, out_slow)
+        torch.testing.assert_close(dx_fast, dx_slow)
+        for fast, slow in zip(grads_fast, grads_slow):
+            torch.testing.assert_close(fast, slow)
+
+    def test_layer_norm_and_custom_activation_train(self):
+        structure = oriented(nx.watts_strogatz_graph(20, 4, 0.3, seed=0))
+        model = MaskedDeepDAN(5, 2, structure, use_layer_norm=True, activation=torch.nn.GELU())
+        model(torch.randn(4, 5)).sum().backward()
+        assert all(p.grad is not None for p in model.parameters())
+
+
+class TestGenerateStructure:
+    @pytest.mark.parametrize("structure", list(random_structures()))
+    def test_untouched_model_gives_back_its_structure(self, structure):
+        model = MaskedDeepDAN(10, 4, structure)
+        generated = model.generate_structure()
+        assert list(generated.nodes) == list(structure.nodes)
+        assert set(generated.edges) == set(structure.edges)
+        assert generated.number_of_edges() == structure.number_of_edges()
+
+    @pytest.mark.parametrize("structure", list(random_structures()))
+    def test_masked_model_gives_surviving_subgraph(self, structure):
+        torch.manual_seed(0)
+        model = MaskedDeepDAN(10, 4, structure)
+        for layer in model.layers_main_hidden[1:]:
+            layer.mask.logical_and_(torch.rand(layer.mask.shape) < 0.5)
+        pruned = model.generate_structure()
+        assert set(pruned.edges) <= set(structure.edges)
+        assert pruned.number_of_edges() == hidden_edges(model) < structure.number_of_edges()
+        assert set(pruned.nodes) == set(structure.nodes)
+        rebuilt = MaskedDeepDAN(10, 4, pruned).generate_structure()
+        assert set(rebuilt.edges) == set(pruned.edges)
+        assert list(rebuilt.nodes) == list(pruned.nodes)
+
+    def test_masked_edge_is_the_one_removed(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        model.layers_main_hidden[2].mask[0, 0] = False  # a -> c
+        assert set(model.generate_structure().edges) == {("a", "b"), ("b", "c")}
+
+    def test_node_attributes_kept(self):
+        structure = nx.DiGraph()
+        structure.add_node(0, colour="red")
+        structure.add_node(1, colour="blue")
+        structure.add_edge(0, 1)
+        generated = MaskedDeepDAN(2, 2, structure).generate_structure()
+        assert dict(generated.nodes(data=True)) == {0: {"colour": "red"}, 1: {"colour": "blue"}}
+
+    def test_with_inputs_and_outputs(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        model.layers_main_hidden[0].mask[0, 1] = False  # input 1 -> a
+        model.layer_out.mask[1, 0] = False  # d -> output 1
+        full = model.generate_structure(include_input=True, include_output=True)
+        assert full.number_of_nodes() == 4 + 3 + 2
+        assert full.nodes[("input", 0)]["role"] == "input"
+        assert set(full.predecessors("a")) == {("input", 0), ("input", 2)}
+        assert set(full.predecessors(("output", 1))) == {"c"}
+        assert nx.is_directed_acyclic_graph(full)
+
+    def test_label_clash_with_inputs_is_an_error(self):
+        model = MaskedDeepDAN(2, 1, nx.DiGraph([(("input", 0), "x")]))
+        assert model.generate_structure().number_of_edges() == 1
+        with pytest.raises(StructureError, match="relabel"):
+            model.generate_structure(include_input=True)
+
+    @settings(max_examples=30, deadline=None)
+    @given(
+        st.integers(1, 25).flatmap(
+            lambda n: st.tuples(
+                st.just(n),
+                st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=80),
+                st.integers(0, 2**16),
+            )
+        )
+    )
+    def test_random_dags_round_trip_and_train(self, case):
+        count, pairs, seed = case
+        structure = nx.DiGraph()
+        structure.add_nodes_from(np.random.default_rng(seed).permutation(count).tolist())
+        structure.add_edges_from((min(u, v), max(u, v)) for u, v in pairs if u != v)
+        model = MaskedDeepDAN(3, 2, structure)
+        model(torch.randn(4, 3)).sum().backward()
+        generated = model.generate_structure()
+        assert list(generated.nodes) == list(structure.nodes)
+        assert set(generated.edges) == set(structure.edges)
+        for layer in maskable_layers(model):
+            assert torch.all(layer.weight.grad[~layer.mask] == 0)
+
+
+class TestVectorised:
+    @staticmethod
+    def python_calls(function, *args) -> int:
+        calls = 0
+
+        def profile(frame, event, arg):
+            nonlocal calls
+            if event == "call":
+                calls += 1
+
+        sys.setprofile(profile)
+        try:
+            function(*args)
+        finally:
+            sys.setprofile(None)
+        return calls
+
+    @staticmethod
+    def layered(widths, density, seed):
+        rng = np.random.default_rng(seed)
+        structure = nx.DiGraph()
+        starts = np.cumsum([0, *widths])
+        structure.add_nodes_from(range(starts[-1]))
+        for layer in range(1, len(widths)):
+            block = rng.random((widths[layer - 1], widths[layer])) < density
+            block[0, :] = True
+            sources, targets = np.nonzero(block)
+            structure.add_edges_from(
+                zip((sources + starts[layer - 1]).tolist(), (targets + starts[layer]).tolist())
+            )
+        return structure
+
+    def test_construction_and_export_do_not_loop_over_edges(self):
+        sparse = self.layered([30] * 5, 0.1, seed=0)
+        dense = self.layered([30] * 5, 0.9, seed=0)
+        assert dense.number_of_edges() > 5 * sparse.number_of_edges()
+        for work in (
+            lambda graph: MaskedDeepDAN(8, 2, graph),
+            lambda graph: MaskedDeepDAN(8, 2, graph).generate_structure(),
+        ):
+            few, many = (
+                self.python_calls(work, sparse),
+                self.python_calls(work, dense),
+            )
+            assert many < 1.2 * few
+
+    def test_forward_one_matrix_product_per_layer_and_no_networkx(self):
+        structure = self.layered([20] * 6, 0.3, seed=1)
+        extra = [(u, v) for u in range(20) for v in range(60, 120, 7)]  # skips from layer 0
+        structure.add_edges_from(extra)
+        model = MaskedDeepDAN(8, 2, structure)
+        products = []
+
+        class Count(torch.overrides.TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                name = getattr(func, "__name__", "")
+                if name in {"addmm_", "addmm", "mm", "matmul", "linear", "bmm"}:
+                    products.append(name)
+                return func(*args, **(kwargs or {}))
+
+        touched = []
+
+        def profile(frame, event, arg):
+            if event == "call" and "networkx" in frame.f_code.co_filename:
+                touched.append(frame.f_code.co_name)
+
+        x = torch.randn(4, 8)
+        sys.setprofile(profile)
+        try:
+            with Count(), torch.no_grad():
+                model(x)
+        finally:
+            sys.setprofile(None)
+        assert len(products) == len(model.layer_widths) + 1  # + the output layer
+        assert touched == []
+
+
+class TestStateAndCopies:
+    def test_state_dict_round_trip_keeps_masks(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        model.layers_main_hidden[2].mask[0, 2] = False
+        fresh = MaskedDeepDAN(3, 2, tiny)
+        fresh.load_state_dict(model.state_dict(), strict=True)
+        x = torch.randn(4, 3)
+        torch.testing.assert_close(fresh(x), model(x))
+        assert set(fresh.generate_structure().edges) == set(model.generate_structure().edges)
+
+    def test_deepcopy_is_independent(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        clone = copy.deepcopy(model)
+        clone.layers_main_hidden[1].mask.fill_(False)
+        assert model.layers_main_hidden[1].mask.tolist() == [[True, False]]
+        assert clone.generate_structure().number_of_edges() == 2
+
+    def test_structure_is_not_modified(self):
+        structure = CachedLayeredGraph([(0, 1), (1, 2)])
+        structure.nodes[0]["tag"] = 1
+        before = (list(structure.nodes(data=True)), list(structure.edges(data=True)))
+        model = MaskedDeepDAN(2, 2, structure)
+        model.generate_structure().add_edge(0, 2)
+        assert (list(structure.nodes(data=True)), list(structure.edges(data=True))) == before
+
+    def test_density_and_mask_methods(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        with torch.no_grad():
+            model.layers_main_hidden[1].weight.fill_(1e-5)
+        model.recompute_mask(0.001)
+        assert model.layers_main_hidden[1].mask.sum() == 0
+        assert 0 < model.density < 1
+        model.apply_mask()
+        assert model.layers_main_hidden[1].weight.abs().sum() == 0
+
+
+class TestBadInput:
+    def test_cycle_is_named(self):
+        with pytest.raises(StructureError, match=r"cycle.*'x'"):
+            MaskedDeepDAN(3, 2, nx.DiGraph([("x", "y"), ("y", "x"), ("y", "z")]))
+
+    def test_empty_structure(self):
+        with pytest.raises(StructureError, match="no vertices"):
+            MaskedDeepDAN(3, 2, nx.DiGraph())
+
+    def test_undirected_structure(self):
+        with pytest.raises(StructureError, match="directed"):
+            MaskedDeepDAN(3, 2, nx.path_graph(3))
+
+    def test_not_a_graph(self):
+        with pytest.raises(TypeError, match="networkx"):
+            MaskedDeepDAN(3, 2, [(0, 1)])
+
+    @pytest.mark.parametrize(("size_input", "size_output"), [(0, 2), (3, 0), ((1, 0), 2), (-1, 2)])
+    def test_sizes(self, size_input, size_output):
+        with pytest.raises(ConfigError):
+            MaskedDeepDAN(size_input, size_output, nx.DiGraph([(0, 1)]))
+
+    def test_wrong_input_shape(self):
+        model = MaskedDeepDAN(3, 2, nx.DiGraph([(0, 1)]))
+        with pytest.raises(ValueError, match="3 input features"):
+            model(torch.randn(4, 5))
