@@ -57,7 +57,7 @@ _ACTIVATE_IN_PLACE = {
 def _derivative(kind: str, out: torch.Tensor) -> torch.Tensor | None:
     """The activation's derivative at every vertex, from the activation's output."""
     if kind == "relu":
-        return out > 0
+        return (out > 0).to(out.dtype)
     if kind == "tanh":
         return 1 - out * out
     if kind == "sigmoid":
@@ -73,9 +73,10 @@ class _DanHidden(torch.autograd.Function):
         count = len(plan.writes)
         weights, masks = tensors[:count], tensors[count : 2 * count]
         biases, bias_masks = tensors[2 * count : 3 * count], tensors[3 * count :]
-        masked_weights = torch._foreach_mul(weights, masks)
+        # Masked entries are selected away (not multiplied by 0), as in MaskableModule.
+        masked_weights = [torch.where(mask, weight, 0) for weight, mask in zip(weights, masks)]
         bias_mask = torch.cat(bias_masks)
-        masked_biases = torch.cat(biases) * bias_mask
+        masked_biases = torch.where(bias_mask, torch.cat(biases), 0)
         batch = features.shape[0]
         activations = features.new_empty(plan.features + plan.vertices, batch)
         activations[: plan.features].copy_(features.t())
@@ -114,11 +115,10 @@ class _DanHidden(torch.autograd.Function):
             grads[low:high].addmm_(weight.t(), grad)
         activations_by_batch = activations.t()
         weight_grads = [
-            torch.mm(grad_pre[start:end], activations_by_batch[:, low:high])
-            for (low, high), (start, end) in zip(plan.reads, plan.writes)
+            torch.where(mask, torch.mm(grad_pre[start:end], activations_by_batch[:, low:high]), 0)
+            for mask, (low, high), (start, end) in zip(masks, plan.reads, plan.writes)
         ]
-        torch._foreach_mul_(weight_grads, masks)
-        bias_grads = (grad_pre.sum(1) * bias_mask).split(
+        bias_grads = torch.where(bias_mask, grad_pre.sum(1), 0).split(
             [end - start for start, end in plan.writes]
         )
         input_grad = grads[: plan.features].t() if ctx.needs_input_grad[2] else None
