@@ -25,8 +25,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/python -m pytest -n 2 -q
 
+# deepstruct pins torch<2, so it comes without its dependencies; beyond what pypaddle
+# installs it only needs Deprecated (and that, wrapt).
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet deepstruct==0.10.0 --no-deps
+	$(BIN)/python -m pip install --quiet deepstruct==0.10.0 Deprecated==1.3.1 wrapt==2.5.2 --no-deps
 	$(BIN)/python benchmarks/run.py
 
 lint: $(STAMP)

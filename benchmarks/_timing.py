@@ -1,0 +1,109 @@
+"""Timing helpers: warm-up, garbage collector off while timing, medians over repeats.
+
+Two candidates are compared in interleaved rounds (the order alternates every round), so
+that a burst of load on a shared machine hits both; the ratio is the median of the
+per-round ratios.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["Comparison", "compare", "median_time", "time_once"]
+
+Timed = Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Median seconds per call of a subject and a reference, and subject / reference."""
+
+    subject: float
+    reference: float
+    ratio: float
+
+
+def _block(function: Timed, number: int) -> float:
+    """Seconds per call over ``number`` back-to-back calls, collector off.
+
+    Results stay alive until the clock has stopped, so freeing a large result (a graph
+    with a million edges) is not charged to the call.
+    """
+    results = []
+    gc.collect()
+    gc.disable()
+    try:
+        start = time.perf_counter()
+        for _ in range(number):
+            results.append(function())
+        elapsed = time.perf_counter() - start
+    finally:
+        gc.enable()
+    del results
+    return elapsed / number
+
+
+def _calls_per_block(function: Timed, block_seconds: float) -> int:
+    """How many calls of ``function`` fill about ``block_seconds`` (at least one)."""
+    once = _block(function, 1)
+    return max(1, math.ceil(block_seconds / max(once, 1e-9)))
+
+
+def time_once(function: Timed) -> float:
+    """Seconds for one call (for runs too slow to repeat)."""
+    return _block(function, 1)
+
+
+def median_time(
+    function: Timed, *, repeats: int = 5, warmup: int = 1, number: int | None = None
+) -> float:
+    """Median seconds per call over ``repeats`` blocks of ``number`` calls after warm-up."""
+    for _ in range(warmup):
+        function()
+    if number is None:
+        number = _calls_per_block(function, 0.05)
+    return statistics.median(_block(function, number) for _ in range(repeats))
+
+
+def compare(
+    subject: Timed,
+    reference: Timed,
+    *,
+    rounds: int = 31,
+    warmup: int = 2,
+    number: int | None = None,
+    block_seconds: float = 0.03,
+) -> Comparison:
+    """Time ``subject`` against ``reference`` in interleaved rounds.
+
+    Each round times a block of ``number`` calls of each (calibrated to about
+    ``block_seconds`` per block when ``number`` is None), alternating which goes first.
+    """
+    for _ in range(warmup):
+        subject()
+        reference()
+    if number is None:
+        slower = max(_block(subject, 1), _block(reference, 1), 1e-9)
+        number = max(1, math.ceil(block_seconds / slower))
+    subject_times, reference_times, ratios = [], [], []
+    for round_ in range(rounds):
+        if round_ % 2 == 0:
+            subject_time = _block(subject, number)
+            reference_time = _block(reference, number)
+        else:
+            reference_time = _block(reference, number)
+            subject_time = _block(subject, number)
+        subject_times.append(subject_time)
+        reference_times.append(reference_time)
+        ratios.append(subject_time / reference_time)
+    return Comparison(
+        subject=statistics.median(subject_times),
+        reference=statistics.median(reference_times),
+        ratio=statistics.median(ratios),
+    )
