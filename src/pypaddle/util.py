@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Hashable
 
 import networkx as nx
 import torch
 from torch import nn
 
-from pypaddle.errors import ConfigError
+from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.graph.layering import layer_index
 from pypaddle.sparse.masked import MaskableModule
 
@@ -33,6 +34,10 @@ def set_random_masks(
     >>> 0.3 < model.density < 0.7
     True
     """
+    if isinstance(density, bool) or not isinstance(density, numbers.Real):
+        raise InputTypeError(
+            f"density must be a number in [0, 1], got {density!r} ({type(density).__name__})"
+        )
     if not 0.0 <= density <= 1.0:
         raise ConfigError(f"density must be in [0, 1], got {density}")
     if not isinstance(module, MaskableModule):

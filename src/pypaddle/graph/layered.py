@@ -31,7 +31,8 @@ class LayeredGraph(nx.DiGraph):
     The layer of a vertex is the length of the longest path from a source to it; sources
     are layer 0. The layer index is computed once, on the first question, and forgotten
     by every method that adds or removes vertices or edges (``clear`` included), so it
-    never goes stale.
+    never goes stale. Views (``subgraph``, ``reverse(copy=False)``, ``copy(as_view=True)``)
+    recompute it on every question, since the graph they show may change under them.
 
     Examples
     --------
@@ -65,9 +66,19 @@ class LayeredGraph(nx.DiGraph):
 
     # -- the layer index ---------------------------------------------------------------
     def _index(self) -> tuple[dict[Hashable, int], dict[int, list[Hashable]]]:
-        if self._layer_cache is None:
-            self._layer_cache = layer_index(self)
-        return self._layer_cache
+        if self._is_view():
+            # A view (subgraph, reverse, copy(as_view=True)) shares its data with a graph
+            # that can change without telling it, so it has no cache to keep valid.
+            return layer_index(self)
+        cache = getattr(self, "_layer_cache", None)
+        if cache is None:
+            cache = self._layer_cache = layer_index(self)
+        return cache
+
+    def _is_view(self) -> bool:
+        # networkx marks every view (graphviews.generic_graph_view, subgraph_view) by
+        # pointing ``_graph`` at the graph it shows.
+        return self.__dict__.get("_graph") is not None
 
     @property
     def layer_of_vertex(self) -> dict[Hashable, int]:
@@ -126,20 +137,20 @@ class LayeredGraph(nx.DiGraph):
 
     def layer_connection_size(self, source_layer: int, target_layer: int) -> int:
         """Number of edges from vertices of ``source_layer`` to vertices of ``target_layer``."""
-        layer_of = self._index()[0]
+        layer_of, vertices_by_layer = self._index()
         return sum(
             1
-            for vertex in self._index()[1].get(source_layer, [])
+            for vertex in vertices_by_layer.get(source_layer, [])
             for successor in self._succ[vertex]
             if layer_of[successor] == target_layer
         )
 
     def layer_connected(self, source_layer: int, target_layer: int) -> bool:
         """Whether at least one edge runs from ``source_layer`` to ``target_layer``."""
-        layer_of = self._index()[0]
+        layer_of, vertices_by_layer = self._index()
         return any(
             layer_of[successor] == target_layer
-            for vertex in self._index()[1].get(source_layer, [])
+            for vertex in vertices_by_layer.get(source_layer, [])
             for successor in self._succ[vertex]
         )
 

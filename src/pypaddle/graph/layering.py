@@ -61,6 +61,30 @@ def edge_index(graph: nx.DiGraph, position: dict[Hashable, int]) -> tuple[np.nda
     return sources, targets
 
 
+def _next_frontier(
+    frontier: np.ndarray,
+    out_degree: np.ndarray,
+    row_start: np.ndarray,
+    targets: np.ndarray,
+    in_degree: np.ndarray,
+) -> np.ndarray:
+    """Remove the edges leaving ``frontier`` (in place on ``in_degree``); the next generation.
+
+    Runs once per layer and costs O(len(frontier) + edges leaving it) array work, so a
+    whole layering is O(V + E) work in ``num_layers`` steps.
+    """
+    degrees = out_degree[frontier]
+    total = int(degrees.sum())
+    if total == 0:
+        return frontier[:0]
+    # Position of every out-edge of the frontier in the CSR arrays, without a Python loop.
+    offsets = np.repeat(row_start[frontier] - np.cumsum(degrees) + degrees, degrees)
+    successors = targets[offsets + np.arange(total)]
+    reached, times = np.unique(successors, return_counts=True)
+    in_degree[reached] -= times
+    return reached[in_degree[reached] == 0]
+
+
 def layer_array(graph: nx.DiGraph) -> tuple[list[Hashable], np.ndarray]:
     """The vertices of ``graph`` in insertion order and their layers as an int64 array.
 
@@ -79,18 +103,10 @@ def layer_array(graph: nx.DiGraph) -> tuple[list[Hashable], np.ndarray]:
     layers = np.full(count, -1, dtype=np.int64)
     frontier = np.flatnonzero(in_degree == 0)
     generation = 0
-    # One iteration per layer (Kahn's algorithm by generations), vectorised inside.
+    # Kahn's algorithm by generations: one vectorised step per layer, never per vertex.
     while frontier.size:
         layers[frontier] = generation
-        degrees = out_degree[frontier]
-        total = int(degrees.sum())
-        if total == 0:
-            break
-        offsets = np.repeat(row_start[frontier] - np.cumsum(degrees) + degrees, degrees)
-        successors = targets[offsets + np.arange(total)]
-        reached, times = np.unique(successors, return_counts=True)
-        in_degree[reached] -= times
-        frontier = reached[in_degree[reached] == 0]
+        frontier = _next_frontier(frontier, out_degree, row_start, targets, in_degree)
         generation += 1
 
     if (layers < 0).any():
@@ -141,8 +157,10 @@ def layer_index(
     """
     vertices, layers = layer_array(graph)
     layer_of_vertex = dict(zip(vertices, layers.tolist()))
+    if not vertices:
+        return layer_of_vertex, {}
     order = np.argsort(layers, kind="stable")
-    widths = np.bincount(layers, minlength=0) if layers.size else np.zeros(0, dtype=np.int64)
+    widths = np.bincount(layers)
     labels = vertex_array(vertices)[order]
     bounds = np.cumsum(widths)[:-1]
     vertices_by_layer = {

@@ -18,6 +18,9 @@ __all__ = ["MaskedModel", "check_size", "flatten_input", "input_shape", "resolve
 
 def check_size(value: Any, name: str) -> int:
     """``value`` as a positive int, or a ConfigError naming ``name``."""
+    if isinstance(value, bool):
+        # operator.index(True) is 1: a flag passed by mistake must not become a size.
+        raise ConfigError(f"{name} must be a positive int, got {value!r}")
     try:
         size = operator.index(value)
     except TypeError:

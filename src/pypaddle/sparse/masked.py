@@ -21,7 +21,9 @@ def _as_bool_mask(value: Any, shape: torch.Size, what: str) -> torch.Tensor:
         tensor = value.detach()
     else:
         try:
-            tensor = torch.as_tensor(np.asarray(value))
+            # np.array copies into C order: torch cannot wrap negative strides
+            # (``array[::-1]``, ``np.flip``), and the copy keeps the caller's array unaliased.
+            tensor = torch.as_tensor(np.array(value, order="C"))
         except (TypeError, ValueError, RuntimeError) as error:
             raise MaskError(
                 f"cannot read a {what} from a {type(value).__name__}: {error}; "
@@ -83,16 +85,20 @@ class MaskableModule(nn.Module):
             self.mask.copy_(checked)
 
     def masked_weight(self) -> torch.Tensor:
-        """The weight with masked entries zeroed (differentiable; masked gradients are 0)."""
-        return self.weight * self.mask
+        """The weight with masked entries zeroed (differentiable; masked gradients are 0).
+
+        Masked entries are selected away, not multiplied by 0, so a masked weight that
+        holds ``inf`` or ``nan`` still contributes exactly nothing.
+        """
+        return torch.where(self.mask, self.weight, 0.0)
 
     @torch.no_grad()
     def apply_mask(self) -> None:
         """Zero the masked weights (and masked biases) for good; the masks are kept."""
-        self.weight.mul_(self.mask)
+        self.weight.masked_fill_(~self.mask, 0.0)
         bias_mask = getattr(self, "bias_mask", None)
         if bias_mask is not None:
-            self.bias.mul_(bias_mask)
+            self.bias.masked_fill_(~bias_mask, 0.0)
 
     @torch.no_grad()
     def recompute_mask(self, theta: float = 0.001) -> None:
@@ -159,8 +165,8 @@ class MaskedLinearLayer(nn.Linear, MaskableModule):
             input = input.to(self.weight.dtype)
         bias = self.bias
         if bias is not None and self.bias_mask is not None:
-            bias = bias * self.bias_mask
-        return F.linear(input, self.weight * self.mask, bias)
+            bias = torch.where(self.bias_mask, bias, 0.0)
+        return F.linear(input, self.masked_weight(), bias)
 
     def reset_parameters(self, keep_mask: bool = False) -> None:
         """Re-initialise weight and bias; reset the mask to all True unless ``keep_mask``.
@@ -214,7 +220,34 @@ class MaskedLinearLayer(nn.Linear, MaskableModule):
         return self.mask.any(dim=0)
 
     def _indices(self, indices: Sequence[int] | torch.Tensor, size: int, what: str) -> torch.Tensor:
-        index = torch.as_tensor(indices, dtype=torch.long, device=self.mask.device).reshape(-1)
+        """``indices`` as a long tensor of positions in ``0..size-1`` (negatives count back).
+
+        A bool vector of length ``size`` selects positions, as in torch indexing; anything
+        else that is not integral is refused rather than truncated.
+        """
+        try:
+            index = torch.as_tensor(
+                np.array(indices) if not isinstance(indices, torch.Tensor) else indices
+            )
+        except (TypeError, ValueError, RuntimeError) as error:
+            raise InputTypeError(
+                f"{what} indices must be ints or a bool vector, got {indices!r} ({error})"
+            ) from None
+        index = index.to(self.mask.device).reshape(-1)
+        if index.dtype == torch.bool:
+            if index.numel() != size:
+                raise MaskError(
+                    f"a bool selection of {what}s needs one entry per {what} ({size}), "
+                    f"got {index.numel()}"
+                )
+            return index.nonzero().reshape(-1)
+        if index.numel() == 0:
+            return index.to(torch.long)
+        if index.is_floating_point() or index.is_complex():
+            raise InputTypeError(
+                f"{what} indices must be ints, got {index.tolist()}; indices are not rounded"
+            )
+        index = index.to(torch.long)
         if index.numel() and (int(index.min()) < -size or int(index.max()) >= size):
             raise MaskError(
                 f"{what} index out of range: the layer has {size} ({what}s 0..{size - 1}), "
@@ -226,7 +259,15 @@ class MaskedLinearLayer(nn.Linear, MaskableModule):
         return f"{super().extra_repr()}, density={self.density:.4g}"
 
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "bias_mask" and self.__dict__.get("_buffers", {}).get("bias_mask") is not None:
+        buffers = self.__dict__.get("_buffers", {})
+        if name == "bias_mask" and "bias_mask" in buffers and buffers["bias_mask"] is None:
+            if value is not None:
+                raise MaskError(
+                    "this layer has no bias (bias=False), so it has no bias mask to set; "
+                    "mask its weights with layer.mask instead"
+                )
+            return
+        if name == "bias_mask" and buffers.get("bias_mask") is not None:
             checked = _as_bool_mask(value, self.bias_mask.shape, "bias mask")
             with torch.no_grad():
                 self.bias_mask.copy_(checked)
