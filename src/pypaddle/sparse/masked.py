@@ -87,10 +87,42 @@ class MaskableModule(nn.Module):
     def masked_weight(self) -> torch.Tensor:
         """The weight with masked entries zeroed (differentiable; masked gradients are 0).
 
-        Masked entries are selected away, not multiplied by 0, so a masked weight that
-        holds ``inf`` or ``nan`` still contributes exactly nothing.
+        Masking multiplies by 0, as ``torch.nn.utils.prune`` does, so a masked weight that
+        holds ``inf`` or ``nan`` spoils the output: :meth:`apply_mask` clears them.
         """
-        return torch.where(self.mask, self.weight, 0.0)
+        values = self.mask_values("mask", self.weight.dtype)
+        return self.weight if values is None else self.weight * values
+
+    def mask_values(self, name: str, dtype: torch.dtype) -> torch.Tensor | None:
+        """The bool buffer ``name`` as 0/1 values of ``dtype``, or None if it is all True.
+
+        Converting a mask and checking it for zeros costs about as much as the masking
+        itself, so the result is cached and recomputed only when the buffer is edited
+        (every in-place edit, through a view or not, bumps its version counter) or swapped
+        (``.to(device)``). Tracing and compiling get the plain conversion.
+        """
+        mask = self._buffers[name]
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return mask.to(dtype)
+        key = (mask, mask._version, dtype)
+        cached = self._mask_value_cache.get(name)
+        if cached is not None and cached[0][0] is mask and cached[0][1:] == key[1:]:
+            return cached[1]
+        values = None if bool(mask.all()) else mask.to(dtype)
+        self._mask_value_cache[name] = (key, values)
+        return values
+
+    @property
+    def _mask_value_cache(self) -> dict:
+        cache = self.__dict__.get("_mask_values")
+        if cache is None:
+            cache = self.__dict__["_mask_values"] = {}
+        return cache
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_mask_values", None)
+        return state
 
     @torch.no_grad()
     def apply_mask(self) -> None:
@@ -165,7 +197,8 @@ class MaskedLinearLayer(nn.Linear, MaskableModule):
             input = input.to(self.weight.dtype)
         bias = self.bias
         if bias is not None and self.bias_mask is not None:
-            bias = torch.where(self.bias_mask, bias, 0.0)
+            values = self.mask_values("bias_mask", bias.dtype)
+            bias = bias if values is None else bias * values
         return F.linear(input, self.masked_weight(), bias)
 
     def reset_parameters(self, keep_mask: bool = False) -> None:
