@@ -121,7 +121,9 @@ class TestFastPathMatchesModules:
     def test_outputs_and_gradients(self, activation, input_grad):
         torch.manual_seed(1)
         structure = oriented(nx.newman_watts_strogatz_graph(30, 4, 0.5, seed=1))
+        structure.add_node(30)  # isolated: a sink in layer 0, so the sinks are not contiguous
         model = MaskedDeepDAN(6, 3, structure, activation=activation).double()
+        assert model._plan.sinks is None
         model.layers_main_hidden[3].mask.fill_(False)
         model.layers_main_hidden[0].prune_neurons([0])
         x = torch.randn(5, 6, dtype=torch.float64, requires_grad=input_grad)

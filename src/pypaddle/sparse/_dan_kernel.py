@@ -3,9 +3,10 @@
 A DAN layer reads a contiguous range of earlier activations. Run with ordinary autograd,
 that range has to be concatenated from per-layer tensors first, and every layer costs
 several autograd nodes: for deep, narrow graphs (hundreds of layers of one or two
-vertices) the bookkeeping, not the arithmetic, dominates. Here all activations live in one
-``[input features + vertices, batch]`` buffer, so the range a layer reads is a contiguous
-row slice, and forward and backward are each one loop of in-place BLAS calls per layer.
+vertices) the bookkeeping, not the arithmetic, dominates. Here all vertex activations
+live in one ``[vertices, batch]`` buffer (vertices in layer order), so the range a layer
+reads is a contiguous row slice, and forward and backward are each one loop of BLAS calls
+per layer writing straight into that buffer. Layer 0 reads the input itself, untouched.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["FAST_ACTIVATIONS", "DanPlan", "dan_hidden"]
+__all__ = ["FAST_ACTIVATIONS", "DanPlan", "dan_sinks"]
 
-# Activations whose derivative follows from the pre-activation or the output alone.
+# Activations whose derivative follows from their output alone.
 FAST_ACTIVATIONS: dict[type[nn.Module], str] = {
     nn.ReLU: "relu",
     nn.Identity: "identity",
@@ -29,23 +30,23 @@ FAST_ACTIVATIONS: dict[type[nn.Module], str] = {
 
 @dataclass(frozen=True)
 class DanPlan:
-    """Row ranges of the activation buffer: layer ``i`` reads ``reads[i]`` and writes ``writes[i]``.
+    """Where each layer reads and writes in the ``[vertices, batch]`` activation buffer.
 
-    Rows ``0 .. features - 1`` hold the input, the following rows the vertices in layer
-    order.
+    Layer 0 reads the input; layer ``i > 0`` reads rows ``reads[i]``. Layer ``i`` writes
+    rows ``writes[i]``. The sinks are rows ``sinks`` (a range) or, when they are not
+    contiguous, the rows listed in the tensor given to :func:`dan_sinks`.
     """
 
-    features: int
     vertices: int
     reads: tuple[tuple[int, int], ...]
     writes: tuple[tuple[int, int], ...]
+    sinks: tuple[int, int] | None
 
 
 def _relu_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.clamp_min_(0)
 
 
-# In-place activations; each derivative below is computed from the activation's output.
 _ACTIVATE_IN_PLACE = {
     "relu": _relu_,
     "tanh": torch.Tensor.tanh_,
@@ -57,7 +58,7 @@ _ACTIVATE_IN_PLACE = {
 def _derivative(kind: str, out: torch.Tensor) -> torch.Tensor | None:
     """The activation's derivative at every vertex, from the activation's output."""
     if kind == "relu":
-        return (out > 0).to(out.dtype)
+        return torch.sign(out)  # outputs are >= 0: 1 where active, 0 where not
     if kind == "tanh":
         return 1 - out * out
     if kind == "sigmoid":
@@ -65,96 +66,97 @@ def _derivative(kind: str, out: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
-class _DanHidden(torch.autograd.Function):
+class _DanSinks(torch.autograd.Function):
     @staticmethod
     def forward(
-        ctx: Any, plan: DanPlan, activation: str, features: torch.Tensor, *tensors: torch.Tensor
+        ctx: Any,
+        plan: DanPlan,
+        activation: str,
+        sink_index: torch.Tensor,
+        features: torch.Tensor,
+        *tensors: torch.Tensor | None,
     ):
         count = len(plan.writes)
         weights, masks = tensors[:count], tensors[count : 2 * count]
         biases, bias_masks = tensors[2 * count : 3 * count], tensors[3 * count :]
-        # Masks come as 0/1 values of the weight dtype (None when all True).
+        # Masks come as 0/1 values of the weight dtype, None when all True.
         masked_weights = [
             weight if mask is None else weight * mask for weight, mask in zip(weights, masks)
         ]
         bias_mask = torch.cat(
-            [
-                torch.ones_like(bias) if mask is None else mask
-                for bias, mask in zip(biases, bias_masks)
-            ]
+            [torch.ones_like(b) if mask is None else mask for b, mask in zip(biases, bias_masks)]
         )
-        masked_biases = torch.cat(biases) * bias_mask
-        batch = features.shape[0]
-        activations = features.new_empty(plan.features + plan.vertices, batch)
-        activations[: plan.features].copy_(features.t())
-        # Each vertex starts as its (masked) bias; its layer adds the product, activates.
-        outputs = activations[plan.features :]
-        outputs.copy_(masked_biases.unsqueeze(1).expand(plan.vertices, batch))
+        masked_biases = (torch.cat(biases) * bias_mask).unsqueeze(1)
+        activations = features.new_empty(plan.vertices, features.shape[0])
         activate = _ACTIVATE_IN_PLACE[activation]
-        for weight, (low, high), (start, end) in zip(masked_weights, plan.reads, plan.writes):
-            out = outputs[start:end]
-            out.addmm_(weight, activations[low:high])
+        for layer, (weight, (low, high), (start, end)) in enumerate(
+            zip(masked_weights, plan.reads, plan.writes)
+        ):
+            reads = features.t() if layer == 0 else activations[low:high]
+            out = activations[start:end]
+            torch.addmm(masked_biases[start:end], weight, reads, out=out)
             if activate is not None:
                 activate(out)
         ctx.plan = plan
         ctx.activation = activation
         ctx.masked_weights = masked_weights
-        ctx.save_for_backward(activations, bias_mask, *masks)
-        return outputs.t()
+        ctx.save_for_backward(features, activations, bias_mask, sink_index, *masks)
+        if plan.sinks is not None:
+            return activations[plan.sinks[0] : plan.sinks[1]].t()
+        return activations.index_select(0, sink_index).t()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx: Any, grad_hidden: torch.Tensor):
+    def backward(ctx: Any, grad_sinks: torch.Tensor):
         plan: DanPlan = ctx.plan
-        activations, bias_mask, *masks = ctx.saved_tensors
+        features, activations, bias_mask, sink_index, *masks = ctx.saved_tensors
         count = len(plan.writes)
-        # Gradients of the input rows only if the input needs them: layer 0 reads only
-        # the input, every other layer only vertices.
-        base = 0 if ctx.needs_input_grad[2] else plan.features
-        grads = activations.new_zeros(activations.shape[0] - base, activations.shape[1])
-        # Gradients with respect to the pre-activations, once each layer's turn comes.
-        grad_pre = grads[plan.features - base :]
-        grad_pre.copy_(grad_hidden.t())
-        derivative = _derivative(ctx.activation, activations[plan.features :])
-        for weight, (low, high), (start, end) in zip(
-            reversed(ctx.masked_weights), reversed(plan.reads), reversed(plan.writes)
-        ):
-            grad = grad_pre[start:end]
+        # Gradients with respect to each vertex's pre-activation, once its layer's turn
+        # comes; until then, with respect to its output.
+        grads = torch.zeros_like(activations)
+        if plan.sinks is not None:
+            grads[plan.sinks[0] : plan.sinks[1]] = grad_sinks.t()
+        else:
+            grads.index_copy_(0, sink_index, grad_sinks.t())
+        derivative = _derivative(ctx.activation, activations)
+        for layer in range(count - 1, -1, -1):
+            (low, high), (start, end) = plan.reads[layer], plan.writes[layer]
+            grad = grads[start:end]
             if derivative is not None:
                 grad.mul_(derivative[start:end])
-            if low >= base:
-                grads[low - base : high - base].addmm_(weight.t(), grad)
-        activations_by_batch = activations.t()
+            if layer > 0:
+                grads[low:high].addmm_(ctx.masked_weights[layer].t(), grad)
+        first_start, first_end = plan.writes[0]
+        input_grad = None
+        if ctx.needs_input_grad[3]:
+            input_grad = grads[first_start:first_end].t() @ ctx.masked_weights[0]
         weight_grads = [
-            torch.mm(grad_pre[start:end], activations_by_batch[:, low:high])
-            for (low, high), (start, end) in zip(plan.reads, plan.writes)
+            torch.mm(grads[start:end], features if layer == 0 else activations[low:high].t())
+            for layer, ((low, high), (start, end)) in enumerate(zip(plan.reads, plan.writes))
         ]
         for grad, mask in zip(weight_grads, masks):
             if mask is not None:
                 grad.mul_(mask)
-        bias_grads = (grad_pre.sum(1) * bias_mask).split(
-            [end - start for start, end in plan.writes]
-        )
-        input_grad = grads[: plan.features].t() if base == 0 else None
-        return (
-            None,
-            None,
-            input_grad,
-            *weight_grads,
-            *([None] * count),
-            *bias_grads,
-            *([None] * count),
-        )
+        bias_grads = (grads.sum(1) * bias_mask).split([end - start for start, end in plan.writes])
+        none = [None] * count
+        return (None, None, None, input_grad, *weight_grads, *none, *bias_grads, *none)
 
 
-def dan_hidden(
+def dan_sinks(
     plan: DanPlan,
     activation: str,
+    sink_index: torch.Tensor,
     features: torch.Tensor,
     weights: list[torch.Tensor],
-    masks: list[torch.Tensor],
+    masks: list[torch.Tensor | None],
     biases: list[torch.Tensor],
-    bias_masks: list[torch.Tensor],
+    bias_masks: list[torch.Tensor | None],
 ) -> torch.Tensor:
-    """All vertex activations ``[batch, vertices]`` (layer order) for ``features [batch, in]``."""
-    return _DanHidden.apply(plan, activation, features, *weights, *masks, *biases, *bias_masks)
+    """Activations ``[batch, sinks]`` of the sink vertices for ``features [batch, in]``.
+
+    ``masks`` and ``bias_masks`` hold 0/1 values of the weight dtype, or None for a mask
+    that is all True. Masked weights and biases get exactly zero gradient.
+    """
+    return _DanSinks.apply(
+        plan, activation, sink_index, features, *weights, *masks, *biases, *bias_masks
+    )

@@ -20,7 +20,7 @@ from pypaddle.sparse._common import (
     input_shape,
     resolve_activation,
 )
-from pypaddle.sparse._dan_kernel import FAST_ACTIVATIONS, DanPlan, dan_hidden
+from pypaddle.sparse._dan_kernel import FAST_ACTIVATIONS, DanPlan, dan_sinks
 from pypaddle.sparse._structure import (
     input_vertex,
     mask_edges,
@@ -142,18 +142,17 @@ class MaskedDeepDAN(MaskedModel):
         sinks = np.flatnonzero(out_degree == 0)
         self._sinks_are_last_layer = sinks.size == widths[-1]
         self.register_buffer("sink_index", torch.from_numpy(sinks), persistent=False)
+        contiguous = bool(sinks.size) and sinks[-1] - sinks[0] + 1 == sinks.size
         self._plan = DanPlan(
-            features=features,
             vertices=int(starts[-1]),
             reads=tuple(
-                (0, features)
-                if layer == 0
-                else (features + int(starts[first - 1]), features + int(starts[layer]))
+                (0, 0) if layer == 0 else (int(starts[first - 1]), int(starts[layer]))
                 for layer, first in enumerate(self._first_block)
             ),
             writes=tuple(
                 (int(starts[layer]), int(starts[layer + 1])) for layer in range(widths.size)
             ),
+            sinks=(int(sinks[0]), int(sinks[-1]) + 1) if contiguous else None,
         )
         self.layer_out = MaskedLinearLayer(int(sinks.size), size_output)
 
@@ -165,9 +164,10 @@ class MaskedDeepDAN(MaskedModel):
         kind = FAST_ACTIVATIONS.get(type(self.activation))
         if kind is not None and not self.use_layer_norm and features.is_floating_point():
             layers = self.layers_main_hidden
-            hidden = dan_hidden(
+            sinks = dan_sinks(
                 self._plan,
                 kind,
+                self.sink_index,
                 features,
                 # Straight from the modules' dicts: nn.Module.__getattr__ would cost a few
                 # microseconds per layer and call on deep graphs.
@@ -175,11 +175,6 @@ class MaskedDeepDAN(MaskedModel):
                 [layer.mask_values("mask", dtype) for layer in layers],
                 [layer._parameters["bias"] for layer in layers],
                 [layer.mask_values("bias_mask", dtype) for layer in layers],
-            )
-            sinks = (
-                hidden[:, -self.layer_widths[-1] :]
-                if self._sinks_are_last_layer
-                else hidden.index_select(1, self.sink_index)
             )
             return self.layer_out(sinks)
         return self._forward_by_modules(features)
