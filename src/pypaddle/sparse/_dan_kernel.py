@@ -130,8 +130,9 @@ class _DanSinks(torch.autograd.Function):
         input_grad = None
         if ctx.needs_input_grad[3]:
             input_grad = grads[first_start:first_end].t() @ ctx.masked_weights[0]
+        by_batch = activations.t()
         weight_grads = [
-            torch.mm(grads[start:end], features if layer == 0 else activations[low:high].t())
+            torch.mm(grads[start:end], features if layer == 0 else by_batch[:, low:high])
             for layer, ((low, high), (start, end)) in enumerate(zip(plan.reads, plan.writes))
         ]
         for grad, mask in zip(weight_grads, masks):
