@@ -53,22 +53,95 @@ def _is_integer(tensor: torch.Tensor) -> bool:
     return not tensor.is_floating_point() and not tensor.is_complex() and tensor.dtype != torch.bool
 
 
-class MaskableModule(nn.Module):
-    """A module whose ``weight`` is gated by a boolean ``mask`` buffer of the same shape.
+def _index_tensor(
+    indices: Sequence[int] | torch.Tensor, size: int, what: str, device: torch.device
+) -> torch.Tensor:
+    """``indices`` as a long tensor of positions in ``0..size-1`` (negatives count back).
 
-    The mask object is registered once and only ever edited in place, so optimizers,
+    A bool vector of length ``size`` selects positions, as in torch indexing; anything
+    else that is not integral is refused rather than truncated.
+    """
+    try:
+        index = torch.as_tensor(
+            np.array(indices) if not isinstance(indices, torch.Tensor) else indices
+        )
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise InputTypeError(
+            f"{what} indices must be ints or a bool vector, got {indices!r} ({error})"
+        ) from None
+    index = index.to(device).reshape(-1)
+    if index.dtype == torch.bool:
+        if index.numel() != size:
+            raise MaskError(
+                f"a bool selection of {what}s needs one entry per {what} ({size}), "
+                f"got {index.numel()}"
+            )
+        return index.nonzero().reshape(-1)
+    if index.numel() == 0:
+        return index.to(torch.long)
+    if index.is_floating_point() or index.is_complex():
+        raise InputTypeError(
+            f"{what} indices must be ints, got {index.tolist()}; indices are not rounded"
+        )
+    index = index.to(torch.long)
+    if int(index.min()) < -size or int(index.max()) >= size:
+        raise MaskError(
+            f"{what} index out of range: the layer has {size} ({what}s 0..{size - 1}), "
+            f"got {index.tolist()}"
+        )
+    return index.remainder(size)
+
+
+class MaskableModule(nn.Module):
+    """A module whose weights are gated by boolean mask buffers of the same shapes.
+
+    Every mask object is registered once and only ever edited in place, so optimizers,
     hooks, ``state_dict``, ``deepcopy``, ``.to()`` and ``torch.compile`` all see the same
     tensor. Assigning ``module.mask = m`` copies ``m`` into it after checking it.
+
+    Which parameter each mask gates is said by :meth:`masked_parameters`: pairs of
+    ``(parameter name, mask buffer name)``. Single-weight modules (linear, convolution)
+    have the one pair ``("weight", "mask")`` and so also offer ``module.weight`` and
+    ``module.mask``; a module with several weight matrices (a recurrent net) lists each,
+    e.g. ``("weight_ih_l0", "weight_ih_l0_mask")``. Generic code (pruning, density,
+    :meth:`apply_mask`) reads the pairs. A module with a per-output ``bias_mask`` buffer
+    (dim 0 of ``weight``) gets it applied to ``bias`` and checked on assignment.
     """
 
     weight: torch.Tensor
     mask: torch.Tensor
 
+    def masked_parameters(self) -> tuple[tuple[str, str], ...]:
+        """``(parameter name, mask buffer name)`` of every masked weight of this module."""
+        return (("weight", "mask"),)
+
     def __setattr__(self, name: str, value: Any) -> None:
-        if name == "mask" and "mask" in self.__dict__.get("_buffers", {}):
-            self.set_mask(value)
+        buffers = self.__dict__.get("_buffers", {})
+        if name == "bias_mask" and name in buffers:
+            self._set_bias_mask(value)
+        elif name in buffers and buffers[name] is not None and name.endswith("mask"):
+            weights = {mask: weight for weight, mask in self.masked_parameters()}
+            if name not in weights:
+                super().__setattr__(name, value)
+                return
+            checked = _as_bool_mask(value, self._parameters[weights[name]].shape, name)
+            with torch.no_grad():
+                buffers[name].copy_(checked)
         else:
             super().__setattr__(name, value)
+
+    def _set_bias_mask(self, value: Any) -> None:
+        bias_mask = self._buffers["bias_mask"]
+        if bias_mask is None:
+            if value is not None:
+                raise MaskError(
+                    "this layer has no bias (bias=False), so it has no bias mask to set; "
+                    "mask its weights with layer.mask instead"
+                )
+            return
+        checked = _as_bool_mask(value, bias_mask.shape, "bias mask")
+        with torch.no_grad():
+            bias_mask.copy_(checked)
 
     def get_mask(self) -> torch.Tensor:
         """The mask buffer itself (edits to it take effect)."""
@@ -92,6 +165,14 @@ class MaskableModule(nn.Module):
         """
         values = self.mask_values("mask", self.weight.dtype)
         return self.weight if values is None else self.weight * values
+
+    def masked_bias(self) -> torch.Tensor | None:
+        """The bias with the entries of masked outputs zeroed, or None without a bias."""
+        bias = self._parameters.get("bias")
+        if bias is None or self._buffers.get("bias_mask") is None:
+            return bias
+        values = self.mask_values("bias_mask", bias.dtype)
+        return bias if values is None else bias * values
 
     def mask_values(self, name: str, dtype: torch.dtype) -> torch.Tensor | None:
         """The bool buffer ``name`` as 0/1 values of ``dtype``, or None if it is all True.
@@ -124,32 +205,40 @@ class MaskableModule(nn.Module):
         state.pop("_mask_values", None)
         return state
 
+    def _mask_pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [
+            (self._parameters[weight], self._buffers[mask])
+            for weight, mask in self.masked_parameters()
+        ]
+
     @torch.no_grad()
     def apply_mask(self) -> None:
         """Zero the masked weights (and masked biases) for good; the masks are kept."""
-        self.weight.masked_fill_(~self.mask, 0.0)
-        bias_mask = getattr(self, "bias_mask", None)
+        for weight, mask in self._mask_pairs():
+            weight.masked_fill_(~mask, 0.0)
+        bias_mask = self._buffers.get("bias_mask")
         if bias_mask is not None:
-            self.bias.masked_fill_(~bias_mask, 0.0)
+            self._parameters["bias"].masked_fill_(~bias_mask, 0.0)
 
     @torch.no_grad()
     def recompute_mask(self, theta: float = 0.001) -> None:
         """Keep only weights with ``|w| > theta``; a weight already masked stays masked."""
-        self.mask.logical_and_(self.weight.abs() > theta)
+        for weight, mask in self._mask_pairs():
+            mask.logical_and_(weight.abs() > theta)
 
     @property
     def num_weights(self) -> int:
-        """Number of entries of ``weight``."""
-        return self.mask.numel()
+        """Number of masked weight entries (of every masked parameter)."""
+        return sum(mask.numel() for _, mask in self._mask_pairs())
 
     @property
     def num_active_weights(self) -> int:
-        """Number of weights the mask keeps."""
-        return int(self.mask.sum())
+        """Number of weights the masks keep."""
+        return sum(int(mask.sum()) for _, mask in self._mask_pairs())
 
     @property
     def density(self) -> float:
-        """Fraction of weights the mask keeps."""
+        """Fraction of weights the masks keep."""
         return self.num_active_weights / max(self.num_weights, 1)
 
 
@@ -195,11 +284,7 @@ class MaskedLinearLayer(nn.Linear, MaskableModule):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         if input.is_floating_point() and input.dtype != self.weight.dtype:
             input = input.to(self.weight.dtype)
-        bias = self.bias
-        if bias is not None and self.bias_mask is not None:
-            values = self.mask_values("bias_mask", bias.dtype)
-            bias = bias if values is None else bias * values
-        return F.linear(input, self.masked_weight(), bias)
+        return F.linear(input, self.masked_weight(), self.masked_bias())
 
     def reset_parameters(self, keep_mask: bool = False) -> None:
         """Re-initialise weight and bias; reset the mask to all True unless ``keep_mask``.
@@ -253,59 +338,10 @@ class MaskedLinearLayer(nn.Linear, MaskableModule):
         return self.mask.any(dim=0)
 
     def _indices(self, indices: Sequence[int] | torch.Tensor, size: int, what: str) -> torch.Tensor:
-        """``indices`` as a long tensor of positions in ``0..size-1`` (negatives count back).
-
-        A bool vector of length ``size`` selects positions, as in torch indexing; anything
-        else that is not integral is refused rather than truncated.
-        """
-        try:
-            index = torch.as_tensor(
-                np.array(indices) if not isinstance(indices, torch.Tensor) else indices
-            )
-        except (TypeError, ValueError, RuntimeError) as error:
-            raise InputTypeError(
-                f"{what} indices must be ints or a bool vector, got {indices!r} ({error})"
-            ) from None
-        index = index.to(self.mask.device).reshape(-1)
-        if index.dtype == torch.bool:
-            if index.numel() != size:
-                raise MaskError(
-                    f"a bool selection of {what}s needs one entry per {what} ({size}), "
-                    f"got {index.numel()}"
-                )
-            return index.nonzero().reshape(-1)
-        if index.numel() == 0:
-            return index.to(torch.long)
-        if index.is_floating_point() or index.is_complex():
-            raise InputTypeError(
-                f"{what} indices must be ints, got {index.tolist()}; indices are not rounded"
-            )
-        index = index.to(torch.long)
-        if index.numel() and (int(index.min()) < -size or int(index.max()) >= size):
-            raise MaskError(
-                f"{what} index out of range: the layer has {size} ({what}s 0..{size - 1}), "
-                f"got {index.tolist()}"
-            )
-        return index
+        return _index_tensor(indices, size, what, self.mask.device)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, density={self.density:.4g}"
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        buffers = self.__dict__.get("_buffers", {})
-        if name == "bias_mask" and "bias_mask" in buffers and buffers["bias_mask"] is None:
-            if value is not None:
-                raise MaskError(
-                    "this layer has no bias (bias=False), so it has no bias mask to set; "
-                    "mask its weights with layer.mask instead"
-                )
-            return
-        if name == "bias_mask" and buffers.get("bias_mask") is not None:
-            checked = _as_bool_mask(value, self.bias_mask.shape, "bias mask")
-            with torch.no_grad():
-                self.bias_mask.copy_(checked)
-            return
-        MaskableModule.__setattr__(self, name, value)
 
 
 MaskedLinear = MaskedLinearLayer
