@@ -9,6 +9,15 @@ from pypaddle.sparse.conv import MaskedConv1d, MaskedConv2d
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.ffn import MaskedDeepFFN
 from pypaddle.sparse.masked import MaskableModule, MaskedLinear, MaskedLinearLayer, maskable_layers
+from pypaddle.sparse.recurrent import (
+    MaskedDeepRNN,
+    MaskedGRU,
+    MaskedGRULayer,
+    MaskedLSTM,
+    MaskedLSTMLayer,
+    MaskedRecurrentLayer,
+    MaskedRNN,
+)
 
 __all__ = [
     "CachedLayeredGraph",
@@ -18,7 +27,14 @@ __all__ = [
     "MaskedConv2d",
     "MaskedDeepDAN",
     "MaskedDeepFFN",
+    "MaskedDeepRNN",
+    "MaskedGRU",
+    "MaskedGRULayer",
+    "MaskedLSTM",
+    "MaskedLSTMLayer",
     "MaskedLinear",
     "MaskedLinearLayer",
+    "MaskedRNN",
+    "MaskedRecurrentLayer",
     "maskable_layers",
 ]
