@@ -5,6 +5,13 @@ pypaddle API did.
 """
 
 from pypaddle.graph import CachedLayeredGraph, LayeredGraph
+from pypaddle.sparse.cells import (
+    ConvBNReLUCell,
+    DeepCellDAN,
+    SeparableConvCell,
+    conv_bn_relu_cell,
+    separable_conv_cell,
+)
 from pypaddle.sparse.conv import MaskedConv1d, MaskedConv2d
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.ffn import MaskedDeepFFN
@@ -21,6 +28,8 @@ from pypaddle.sparse.recurrent import (
 
 __all__ = [
     "CachedLayeredGraph",
+    "ConvBNReLUCell",
+    "DeepCellDAN",
     "LayeredGraph",
     "MaskableModule",
     "MaskedConv1d",
@@ -36,5 +45,8 @@ __all__ = [
     "MaskedLinearLayer",
     "MaskedRNN",
     "MaskedRecurrentLayer",
+    "SeparableConvCell",
+    "conv_bn_relu_cell",
     "maskable_layers",
+    "separable_conv_cell",
 ]
