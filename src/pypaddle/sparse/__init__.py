@@ -13,6 +13,7 @@ from pypaddle.sparse.cells import (
     separable_conv_cell,
 )
 from pypaddle.sparse.conv import MaskedConv1d, MaskedConv2d
+from pypaddle.sparse.convnet import VGG_BLOCKS, MaskedConvNet, masked_lenet5, masked_vgg
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.ffn import MaskedDeepFFN
 from pypaddle.sparse.masked import MaskableModule, MaskedLinear, MaskedLinearLayer, maskable_layers
@@ -27,6 +28,7 @@ from pypaddle.sparse.recurrent import (
 )
 
 __all__ = [
+    "VGG_BLOCKS",
     "CachedLayeredGraph",
     "ConvBNReLUCell",
     "DeepCellDAN",
@@ -34,6 +36,7 @@ __all__ = [
     "MaskableModule",
     "MaskedConv1d",
     "MaskedConv2d",
+    "MaskedConvNet",
     "MaskedDeepDAN",
     "MaskedDeepFFN",
     "MaskedDeepRNN",
@@ -48,5 +51,7 @@ __all__ = [
     "SeparableConvCell",
     "conv_bn_relu_cell",
     "maskable_layers",
+    "masked_lenet5",
+    "masked_vgg",
     "separable_conv_cell",
 ]
