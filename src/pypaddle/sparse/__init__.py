@@ -12,6 +12,12 @@ from pypaddle.sparse.cells import (
     conv_bn_relu_cell,
     separable_conv_cell,
 )
+from pypaddle.sparse.channels import (
+    bipartite_connectivity,
+    channel_groups,
+    relational_connectivity,
+    relational_structure,
+)
 from pypaddle.sparse.conv import MaskedConv1d, MaskedConv2d
 from pypaddle.sparse.convnet import VGG_BLOCKS, MaskedConvNet, masked_lenet5, masked_vgg
 from pypaddle.sparse.dan import MaskedDeepDAN
@@ -49,9 +55,13 @@ __all__ = [
     "MaskedRNN",
     "MaskedRecurrentLayer",
     "SeparableConvCell",
+    "bipartite_connectivity",
+    "channel_groups",
     "conv_bn_relu_cell",
     "maskable_layers",
     "masked_lenet5",
     "masked_vgg",
+    "relational_connectivity",
+    "relational_structure",
     "separable_conv_cell",
 ]
