@@ -6,8 +6,8 @@
 every layer is.
 """
 
-from pypaddle.prune._prune import SCOPES, prune
+from pypaddle.prune._prune import SCOPES, importance, prune
 from pypaddle.prune.criteria import CRITERIA
 from pypaddle.prune.select import GRANULARITIES
 
-__all__ = ["CRITERIA", "GRANULARITIES", "SCOPES", "prune"]
+__all__ = ["CRITERIA", "GRANULARITIES", "SCOPES", "importance", "prune"]

@@ -19,7 +19,7 @@ from pypaddle.prune.select import (
     parse_granularity,
 )
 
-__all__ = ["SCOPES", "prune"]
+__all__ = ["SCOPES", "importance", "prune"]
 
 SCOPES = ("global", "layer")
 
@@ -132,6 +132,32 @@ def prune(
 
             _prune_once(model_or_modules, targets, grouping, scope, scorer, scheduled, starts)
     return before - sum(int(target.mask.sum()) for target in targets)
+
+
+def importance(
+    model_or_modules: nn.Module | Iterable[nn.Module],
+    criterion: str | Callable[[nn.Module, str], torch.Tensor] = "magnitude",
+    **criterion_options: Any,
+) -> dict[str, torch.Tensor]:
+    """The scores a criterion gives every masked weight, by module name (nothing is pruned).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pypaddle.sparse import MaskedLinear
+    >>> layer = MaskedLinear(2, 1, bias=False)
+    >>> with torch.no_grad():
+    ...     _ = layer.weight.copy_(torch.tensor([[3.0, -2.0]]))
+    >>> importance(layer, "snip", inputs=torch.tensor([[1.0, 4.0]]), targets=None,
+    ...            loss_fn=lambda output, target: output.sum())
+    {'MaskedLinearLayer': tensor([[3., 8.]])}
+    """
+    targets = collect_targets(model_or_modules)
+    scorer = resolve_criterion(criterion, criterion_options)
+    prepare = getattr(scorer, "prepare", None)
+    if prepare is not None:
+        prepare(model_or_modules, targets)
+    return {target.name: _checked_scores(scorer, target) for target in targets}
 
 
 def _prune_once(

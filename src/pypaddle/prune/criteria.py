@@ -103,8 +103,8 @@ class _ModelScores:
             ) from None
 
 
-def _batch(inputs: Any, targets: Any, what: str) -> tuple[torch.Tensor, Any]:
-    if inputs is None or targets is None:
+def _batch(inputs: Any, targets: Any, loss_fn: Any, what: str) -> tuple[torch.Tensor, Any]:
+    if inputs is None or (targets is None and loss_fn is F.cross_entropy):
         raise ConfigError(
             f"the {what} criterion needs data: pass inputs=... and targets=... (a batch and "
             "its labels), and loss_fn=... if the loss is not cross-entropy"
@@ -150,7 +150,7 @@ class SNIP(_ModelScores):
         model: nn.Module | None = None,
     ) -> None:
         super().__init__(model)
-        self.inputs, self.targets = _batch(inputs, targets, self.what)
+        self.inputs, self.targets = _batch(inputs, targets, loss_fn, self.what)
         self.loss_fn = loss_fn
 
     def _compute(self, model, targets, weights):
@@ -181,7 +181,7 @@ class Taylor(_ModelScores):
         batch_size: int = 1,
     ) -> None:
         super().__init__(model)
-        self.inputs, self.targets = _batch(inputs, targets, self.what)
+        self.inputs, self.targets = _batch(inputs, targets, loss_fn, self.what)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"taylor: batch_size must be a positive int, got {batch_size!r}")
         self.loss_fn = loss_fn
@@ -192,9 +192,8 @@ class Taylor(_ModelScores):
         starts = range(0, self.inputs.shape[0], self.batch_size)
         for start in starts:
             chunk = slice(start, start + self.batch_size)
-            gradients = _gradients(
-                model, weights, self.loss_fn, self.inputs[chunk], self.targets[chunk]
-            )
+            labels = None if self.targets is None else self.targets[chunk]
+            gradients = _gradients(model, weights, self.loss_fn, self.inputs[chunk], labels)
             for total, gradient in zip(fisher, _zeros_for_unused(gradients, weights)):
                 total.add_(gradient.detach().square())
         count = max(len(starts), 1)
