@@ -23,7 +23,8 @@ __all__ = ["SCOPES", "importance", "prune"]
 
 SCOPES = ("global", "layer")
 
-# How many groups to remove, given how many are active now and were active at the start.
+# How many groups to remove from a scope unit (the whole model for the global scope, a
+# target for the layer scope), given its index and how many of its groups are active now.
 HowMany = Callable[[int, int], int]
 
 
@@ -112,26 +113,49 @@ def prune(
     scorer = resolve_criterion(criterion, criterion_options)
     iterations = getattr(scorer, "iterations", 1)
     before = sum(int(target.mask.sum()) for target in targets)
-    active = [int(_group_active(target, grouping).sum()) for target in targets]
-    starts = active if scope == "layer" else [sum(active)]
 
-    def one_shot(active: int, start: int) -> int:
+    def one_shot(unit: int, active: int) -> int:
         return count_to_remove(amount, active, "groups")
 
     if iterations == 1 or grouping.is_n_m:
-        _prune_once(model_or_modules, targets, grouping, scope, scorer, one_shot, starts)
+        prune_once(model_or_modules, targets, grouping, scope, scorer, one_shot)
     else:
         # Exponential schedule (SynFlow): after round i of T, keep start * q**(i / T), where
         # q is the fraction one-shot pruning would keep.
+        starts, _ = unit_counts(targets, grouping, scope)
+        finals = [start - count_to_remove(amount, start, "groups") for start in starts]
         for iteration in range(1, iterations + 1):
-
-            def scheduled(active: int, start: int, iteration: int = iteration) -> int:
-                final = start - count_to_remove(amount, start, "groups")
-                keep = round(start * (final / start) ** (iteration / iterations)) if start else 0
-                return max(active - keep, 0)
-
-            _prune_once(model_or_modules, targets, grouping, scope, scorer, scheduled, starts)
+            keeps = [
+                geometric_keep(start, final, iteration / iterations)
+                for start, final in zip(starts, finals)
+            ]
+            prune_once(
+                model_or_modules,
+                targets,
+                grouping,
+                scope,
+                scorer,
+                lambda unit, active, keeps=keeps: max(active - keeps[unit], 0),
+            )
     return before - sum(int(target.mask.sum()) for target in targets)
+
+
+def geometric_keep(start: int, final: int, progress: float) -> int:
+    """Groups to keep after ``progress`` (0 to 1) of a geometric decay from start to final."""
+    if start == 0:
+        return 0
+    return round(start * (final / start) ** progress)
+
+
+def unit_counts(
+    targets: Sequence[Target], grouping: Granularity, scope: str
+) -> tuple[list[int], list[int]]:
+    """Active and total groups per scope unit (one unit in all for the global scope)."""
+    active = [int(_group_active(target, grouping).sum()) for target in targets]
+    total = [_group_active(target, grouping).numel() for target in targets]
+    if scope == "layer":
+        return active, total
+    return [sum(active)], [sum(total)]
 
 
 def importance(
@@ -160,20 +184,20 @@ def importance(
     return {target.name: _checked_scores(scorer, target) for target in targets}
 
 
-def _prune_once(
+def prune_once(
     model_or_modules: Any,
     targets: Sequence[Target],
     grouping: Granularity,
     scope: str,
     scorer: Callable[[nn.Module, str], torch.Tensor],
     how_many: HowMany,
-    starts: list[int],
 ) -> None:
+    """Score every target once, select with ``how_many`` per scope unit, clear the masks."""
     prepare = getattr(scorer, "prepare", None)
     if prepare is not None:
         prepare(model_or_modules, targets)
     scores = [_checked_scores(scorer, target) for target in targets]
-    removals = select(targets, scores, grouping, scope, how_many, starts)
+    removals = select(targets, scores, grouping, scope, how_many)
     apply_removals(targets, grouping, removals)
 
 
@@ -226,27 +250,21 @@ def select(
     grouping: Granularity,
     scope: str,
     how_many: HowMany,
-    starts: Sequence[int],
 ) -> list[torch.Tensor]:
-    """Which groups of each target to remove (one bool vector per target).
-
-    ``starts`` holds the active groups at the start of a schedule: one count per target
-    for the layer scope, one in all for the global scope.
-    """
+    """Which groups of each target to remove (one bool vector per target)."""
     if grouping.is_n_m:
         return [_n_m(target, score, grouping) for target, score in zip(targets, scores)]
     views = [_group_view(target, score, grouping) for target, score in zip(targets, scores)]
     if scope == "layer":
         removals = []
-        for (group_scores, active), start in zip(views, starts):
-            count = int(active.sum())
-            removals.append(lowest(group_scores, active, how_many(count, start)))
+        for unit, (group_scores, active) in enumerate(views):
+            removals.append(lowest(group_scores, active, how_many(unit, int(active.sum()))))
         return removals
     device = targets[0].mask.device
     all_scores = torch.cat([group_scores.to(device) for group_scores, _ in views])
     all_active = torch.cat([active.to(device) for _, active in views])
     count = int(all_active.sum())
-    chosen = lowest(all_scores, all_active, how_many(count, starts[0]))
+    chosen = lowest(all_scores, all_active, how_many(0, count))
     sizes = [active.numel() for _, active in views]
     return [part.to(active.device) for part, (_, active) in zip(chosen.split(sizes), views)]
 
