@@ -237,6 +237,27 @@ class TestGranularity:
         prune(layer, None, granularity=("n:m", 2, 4))
         assert layer.mask.int().tolist() == [[0, 1, 1, 0, 0, 0, 1, 1], [0, 0, 1, 1, 1, 1, 0, 0]]
 
+    def test_n_m_ties_keep_the_later_weights_and_both_rankings_agree(self, monkeypatch):
+        from pypaddle.prune import _prune
+
+        layer = MaskedLinear(4, 1)
+        with torch.no_grad():
+            layer.weight.fill_(1.0)
+        prune(layer, None, granularity=("n:m", 1, 4))
+        assert layer.mask.tolist() == [[False, False, False, True]]
+
+        torch.manual_seed(0)
+        scores = torch.randint(0, 3, (6, 16)).float()  # many ties
+        pairwise, sorted_ = MaskedLinear(16, 6), MaskedLinear(16, 6)
+        pairwise.mask[0, :5] = False
+        sorted_.mask[0, :5] = False
+        prune(pairwise, None, criterion=lambda module, name: scores, granularity=("n:m", 3, 8))
+        monkeypatch.setattr(_prune, "_PAIRWISE_UP_TO", 0)
+        prune(sorted_, None, criterion=lambda module, name: scores, granularity=("n:m", 3, 8))
+        assert torch.equal(pairwise.mask, sorted_.mask)
+        assert pairwise.mask.reshape(-1, 8).sum(1).tolist() == [3] * 12  # 3 active left in group 0
+        assert not pairwise.mask[0, :5].any()
+
     def test_n_m_on_a_model_and_with_masked_weights(self):
         model = _ffn(hidden=(32,))
         prune(model, 0.5, criterion="random", seed=0)

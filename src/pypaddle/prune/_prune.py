@@ -269,13 +269,28 @@ def select(
     return [part.to(active.device) for part, (_, active) in zip(chosen.split(sizes), views)]
 
 
+# Up to this group size N:M ranks by comparing every pair in a group (no sort); beyond
+# it a stable sort per group is cheaper.
+_PAIRWISE_UP_TO = 16
+
+
 def _n_m(target: Target, scores: torch.Tensor, grouping: Granularity) -> torch.Tensor:
     """Of every m consecutive weights keep the n best active ones (ties: later kept)."""
     n, m = grouping.shape
     mask = grouping.to_groups(target.mask)
     ranked = grouping.to_groups(scores).masked_fill(~mask, -torch.inf)
-    order = ranked.argsort(dim=1, stable=True)
-    removed = torch.zeros_like(mask).scatter_(1, order[:, : m - n], True)
+    if m <= _PAIRWISE_UP_TO:
+        # rank of i = how many in its group come before it: lower, or equal and earlier;
+        # one pass per position j of the group (m passes over all groups at once).
+        rank = torch.zeros(ranked.shape, dtype=torch.uint8, device=mask.device)
+        for j in range(m):
+            column = ranked[:, j : j + 1]
+            rank += column < ranked
+            rank[:, j + 1 :] += column == ranked[:, j + 1 :]
+        removed = rank < m - n
+    else:
+        order = ranked.argsort(dim=1, stable=True)
+        removed = torch.zeros_like(mask).scatter_(1, order[:, : m - n], True)
     return (removed & mask).reshape(-1)
 
 
