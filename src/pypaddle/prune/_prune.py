@@ -227,7 +227,7 @@ def _group_active(target: Target, grouping: Granularity) -> torch.Tensor:
     mask = target.mask
     if grouping.kind in ("weight", "n:m"):
         return mask.reshape(-1)
-    active = grouping.to_groups(mask).any(dim=1)
+    active = grouping.to_groups(mask, target.conv_groups).any(dim=1)
     bias_mask = target.bias_mask
     if grouping.masks_bias and bias_mask is not None:
         active = active | bias_mask
@@ -240,7 +240,8 @@ def _group_view(
     """Per-group scores (sum over active weights) and per-group activity."""
     if grouping.kind == "weight":
         return scores.reshape(-1), target.mask.reshape(-1)
-    group_scores = grouping.to_groups(scores.masked_fill(~target.mask, 0)).sum(dim=1)
+    masked_scores = scores.masked_fill(~target.mask, 0)
+    group_scores = grouping.to_groups(masked_scores, target.conv_groups).sum(dim=1)
     return group_scores, _group_active(target, grouping)
 
 
@@ -306,7 +307,7 @@ def apply_removals(
             continue
         group_size = mask.numel() // max(removed.numel(), 1)
         expanded = removed[:, None].expand(removed.numel(), group_size)
-        mask.logical_and_(~grouping.from_groups(expanded, mask.shape))
+        mask.logical_and_(~grouping.from_groups(expanded, mask.shape, target.conv_groups))
         bias_mask = target.bias_mask
         if grouping.masks_bias and bias_mask is not None:
             bias_mask.logical_and_(~removed)

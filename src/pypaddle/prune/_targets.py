@@ -31,6 +31,13 @@ class Target(NamedTuple):
         return self.module._buffers[self.mask_name]
 
     @property
+    def conv_groups(self) -> int:
+        """A grouped convolution's ``groups`` (1 for everything else)."""
+        if self.weight_name != "weight" or self.weight.dim() < 3:
+            return 1
+        return int(getattr(self.module, "groups", 1))
+
+    @property
     def bias_mask(self) -> torch.Tensor | None:
         """The per-output bias mask that goes with this weight, if it has one."""
         if self.weight_name != "weight":

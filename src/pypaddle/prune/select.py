@@ -93,15 +93,21 @@ class Granularity:
         elif self.kind == "input" and len(weight_shape) < 2:
             raise ConfigError(f"{where} has a 1-D weight, which has no inputs to prune")
 
-    def to_groups(self, tensor: torch.Tensor) -> torch.Tensor:
-        """``tensor`` (of the weight's shape) as ``[groups, group size]``."""
+    def to_groups(self, tensor: torch.Tensor, conv_groups: int = 1) -> torch.Tensor:
+        """``tensor`` (of the weight's shape) as ``[groups, group size]``.
+
+        ``conv_groups`` is a grouped convolution's ``groups``: its weight
+        ``[out, in / groups, ...]`` reads input channel ``g * in / groups + j`` in column
+        ``j`` of the filters of group ``g``, so the inputs are numbered that way.
+        """
         shape = tensor.shape
         if self.kind == "weight":
             return tensor.reshape(-1, 1)
         if self.kind in ("neuron", "channel", "filter"):
             return tensor.reshape(shape[0], -1)
         if self.kind == "input":
-            return tensor.movedim(1, 0).reshape(shape[1], -1)
+            per_group = tensor.reshape(conv_groups, shape[0] // conv_groups, shape[1], -1)
+            return per_group.movedim(2, 1).reshape(conv_groups * shape[1], -1)
         if self.kind == "kernel":
             return tensor.reshape(shape[0] * (shape[1] if tensor.dim() > 1 else 1), -1)
         if self.kind == "block":
@@ -112,11 +118,13 @@ class Granularity:
         # n:m
         return tensor.reshape(-1, self.shape[1])
 
-    def from_groups(self, groups: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    def from_groups(
+        self, groups: torch.Tensor, shape: torch.Size, conv_groups: int = 1
+    ) -> torch.Tensor:
         """The inverse of :meth:`to_groups`."""
         if self.kind == "input":
-            moved = (shape[1], shape[0], *shape[2:])
-            return groups.reshape(moved).movedim(0, 1)
+            moved = (conv_groups, shape[1], shape[0] // conv_groups, -1)
+            return groups.reshape(moved).movedim(1, 2).reshape(shape)
         if self.kind == "block":
             height, width = self.shape
             rows, columns = shape[0], math.prod(shape[1:])
