@@ -221,6 +221,22 @@ class RigL(_DynamicSparsity):
     unmasked (masked weights are zero, so the function is the same) to read the gradient
     of the connections that are not there yet, then puts the masks back. Nothing is left
     in ``.grad``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pypaddle.sparse import MaskedDeepFFN
+    >>> _ = torch.manual_seed(0)
+    >>> model = MaskedDeepFFN(8, 2, [16])
+    >>> optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    >>> rigl = RigL(model, optimizer, 0.25, end_step=10, update_frequency=2, distribution="erk")
+    >>> inputs = torch.randn(4, 8)
+    >>> for _ in range(10):
+    ...     loss = model(inputs).square().mean()
+    ...     optimizer.zero_grad(); loss.backward(); optimizer.step()
+    ...     rigl.step(lambda: model(inputs).square().mean())
+    >>> [layer.num_active_weights for layer in (model.layers_main_hidden[0], model.layer_out)]
+    [23, 17]
     """
 
     def _grow_scores(
