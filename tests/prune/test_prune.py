@@ -9,8 +9,8 @@ from torch import nn
 from torch.nn.utils import prune as torch_prune
 
 from pypaddle.errors import ConfigError, InputTypeError, MaskError, PaddleError
-from pypaddle.prune import prune
-from pypaddle.sparse import MaskedDeepFFN, MaskedLinear, maskable_layers
+from pypaddle.prune import prune, report
+from pypaddle.sparse import MaskableModule, MaskedDeepFFN, MaskedLinear, maskable_layers
 
 
 def _ffn(seed: int = 0, hidden: tuple[int, ...] = (300, 100)) -> MaskedDeepFFN:
@@ -366,3 +366,36 @@ class TestBadInput:
     def test_not_a_model(self):
         with pytest.raises(InputTypeError):
             prune("model", 0.5)
+
+
+class TestPeersComplaints:
+    def test_deepcopy_and_strict_loading_after_pruning(self):
+        import copy
+
+        model = _ffn()
+        prune(model, 0.5, scope="layer", granularity="neuron")
+        twin = copy.deepcopy(model)
+        assert all(torch.equal(a, b) for a, b in zip(masks(model), masks(twin)))
+        fresh = _ffn(seed=1)
+        fresh.load_state_dict(model.state_dict(), strict=True)
+        probe = torch.randn(3, 64)
+        assert torch.equal(fresh(probe), model(probe))
+
+    def test_every_masked_parameter_of_a_multi_weight_module(self):
+        class TwoWeights(MaskableModule):
+            def __init__(self) -> None:
+                super().__init__()
+                self.weight_ih = nn.Parameter(torch.tensor([[1.0, 4.0], [5.0, 6.0]]))
+                self.weight_hh = nn.Parameter(torch.tensor([[2.0, 3.0], [7.0, 8.0]]))
+                for name in ("weight_ih", "weight_hh"):
+                    self.register_buffer(f"{name}_mask", torch.ones(2, 2, dtype=torch.bool))
+
+            def masked_parameters(self):
+                return (("weight_ih", "weight_ih_mask"), ("weight_hh", "weight_hh_mask"))
+
+        module = TwoWeights()
+        prune(module, 3)
+        assert module.weight_ih_mask.tolist() == [[False, True], [True, True]]
+        assert module.weight_hh_mask.tolist() == [[False, False], [True, True]]
+        names = [layer.name for layer in report(module).layers]
+        assert names == ["TwoWeights.weight_ih", "TwoWeights.weight_hh"]
