@@ -1,6 +1,26 @@
 """Structures: networkx directed acyclic graphs with layers. Knows nothing of torch."""
 
+from pypaddle.graph.generators import (
+    barabasi_albert,
+    complete_layered,
+    erdos_renyi,
+    random_layered,
+    scale,
+    to_dag,
+    watts_strogatz,
+)
 from pypaddle.graph.layered import CachedLayeredGraph, LayeredGraph
 from pypaddle.graph.layering import layer_index
 
-__all__ = ["CachedLayeredGraph", "LayeredGraph", "layer_index"]
+__all__ = [
+    "CachedLayeredGraph",
+    "LayeredGraph",
+    "barabasi_albert",
+    "complete_layered",
+    "erdos_renyi",
+    "layer_index",
+    "random_layered",
+    "scale",
+    "to_dag",
+    "watts_strogatz",
+]
