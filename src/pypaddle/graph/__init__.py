@@ -9,6 +9,7 @@ from pypaddle.graph.generators import (
     to_dag,
     watts_strogatz,
 )
+from pypaddle.graph.io import read, write
 from pypaddle.graph.layered import CachedLayeredGraph, LayeredGraph
 from pypaddle.graph.layering import layer_index
 
@@ -20,7 +21,9 @@ __all__ = [
     "erdos_renyi",
     "layer_index",
     "random_layered",
+    "read",
     "scale",
     "to_dag",
     "watts_strogatz",
+    "write",
 ]
