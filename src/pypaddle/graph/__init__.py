@@ -1,5 +1,6 @@
 """Structures: networkx directed acyclic graphs with layers. Knows nothing of torch."""
 
+from pypaddle.graph.analysis import layer_graph, summary
 from pypaddle.graph.generators import (
     barabasi_albert,
     complete_layered,
@@ -19,10 +20,12 @@ __all__ = [
     "barabasi_albert",
     "complete_layered",
     "erdos_renyi",
+    "layer_graph",
     "layer_index",
     "random_layered",
     "read",
     "scale",
+    "summary",
     "to_dag",
     "watts_strogatz",
     "write",
