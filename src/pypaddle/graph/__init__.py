@@ -1,6 +1,7 @@
 """Structures: networkx directed acyclic graphs with layers. Knows nothing of torch."""
 
 from pypaddle.graph.analysis import layer_graph, summary
+from pypaddle.graph.drawing import draw
 from pypaddle.graph.generators import (
     barabasi_albert,
     complete_layered,
@@ -19,6 +20,7 @@ __all__ = [
     "LayeredGraph",
     "barabasi_albert",
     "complete_layered",
+    "draw",
     "erdos_renyi",
     "layer_graph",
     "layer_index",
