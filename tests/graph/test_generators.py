@@ -61,6 +61,12 @@ class TestAllGenerators:
         assert list(first.edges) == list(second.edges)
 
     @pytest.mark.parametrize("name", sorted(SEEDED))
+    @pytest.mark.parametrize("seed", ["zero", 1.5, True])
+    def test_bad_seed(self, name, seed):
+        with pytest.raises(ConfigError, match=r"^seed must"):
+            SEEDED[name](seed)
+
+    @pytest.mark.parametrize("name", sorted(SEEDED))
     def test_layered_dag(self, name):
         assert_layered_dag(SEEDED[name](0))
 

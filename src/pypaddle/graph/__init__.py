@@ -7,13 +7,12 @@ from pypaddle.graph.generators import (
     complete_layered,
     erdos_renyi,
     random_layered,
-    scale,
-    to_dag,
     watts_strogatz,
 )
 from pypaddle.graph.io import read, write
 from pypaddle.graph.layered import CachedLayeredGraph, LayeredGraph
 from pypaddle.graph.layering import layer_index
+from pypaddle.graph.transforms import scale, to_dag
 
 __all__ = [
     "CachedLayeredGraph",

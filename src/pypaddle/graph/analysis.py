@@ -17,8 +17,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from pypaddle.errors import ConfigError
-from pypaddle.graph.generators import Seed
+from pypaddle.graph._arguments import Seed, random_generator
 from pypaddle.graph.layered import CachedLayeredGraph
 from pypaddle.graph.layering import edge_index, layer_array
 
@@ -28,7 +27,6 @@ __all__ = ["layer_graph", "summary"]
 _EXACT_TRIANGLE_WORK = 20_000_000  # sum of squared degrees, the size of A @ A
 _CLUSTERING_TRIALS = 20_000  # wedges sampled; standard error <= 0.0035
 _PATH_SOURCES = 200  # breadth-first searches for a mean path length
-_SEED_TYPES = (int, np.integer, np.random.Generator, np.random.SeedSequence, type(None))
 
 
 def _arrays(graph: nx.DiGraph) -> tuple[list[Hashable], np.ndarray, np.ndarray, np.ndarray]:
@@ -194,9 +192,7 @@ def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> dict[str, Any]:
     >>> "clustering" in stats["estimates"]
     False
     """
-    if isinstance(seed, bool) or not isinstance(seed, _SEED_TYPES):
-        raise ConfigError(f"seed must be an int, a numpy Generator or None, got {seed!r}")
-    rng = np.random.default_rng(seed)
+    rng = random_generator(seed)
     vertices, layers, sources, targets = _arrays(graph)
     count, size = len(vertices), int(sources.size)
     in_degree = np.bincount(targets, minlength=count)

@@ -10,58 +10,34 @@ same graph for the same seed. Edges are drawn with numpy and added in one pass w
 
 from __future__ import annotations
 
-import numbers
-import operator
-from collections.abc import Hashable, Mapping, Sequence
-from typing import Any
+from collections.abc import Hashable, Sequence
 
-import networkx as nx
 import numpy as np
 
-from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.errors import ConfigError
+from pypaddle.graph._arguments import (
+    Seed,
+    check_count,
+    check_probability,
+    check_widths,
+    random_generator,
+    set_layer_attribute,
+)
 from pypaddle.graph.build import add_edges_from_arrays
 from pypaddle.graph.layered import CachedLayeredGraph
-from pypaddle.graph.layering import edge_index, layer_array, vertex_array
 
 __all__ = [
     "barabasi_albert",
     "complete_layered",
     "erdos_renyi",
     "random_layered",
-    "scale",
-    "to_dag",
     "watts_strogatz",
 ]
 
-Seed = int | np.random.Generator | np.random.SeedSequence | None
-
 # Redraw rounds before giving up; clashes thin out geometrically, so a few dozen suffice.
 _MAX_ROUNDS = 10_000
-
-
-# -- argument checks ---------------------------------------------------------------------
-def _int(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{name} must be an int >= {minimum}, got {number}")
-    return number
-
-
-def _probability(value: Any, name: str) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not 0 <= value <= 1:
-        raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
-    return float(value)
-
-
-def _widths(widths: Any) -> list[int]:
-    if isinstance(widths, (str, bytes)) or not isinstance(widths, Sequence) or not widths:
-        raise ConfigError(f"widths must be a non-empty sequence of ints >= 1, got {widths!r}")
-    return [_int(width, f"widths[{i}]", 1) for i, width in enumerate(widths)]
+# From this probability on, testing every possible edge beats drawing distinct indices.
+_DENSE = 0.1
 
 
 # -- building the result -----------------------------------------------------------------
@@ -71,8 +47,7 @@ def _dag(
     """A CachedLayeredGraph on ``labels`` with the given position edges and ``layer`` set."""
     graph = CachedLayeredGraph()
     add_edges_from_arrays(graph, labels, sources, targets)
-    _, layers = layer_array(graph)
-    nx.set_node_attributes(graph, dict(zip(graph, layers.tolist())), "layer")
+    set_layer_attribute(graph)
     return graph
 
 
@@ -94,7 +69,13 @@ def _repeats(codes: np.ndarray, demoted: np.ndarray) -> np.ndarray:
 
 
 def _sample_pairs(rng: np.random.Generator, population: int, p: float) -> np.ndarray:
-    """Indices in ``range(population)``, each present independently with probability ``p``."""
+    """Indices in ``range(population)``, each present independently with probability ``p``.
+
+    Dense draws test every index; sparse ones draw the count, then that many distinct
+    indices, so the cost is O(population * p) rather than O(population).
+    """
+    if p >= _DENSE:
+        return np.flatnonzero(rng.random(population) < p)
     count = int(rng.binomial(population, p)) if population else 0
     return np.sort(rng.choice(population, size=count, replace=False)) if count else np.empty(0, int)
 
@@ -129,9 +110,9 @@ def erdos_renyi(n: int, p: float, *, seed: Seed = None) -> CachedLayeredGraph:
     >>> erdos_renyi(50, 0.1, seed=1).edges == erdos_renyi(50, 0.1, seed=1).edges
     True
     """
-    n = _int(n, "n", 1)
-    p = _probability(p, "p")
-    rng = np.random.default_rng(seed)
+    n = check_count(n, "n", 1)
+    p = check_probability(p, "p")
+    rng = random_generator(seed)
     chosen = _sample_pairs(rng, n * (n - 1) // 2, p)
     # Pair index k -> (i, j), i < j, in row-major order of the strict upper triangle.
     row_start = np.cumsum(np.arange(n - 1, -1, -1)) - np.arange(n - 1, -1, -1)
@@ -170,12 +151,12 @@ def watts_strogatz(n: int, k: int, p: float, *, seed: Seed = None) -> CachedLaye
     >>> watts_strogatz(100, 4, 0.3, seed=2).number_of_edges()
     200
     """
-    n = _int(n, "n", 1)
-    k = _int(k, "k", 0)
+    n = check_count(n, "n", 1)
+    k = check_count(k, "k", 0)
     if k >= n or k % 2:
         raise ConfigError(f"k must be even and smaller than n={n}, got k={k}")
-    p = _probability(p, "p")
-    rng = np.random.default_rng(seed)
+    p = check_probability(p, "p")
+    rng = random_generator(seed)
     near = np.repeat(np.arange(n), k // 2)
     ring_far = (near + np.tile(np.arange(1, k // 2 + 1), n)) % n
     far = ring_far.copy()
@@ -227,11 +208,11 @@ def barabasi_albert(n: int, m: int, *, seed: Seed = None) -> CachedLayeredGraph:
     >>> graph.number_of_edges(), sorted(graph.successors(0))[:3]
     (56, [1, 2, 3])
     """
-    n = _int(n, "n", 1)
-    m = _int(m, "m", 1)
+    n = check_count(n, "n", 1)
+    m = check_count(m, "m", 1)
     if m >= n:
         raise ConfigError(f"m must be smaller than n={n}, got m={m}")
-    rng = np.random.default_rng(seed)
+    rng = random_generator(seed)
     edges = m * (n - m)
     # Edge e has two slots in the list of ends: 2e (its new vertex), 2e + 1 (its target).
     new_vertex = np.concatenate((np.arange(1, m + 1), np.repeat(np.arange(m + 1, n), m)))
@@ -265,125 +246,6 @@ def _resolve(pointer: np.ndarray, new_vertex: np.ndarray, m: int) -> np.ndarray:
     target = np.where(slot % 2 == 0, new_vertex[slot // 2], 0)
     target[:m] = 0
     return target
-
-
-# -- any graph to a DAG --------------------------------------------------------------------
-def to_dag(
-    graph: nx.Graph,
-    *,
-    order: str | Sequence[Hashable] = "label",
-    seed: Seed = None,
-) -> CachedLayeredGraph:
-    """Orient any networkx graph into a DAG along a vertex order.
-
-    Every edge ``u - v`` (or ``u -> v``) becomes ``u -> v`` when ``u`` comes before ``v``
-    in the order, else ``v -> u``, so the result is acyclic. What is kept: every vertex
-    (labels, attributes and insertion order), the graph attributes, and every adjacent
-    pair exactly once (the undirected skeleton). What is lost: self-loops; the direction
-    of edges that point backwards (they are reversed); parallel edges of a multigraph and
-    antiparallel pairs ``u -> v``, ``v -> u`` collapse into one edge, which keeps the
-    attributes of the first edge in ``graph.edges`` order that already pointed forward
-    (or of the first edge, when none did). The vertex attribute ``layer`` is set to the
-    vertex's layer in the result, replacing any value it had. The input is not changed.
-
-    Parameters
-    ----------
-    graph : networkx.Graph
-        Any graph: undirected, directed with cycles, multigraph.
-    order : "label", "random", "degree" or a sequence of all vertices
-        ``"label"`` sorts the labels (they must be comparable); ``"random"`` is a seeded
-        random permutation; ``"degree"`` puts high-degree vertices first (so hubs become
-        sources), ties in insertion order; a sequence gives the order explicitly.
-    seed : int, numpy Generator or None
-        Seed of ``order="random"``.
-
-    Examples
-    --------
-    >>> cycle = nx.DiGraph([(0, 1), (1, 2), (2, 0)])
-    >>> sorted(to_dag(cycle).edges)
-    [(0, 1), (0, 2), (1, 2)]
-    >>> star = nx.star_graph(3)  # centre 0
-    >>> sorted(to_dag(star, order=[3, 2, 1, 0]).edges)
-    [(1, 0), (2, 0), (3, 0)]
-    """
-    if not isinstance(graph, nx.Graph):
-        raise InputTypeError(f"to_dag needs a networkx graph, got {type(graph).__name__}")
-    vertices = list(graph)
-    count = len(vertices)
-    position = dict(zip(vertices, range(count)))
-    rank = _rank(graph, vertices, position, order, seed)
-
-    edge_list = list(graph.edges(data=True))
-    first = np.fromiter((position[u] for u, _, _ in edge_list), np.int64, len(edge_list))
-    second = np.fromiter((position[v] for _, v, _ in edge_list), np.int64, len(edge_list))
-    keep = first != second
-    forward = rank[first] < rank[second]
-    sources = np.where(forward, first, second)
-    targets = np.where(forward, second, first)
-    codes = sources * max(count, 1) + targets
-    # Per pair, the first forward edge wins, else the first edge.
-    index = np.arange(codes.size)
-    chosen = np.lexsort((index, ~forward, codes))
-    chosen = chosen[keep[chosen]]
-    unique = np.ones(chosen.size, dtype=bool)
-    unique[1:] = codes[chosen[1:]] != codes[chosen[:-1]]
-    chosen = np.sort(chosen[unique])
-
-    result = CachedLayeredGraph()
-    result.graph.update(graph.graph)
-    result.add_nodes_from(graph.nodes(data=True))
-    if any(data for _, _, data in edge_list):
-        labels = vertex_array(vertices)
-        result.add_edges_from(
-            (labels[s], labels[t], dict(edge_list[e][2]))
-            for s, t, e in zip(sources[chosen].tolist(), targets[chosen].tolist(), chosen.tolist())
-        )
-    else:
-        add_edges_from_arrays(result, vertices, sources[chosen], targets[chosen])
-    _, layers = layer_array(result)
-    nx.set_node_attributes(result, dict(zip(result, layers.tolist())), "layer")
-    return result
-
-
-def _rank(
-    graph: nx.Graph,
-    vertices: list[Hashable],
-    position: dict[Hashable, int],
-    order: str | Sequence[Hashable],
-    seed: Seed,
-) -> np.ndarray:
-    """Rank of every vertex position in the chosen order."""
-    count = len(vertices)
-    if isinstance(order, str):
-        if order == "label":
-            try:
-                sequence = sorted(vertices)
-            except TypeError:
-                raise InputTypeError(
-                    "order='label' needs labels that compare with each other (all ints or all "
-                    "strs); use order='random', order='degree' or an explicit list"
-                ) from None
-            permutation = np.fromiter(map(position.__getitem__, sequence), np.int64, count)
-        elif order == "random":
-            permutation = np.random.default_rng(seed).permutation(count)
-        elif order == "degree":
-            degrees = np.fromiter((d for _, d in graph.degree), np.int64, count)
-            permutation = np.argsort(-degrees, kind="stable")
-        else:
-            raise ConfigError(
-                f"order must be 'label', 'random', 'degree' or a list of vertices, got {order!r}"
-            )
-    else:
-        sequence = list(order)
-        if len(sequence) != count or set(sequence) != set(vertices):
-            raise ConfigError(
-                "order must list every vertex of the graph exactly once "
-                f"({count} vertices, got {len(sequence)} entries)"
-            )
-        permutation = np.fromiter(map(position.__getitem__, sequence), np.int64, count)
-    rank = np.empty(count, dtype=np.int64)
-    rank[permutation] = np.arange(count)
-    return rank
 
 
 # -- layered graphs --------------------------------------------------------------------------
@@ -429,13 +291,13 @@ def random_layered(
     >>> sorted(dense.successors(0))
     [2, 3, 4, 5]
     """
-    widths = _widths(widths)
-    density = _probability(density, "density")
-    skip_density = _probability(skip_density, "skip_density")
-    skip_decay = _probability(skip_decay, "skip_decay")
-    main_stream, skip_stream = (
-        np.random.default_rng(child) for child in _seed_sequence(seed).spawn(2)
-    )
+    widths = check_widths(widths)
+    density = check_probability(density, "density")
+    skip_density = check_probability(skip_density, "skip_density")
+    skip_decay = check_probability(skip_decay, "skip_decay")
+    # Two independent streams, so that the skip parameters never change the main edges.
+    root = np.random.SeedSequence(int(random_generator(seed).integers(2**63)))
+    main_stream, skip_stream = (np.random.default_rng(child) for child in root.spawn(2))
     starts = np.concatenate(([0], np.cumsum(widths)))
     sources, targets = [], []
     for layer in range(1, len(widths)):
@@ -463,14 +325,6 @@ def random_layered(
     )
 
 
-def _seed_sequence(seed: Seed) -> np.random.SeedSequence:
-    if isinstance(seed, np.random.SeedSequence):
-        return seed
-    if isinstance(seed, np.random.Generator):
-        return np.random.SeedSequence(int(seed.integers(2**63)))
-    return np.random.SeedSequence(seed)
-
-
 def complete_layered(widths: Sequence[int]) -> CachedLayeredGraph:
     """The structure of a dense feed-forward network: consecutive layers fully connected.
 
@@ -480,7 +334,7 @@ def complete_layered(widths: Sequence[int]) -> CachedLayeredGraph:
     >>> graph.number_of_edges(), graph.get_vertices(1), sorted(graph.predecessors(5))
     (9, [2, 3, 4], [2, 3, 4])
     """
-    widths = _widths(widths)
+    widths = check_widths(widths)
     starts = np.concatenate(([0], np.cumsum(widths)))
     sources, targets = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
     for layer in range(1, len(widths)):
@@ -488,60 +342,3 @@ def complete_layered(widths: Sequence[int]) -> CachedLayeredGraph:
         sources.append(source + starts[layer - 1])
         targets.append(target + starts[layer])
     return _dag(range(int(starts[-1])), np.concatenate(sources), np.concatenate(targets))
-
-
-# -- scaling a theme -------------------------------------------------------------------------
-def scale(structure: nx.DiGraph, sizes: int | Mapping[Hashable, int]) -> CachedLayeredGraph:
-    """Blow a small DAG up into groups of neurons: a theme shaping a wide network.
-
-    Vertex ``v`` becomes ``sizes[v]`` vertices and every edge ``u -> v`` a complete
-    bipartite block from the group of ``u`` to the group of ``v``. The new vertices are
-    labelled ``0 .. N - 1`` group by group (in the structure's vertex order) and carry the
-    attributes ``group`` (the structure's vertex), ``member`` (position in the group) and
-    ``layer`` (the group's layer, which is also the new vertex's layer). Other attributes
-    of the structure are not copied.
-
-    Parameters
-    ----------
-    structure : networkx.DiGraph
-        A DAG, the theme.
-    sizes : int or mapping
-        The size of every group, or vertex -> size for each vertex; sizes >= 1.
-
-    Examples
-    --------
-    >>> theme = nx.DiGraph([("a", "b"), ("b", "c"), ("a", "c")])
-    >>> wide = scale(theme, {"a": 2, "b": 3, "c": 1})
-    >>> wide.number_of_edges(), wide.nodes[2]
-    (11, {'group': 'b', 'member': 0, 'layer': 1})
-    """
-    vertices, layers = layer_array(structure)
-    if isinstance(sizes, Mapping):
-        missing = [v for v in vertices if v not in sizes]
-        if missing:
-            raise ConfigError(f"sizes has no entry for vertices {missing[:5]!r}; give every vertex")
-        group_sizes = np.array([_int(sizes[v], f"sizes[{v!r}]", 1) for v in vertices], np.int64)
-    else:
-        group_sizes = np.full(len(vertices), _int(sizes, "sizes", 1), dtype=np.int64)
-    position = dict(zip(vertices, range(len(vertices))))
-    first, second = edge_index(structure, position)
-    offsets = np.concatenate(([0], np.cumsum(group_sizes)))
-    block = group_sizes[first] * group_sizes[second]
-    within = np.arange(int(block.sum())) - np.repeat(np.cumsum(block) - block, block)
-    target_size = np.repeat(group_sizes[second], block)
-    sources = np.repeat(offsets[first], block) + within // target_size
-    targets = np.repeat(offsets[second], block) + within % target_size
-
-    total = int(offsets[-1])
-    group = np.repeat(np.arange(len(vertices)), group_sizes)
-    member = np.arange(total) - offsets[group]
-    labels = vertex_array(vertices)
-    graph = CachedLayeredGraph()
-    graph.add_nodes_from(
-        (label, {"group": g, "member": i, "layer": layer})
-        for label, g, i, layer in zip(
-            range(total), labels[group].tolist(), member.tolist(), layers[group].tolist()
-        )
-    )
-    add_edges_from_arrays(graph, range(total), sources, targets)
-    return graph
