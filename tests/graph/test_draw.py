@@ -10,7 +10,7 @@ import pytest
 
 import pypaddle.graph.drawing as drawing
 from pypaddle.errors import ConfigError, StructureError
-from pypaddle.graph import complete_layered, draw, random_layered
+from pypaddle.graph import complete_layered, draw, layer_graph, random_layered
 
 image = pytest.importorskip("matplotlib.image")
 colors = pytest.importorskip("matplotlib.colors")
@@ -51,6 +51,19 @@ class TestDraw:
         # one disc per layer, no per-vertex source or sink markers
         assert pixels_like(tmp_path / "big.png", drawing._SOURCE) == 0
         assert pixels_like(tmp_path / "big.png", drawing._HIDDEN) > 1000
+
+    def test_many_layers_become_a_matrix(self, tmp_path, monkeypatch):
+        drawn = []
+        real = drawing._draw_layer_matrix
+        monkeypatch.setattr(
+            drawing, "_draw_layer_matrix", lambda *a: drawn.append(a[0]) or real(*a)
+        )
+        structure = random_layered([20] * 15, density=0.1, skip_density=0.02, seed=0)
+        path = draw(structure, tmp_path / "matrix.png", max_vertices=100)
+        assert len(drawn) == 1
+        assert sorted(drawn[0].edges) == sorted(layer_graph(structure).edges)
+        assert pixels_like(path, drawing._HIDDEN) > 1000  # the bars of the layer widths
+        assert pixels_like(path, drawing._SKIP) > 100  # the line marking where skips start
 
     def test_layer_labels_and_long_chains(self, tmp_path):
         chain = nx.DiGraph(nx.path_graph(60, create_using=nx.DiGraph))

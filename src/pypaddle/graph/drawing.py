@@ -27,6 +27,9 @@ _SOURCE = "#2ca02c"
 _SINK = "#d62728"
 _ARC_POINTS = 16
 _LAYER_BEND = 0.3  # arc bow per layer spanned in the layer-graph picture
+# Layer graphs with more layers or layer pairs than this are drawn as a matrix.
+_MAX_DISCS = 12
+_MAX_ARCS = 30
 
 
 def _matplotlib() -> tuple[Any, Any, Any]:
@@ -116,7 +119,9 @@ def draw(
     connections orange arcs; sources are green triangles, sinks red squares, vertices
     that are both (isolated) green with a red edge. Graphs with more than
     ``max_vertices`` vertices are drawn as their :func:`layer_graph` instead: one disc
-    per layer sized by its width, edges labelled with their connection counts.
+    per layer sized by its width, edges labelled with their connection counts; when that
+    has more than 12 layers or 30 layer pairs, as bars of the layer widths over the
+    matrix of edge counts between layers.
 
     Parameters
     ----------
@@ -261,6 +266,8 @@ def _draw_vertices(
 def _draw_layer_graph(graph: nx.DiGraph, figure_class: Any, line_collection: Any) -> Any:
     layers = layer_graph(graph)
     count = layers.number_of_nodes()
+    if count > _MAX_DISCS or layers.number_of_edges() > _MAX_ARCS:
+        return _draw_layer_matrix(layers, figure_class)
     figure, axes = _figure(figure_class, count, 12)
     sizes = np.array([size for _, size in layers.nodes(data="size")], dtype=float)
     points = np.column_stack((np.arange(count, dtype=float), np.zeros(count)))
@@ -305,4 +312,50 @@ def _draw_layer_graph(graph: nx.DiGraph, figure_class: Any, line_collection: Any
     axes.set_xlim(-0.6, count - 0.4)
     reach = _LAYER_BEND * min(int(distance.max(initial=1)), 6) / 2
     axes.set_ylim(-reach - 0.2, reach + 0.2)
+    return figure
+
+
+def _draw_layer_matrix(layers: nx.DiGraph, figure_class: Any) -> Any:
+    """Layer widths as bars over the matrix of edge counts between layers (log colours)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+
+    count = layers.number_of_nodes()
+    counts = np.zeros((count, count))
+    edges = np.array(list(layers.edges(data="weight")), dtype=np.int64).reshape(-1, 3)
+    counts[edges[:, 0], edges[:, 1]] = edges[:, 2]
+    sizes = [size for _, size in layers.nodes(data="size")]
+    side = float(np.clip(0.12 * count + 5, 6, 12))
+    figure = figure_class(figsize=(side + 1.5, side + 1.5), dpi=110, layout="constrained")
+    grid = figure.add_gridspec(2, 1, height_ratios=(1, 4))
+    top = figure.add_subplot(grid[0])
+    bottom = figure.add_subplot(grid[1], sharex=top)
+    top.bar(range(count), sizes, width=0.8, color=_HIDDEN)
+    top.set_ylabel("vertices in the layer")
+    top.tick_params(labelbottom=False)
+    cmap = colormaps["viridis"].with_extremes(bad="white")
+    image = bottom.imshow(
+        np.ma.masked_equal(counts, 0),
+        cmap=cmap,
+        norm=LogNorm(vmin=1, vmax=max(counts.max(), 2)),
+        aspect="auto",
+        interpolation="nearest",
+    )
+    if count <= 15:
+        for source, target, weight in edges.tolist():
+            bottom.annotate(
+                f"{weight:,}",
+                (target, source),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if weight < np.sqrt(counts.max()) else "black",
+            )
+    # The first diagonal above the main one holds consecutive layers; the cells to its
+    # right are skip connections.
+    diagonal = np.arange(count)
+    bottom.plot(diagonal + 0.5, diagonal - 0.5, color=_SKIP, linewidth=1.8, drawstyle="steps-post")
+    bottom.set_xlabel("target layer (cells right of the orange steps: skip connections)")
+    bottom.set_ylabel("source layer")
+    figure.colorbar(image, ax=[top, bottom], label="edges from source to target layer", shrink=0.8)
     return figure
