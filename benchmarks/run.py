@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 import _deepstruct as deepstruct
+import bench_prune
 import bench_rnn
 import pypaddle
 from _dense import ConcatMLP, mlp
@@ -269,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_layered_dan(table)
     bench_deepstruct_dan(table, quick=args.quick)
     bench_layer_index(table, quick=args.quick)
+    bench_prune.run(table, quick=args.quick)
     bench_rnn.run(table, quick=args.quick)
     table.summary()
     return 0
