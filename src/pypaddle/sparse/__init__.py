@@ -21,17 +21,15 @@ from pypaddle.sparse.channels import (
 from pypaddle.sparse.conv import MaskedConv1d, MaskedConv2d
 from pypaddle.sparse.convnet import VGG_BLOCKS, MaskedConvNet, masked_lenet5, masked_vgg
 from pypaddle.sparse.dan import MaskedDeepDAN
-from pypaddle.sparse.ffn import MaskedDeepFFN
-from pypaddle.sparse.masked import MaskableModule, MaskedLinear, MaskedLinearLayer, maskable_layers
-from pypaddle.sparse.recurrent import (
+from pypaddle.sparse.deep_rnn import (
     MaskedDeepRNN,
-    MaskedGRU,
     MaskedGRULayer,
-    MaskedLSTM,
     MaskedLSTMLayer,
     MaskedRecurrentLayer,
-    MaskedRNN,
 )
+from pypaddle.sparse.ffn import MaskedDeepFFN
+from pypaddle.sparse.masked import MaskableModule, MaskedLinear, MaskedLinearLayer, maskable_layers
+from pypaddle.sparse.recurrent import MaskedGRU, MaskedLSTM, MaskedRNN
 
 __all__ = [
     "VGG_BLOCKS",
