@@ -89,42 +89,31 @@ class MaskedRecurrentLayer(_OldLayerAPI, MaskedRNN):
         )
 
 
-def _no_nonlinearity(kind: str, nonlinearity: Any) -> None:
-    if nonlinearity is not None:
-        raise ConfigError(
-            f"a {kind} has fixed gate nonlinearities; got nonlinearity={nonlinearity!r}, "
-            "leave it out (or use MaskedRecurrentLayer for a tanh/relu RNN)"
-        )
+class _FixedGateLayer(_OldLayerAPI):
+    """The old constructor of the gated layers, which take no nonlinearity."""
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        batch_first: bool = False,
+        nonlinearity: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        if nonlinearity is not None:
+            raise ConfigError(
+                f"a {type(self).__name__} has fixed gate nonlinearities; got nonlinearity="
+                f"{nonlinearity!r}, leave it out (or use MaskedRecurrentLayer for tanh/relu)"
+            )
+        super().__init__(input_size, hidden_size, batch_first=batch_first, **kwargs)  # type: ignore[call-arg]
 
 
-class MaskedGRULayer(_OldLayerAPI, MaskedGRU):
+class MaskedGRULayer(_FixedGateLayer, MaskedGRU):
     """One masked GRU layer, under its name in the original API (see MaskedRecurrentLayer)."""
 
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        batch_first: bool = False,
-        nonlinearity: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        _no_nonlinearity("GRU", nonlinearity)
-        super().__init__(input_size, hidden_size, batch_first=batch_first, **kwargs)
 
-
-class MaskedLSTMLayer(_OldLayerAPI, MaskedLSTM):
+class MaskedLSTMLayer(_FixedGateLayer, MaskedLSTM):
     """One masked LSTM layer, under its name in the original API (see MaskedRecurrentLayer)."""
-
-    def __init__(
-        self,
-        input_size: int,
-        hidden_size: int,
-        batch_first: bool = False,
-        nonlinearity: Any = None,
-        **kwargs: Any,
-    ) -> None:
-        _no_nonlinearity("LSTM", nonlinearity)
-        super().__init__(input_size, hidden_size, batch_first=batch_first, **kwargs)
 
 
 class MaskedDeepRNN(MaskedModel):
