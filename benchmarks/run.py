@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 import _deepstruct as deepstruct
+import bench_cells
 import bench_prune
 import bench_rnn
 import pypaddle
@@ -272,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_layer_index(table, quick=args.quick)
     bench_prune.run(table, quick=args.quick)
     bench_rnn.run(table, quick=args.quick)
+    bench_cells.run(table, quick=args.quick)
     table.summary()
     return 0
 
