@@ -11,15 +11,20 @@ from pypaddle.deploy.compact import CompactionWarning, compact
 from pypaddle.deploy.count import Counts, LayerCount, count
 from pypaddle.deploy.dan import CompactDAN
 from pypaddle.deploy.export import export_onnx, load, save
+from pypaddle.deploy.sparse_kernels import KernelChoice, SparseLinear, sparse_plan, to_sparse
 
 __all__ = [
     "CompactDAN",
     "CompactionWarning",
     "Counts",
+    "KernelChoice",
     "LayerCount",
+    "SparseLinear",
     "compact",
     "count",
     "export_onnx",
     "load",
     "save",
+    "sparse_plan",
+    "to_sparse",
 ]
