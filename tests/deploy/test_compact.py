@@ -12,20 +12,16 @@ from torch import nn
 
 from pypaddle.deploy import CompactDAN, CompactionWarning, compact
 from pypaddle.errors import InputTypeError, StructureError
-from pypaddle.sparse import MaskableModule, MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer
+from pypaddle.sparse import (
+    MaskableModule,
+    MaskedConv1d,
+    MaskedConv2d,
+    MaskedDeepDAN,
+    MaskedDeepFFN,
+    MaskedLinearLayer,
+)
 
 ACTIVATIONS = [nn.ReLU, nn.Sigmoid, nn.Tanh, torch.nn.functional.gelu]
-
-
-class MaskedConv2dDouble(nn.Conv2d, MaskableModule):
-    """A minimal masked convolution (weight mask only) for these tests."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.register_buffer("mask", torch.ones_like(self.weight, dtype=torch.bool))
-
-    def forward(self, input):
-        return self._conv_forward(input, self.masked_weight(), self.bias)
 
 
 def dense_params(model: nn.Module) -> int:
@@ -49,8 +45,8 @@ def prune_randomly(model: nn.Module, generator: torch.Generator) -> None:
         layer.mask[dead] = False
         if isinstance(layer, MaskedLinearLayer):
             layer.prune_inputs(torch.rand(layer.in_features, generator=generator) < 0.2)
-            if layer.bias_mask is not None:
-                layer.bias_mask &= torch.rand(rows, generator=generator) < 0.7
+        if layer.bias_mask is not None:
+            layer.bias_mask &= torch.rand(rows, generator=generator) < 0.7
         with torch.no_grad():
             if layer.bias is not None:
                 layer.bias.normal_(0, 1, generator=generator)
@@ -92,7 +88,9 @@ class TestHandChecked:
         model = MaskedDeepFFN(3, 2, [4, 4, 4], activation=nn.Sigmoid)
         model.layers_main_hidden[1].mask.fill_(False)
         small = compact(model)
-        assert [layer.out_features for layer in linears(small)] == [0, 0, 0, 2]
+        # one all-zero neuron stands in for each emptied layer
+        assert [layer.out_features for layer in linears(small)] == [1, 1, 1, 2]
+        assert not any(bool(layer.weight.any()) for layer in linears(small))
         assert_same_function(model, small, torch.randn(5, 3))
         out = small(torch.randn(3, 3))
         torch.testing.assert_close(out[0], out[1])
@@ -144,6 +142,14 @@ class TestRandomPrunings:
             assert dense_params(small) <= dense_params(model)
             assert_same_function(model, small, torch.randn(8, 7, generator=generator))
 
+    def test_dan_with_every_vertex_pruned_is_a_constant(self):
+        model = MaskedDeepDAN(4, 2, nx.DiGraph([(0, 1), (1, 2), (0, 2)]), activation=nn.Sigmoid)
+        for layer in model.layers_main_hidden:
+            layer.mask.fill_(False)
+        small = compact(model)
+        assert [linear.in_features for linear in small.linears] == [0]
+        assert_same_function(model, small, torch.randn(3, 4))
+
     def test_dan_with_layer_norm(self):
         generator = torch.Generator().manual_seed(4)
         structure = nx.DiGraph([(0, 2), (1, 2), (2, 3), (0, 3), (1, 4), (3, 5)])
@@ -158,12 +164,12 @@ class TestRandomPrunings:
             torch.manual_seed(trial)
             padding_mode = "zeros" if trial % 2 else "replicate"
             model = nn.Sequential(
-                MaskedConv2dDouble(3, 8, 3, padding=1, padding_mode=padding_mode),
+                MaskedConv2d(3, 8, 3, padding=1, padding_mode=padding_mode),
                 nn.ReLU(),
-                MaskedConv2dDouble(8, 8, 3, padding=0),
+                MaskedConv2d(8, 8, 3, padding=0),
                 nn.Sigmoid(),
                 nn.MaxPool2d(2),
-                MaskedConv2dDouble(8, 6, 1),
+                MaskedConv2d(8, 6, 1),
                 nn.Tanh(),
                 nn.Flatten(),
                 MaskedLinearLayer(6 * 3 * 3, 10),
@@ -176,10 +182,40 @@ class TestRandomPrunings:
 
 
 class TestConvolutions:
-    def test_pruned_channels_go(self):
+    def test_conv1d_stack(self):
+        generator = torch.Generator().manual_seed(6)
+        for trial in range(6):
+            torch.manual_seed(trial)
+            model = nn.Sequential(
+                MaskedConv1d(2, 6, 3, padding="same", padding_mode="circular"),
+                nn.ELU(),
+                MaskedConv1d(6, 5, 3, stride=2),
+                nn.Hardtanh(),
+                nn.AdaptiveAvgPool1d(4),
+                nn.Flatten(),
+                MaskedLinearLayer(20, 3),
+            )
+            prune_randomly(model, generator)
+            small = compact(model)
+            assert_same_function(model, small, torch.randn(3, 2, 16, generator=generator))
+
+    def test_pruned_output_channels_and_their_readers_shrink(self):
         model = nn.Sequential(
-            MaskedConv2dDouble(3, 8, 3, padding=1), nn.ReLU(), MaskedConv2dDouble(8, 4, 3)
+            MaskedConv2d(3, 8, 3),
+            nn.ReLU(),
+            MaskedConv2d(8, 4, 3),
+            nn.Flatten(),
+            MaskedLinearLayer(4 * 5 * 5, 2),
         )
+        model[0].prune_output_channels([0, 7])
+        model[2].prune_output_channels([1])
+        small = compact(model)
+        assert (small[0].out_channels, small[2].in_channels, small[2].out_channels) == (6, 6, 3)
+        assert small[4].in_features == 3 * 25
+        assert_same_function(model, small, torch.randn(2, 3, 9, 9))
+
+    def test_pruned_channels_go(self):
+        model = nn.Sequential(MaskedConv2d(3, 8, 3, padding=1), nn.ReLU(), MaskedConv2d(8, 4, 3))
         model[0].mask[[1, 4, 6]] = False  # channels without inputs...
         with torch.no_grad():
             model[0].bias[[1, 4, 6]] = -1.0  # ... whose ReLU(bias) is 0
@@ -190,9 +226,7 @@ class TestConvolutions:
         assert_same_function(model, small, torch.randn(2, 3, 9, 9))
 
     def test_constant_channel_read_with_zero_padding_stays(self):
-        model = nn.Sequential(
-            MaskedConv2dDouble(2, 3, 3), nn.Sigmoid(), MaskedConv2dDouble(3, 2, 3, padding=1)
-        )
+        model = nn.Sequential(MaskedConv2d(2, 3, 3), nn.Sigmoid(), MaskedConv2d(3, 2, 3, padding=1))
         model[0].mask[0] = False  # constant sigmoid(b) != 0: the zero padding sees its edge
         with pytest.warns(CompactionWarning, match="removed no neuron"):
             small = compact(model)
@@ -205,11 +239,11 @@ class TestConvolutions:
 
     def test_grouped_convolution_keeps_its_channels(self):
         model = nn.Sequential(
-            MaskedConv2dDouble(2, 4, 3),
+            MaskedConv2d(2, 4, 3),
             nn.ReLU(),
-            MaskedConv2dDouble(4, 4, 3, groups=2),
+            MaskedConv2d(4, 4, 3, groups=2),
             nn.ReLU(),
-            MaskedConv2dDouble(4, 2, 1),
+            MaskedConv2d(4, 2, 1),
         )
         model[0].mask[1] = False
         model[2].mask[0] = False

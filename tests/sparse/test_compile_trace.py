@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from pypaddle.deploy import compact
-from pypaddle.sparse import MaskedDeepDAN, MaskedDeepFFN
+from pypaddle.sparse import MaskedConv2d, MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer
 
 
 def small_world_dan(**options) -> MaskedDeepDAN:
@@ -36,7 +36,24 @@ def pruned_ffn() -> MaskedDeepFFN:
     return model
 
 
+def pruned_cnn() -> nn.Sequential:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Unflatten(1, (3, 2, 2)),
+        MaskedConv2d(3, 6, 3, padding=1),
+        nn.ReLU(),
+        MaskedConv2d(6, 4, 2),
+        nn.Flatten(),
+        MaskedLinearLayer(4, 3),
+    )
+    model[1].prune_output_channels([2])
+    model[3].mask[:, :, 0] = False
+    return model
+
+
 MODELS = {
+    "cnn": pruned_cnn,
+    "compact-cnn": lambda: compact(pruned_cnn()),
     "ffn": pruned_ffn,
     "dan": small_world_dan,
     "dan-layer-norm": lambda: small_world_dan(use_layer_norm=True, activation=nn.GELU),

@@ -168,6 +168,12 @@ def _compact_stages(stages: list[_Stage]) -> None:
         stage.kept &= read
 
 
+def _columns_of_first(stages: list[_Stage], index: int) -> int:
+    """How many input columns of stage ``index + 1`` belong to unit 0 of stage ``index``."""
+    reader = stages[index + 1].layer
+    return spatial_factor(reader, stages[index].kept.numel())
+
+
 def _new_layer(stage: _Stage, kept_inputs: torch.Tensor | None) -> nn.Module:
     layer = stage.layer
     rows = stage.kept.nonzero().reshape(-1)
@@ -203,7 +209,15 @@ def _new_layer(stage: _Stage, kept_inputs: torch.Tensor | None) -> nn.Module:
 def _build(before: list[nn.Module], stages: list[_Stage]) -> nn.Sequential:
     modules = [copy.deepcopy(module) for module in before]
     kept_inputs = None
-    for stage in stages:
+    for index, stage in enumerate(stages):
+        if not bool(stage.kept.any()):
+            # Torch has no zero-width convolution (and ONNX runtimes dislike empty tensors):
+            # keep one unit with all weights zero, which its readers ignore.
+            stage.kept[0] = True
+            stage.weight[0] = 0.0
+            stage.bias[0] = 0.0
+            if index + 1 < len(stages):
+                stages[index + 1].weight.narrow(1, 0, _columns_of_first(stages, index)).zero_()
         modules.append(_new_layer(stage, kept_inputs))
         modules.extend(
             copy.deepcopy(module) for module in stage.after if not isinstance(module, nn.Identity)
