@@ -24,6 +24,13 @@ from pypaddle.sparse import (
 ACTIVATIONS = [nn.ReLU, nn.Sigmoid, nn.Tanh, torch.nn.functional.gelu]
 
 
+class _Softsign(nn.Module):
+    """An activation compact does not know by name: it checks it acts per entry."""
+
+    def forward(self, x):
+        return x / (1 + x.abs())
+
+
 def dense_params(model: nn.Module) -> int:
     return sum(parameter.numel() for parameter in model.parameters())
 
@@ -267,6 +274,22 @@ class TestContract:
         model = MaskedDeepFFN(4, 2, [5]).eval()
         model.layers_main_hidden[0].prune_neurons([0])
         assert not compact(model).training
+
+    def test_prelu_and_a_callable_between_layers(self):
+        model = nn.Sequential(
+            MaskedLinearLayer(5, 6),
+            nn.PReLU(),
+            MaskedLinearLayer(6, 6),
+            _Softsign(),
+            MaskedLinearLayer(6, 2),
+        )
+        with torch.no_grad():
+            model[1].weight.fill_(0.3)
+        model[0].mask[:3] = False  # PReLU(bias) of three neurons without inputs
+        model[2].mask[[1, 4]] = False
+        small = compact(model)
+        assert (small[0].out_features, small[2].out_features) == (3, 4)
+        assert_same_function(model, small, torch.randn(4, 5))
 
     def test_float64_model(self):
         model = MaskedDeepFFN(4, 2, [5]).double()

@@ -153,18 +153,22 @@ def check_between(modules: Iterable[nn.Module], where: str) -> bool:
     return pinned
 
 
-def unit_constants(modules: Iterable[nn.Module], bias: torch.Tensor) -> torch.Tensor:
+def unit_constants(
+    modules: Iterable[nn.Module], bias: torch.Tensor, like: torch.Tensor
+) -> torch.Tensor:
     """The value a unit without inputs outputs after ``modules``: ``act(bias)`` per unit.
 
+    Computed with the dtype and on the device of ``like`` (a weight of the model), as the
+    model computes it and as modules with parameters need; returned as ``bias`` is.
     Pools and reshapes keep a constant map constant; dropout is the identity at inference.
     """
-    values = bias.reshape(1, -1)
+    values = bias.reshape(1, -1).to(like.device, like.dtype)
     with torch.no_grad():
         for module in modules:
             if isinstance(module, _DROPOUT) or _preserves_constants(module):
                 continue
             values = module(values)
-    return values.reshape(-1)
+    return values.reshape(-1).to(bias.device, bias.dtype)
 
 
 def fold_is_exact(reader: nn.Module) -> bool:

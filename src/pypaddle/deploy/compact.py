@@ -42,16 +42,19 @@ class CompactionWarning(UserWarning):
 
 
 def masked_weight_and_bias(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """The layer's weight and bias with masked entries zeroed, in float64 (no bias: zeros)."""
+    """The layer's weight and bias with masked entries zeroed (no bias: zeros).
+
+    On the CPU in float64: the bookkeeping is small, and folded biases stay exact.
+    """
     with torch.no_grad():
         if isinstance(layer, MaskableModule):
             weight, bias = layer.masked_weight(), layer.masked_bias()
         else:
             weight, bias = layer.weight, layer.bias
-        weight = weight.detach().to(torch.float64)
+        weight = weight.detach().to("cpu", torch.float64)
         if bias is None:
             return weight, weight.new_zeros(weight.shape[0])
-        return weight, bias.detach().to(torch.float64)
+        return weight, bias.detach().to("cpu", torch.float64)
 
 
 def connections(layer: nn.Module) -> torch.Tensor:
@@ -73,6 +76,7 @@ class _Stage:
     weight: torch.Tensor = field(init=False)
     bias: torch.Tensor = field(init=False)
     kept: torch.Tensor = field(init=False)
+    has_bias: bool = field(init=False)
 
     def __post_init__(self) -> None:
         self.weight, self.bias = masked_weight_and_bias(self.layer)
@@ -155,7 +159,7 @@ def _compact_stages(stages: list[_Stage]) -> None:
         if index == last or stage.pinned or stages[index + 1].reads_all_inputs:
             kept_before, constants = stage.kept, torch.zeros(live.numel(), dtype=torch.float64)
             continue
-        values = unit_constants(stage.after, stage.bias)
+        values = unit_constants(stage.after, stage.bias, stage.layer.weight)
         stage.kept = live if fold_is_exact(stages[index + 1].layer) else live | (values != 0)
         kept_before, constants = stage.kept, torch.where(stage.kept, 0.0, values)
     for index in range(last - 1, -1, -1):

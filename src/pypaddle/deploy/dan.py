@@ -125,7 +125,7 @@ def compact_dan(model: MaskedDeepDAN) -> CompactDAN:
             live = masks[layer][:, kept[low:start]].any(1)
         if pinned:
             continue
-        values = unit_constants([model.activation], biases[layer])
+        values = unit_constants([model.activation], biases[layer], model.layer_out.weight)
         kept[start:end] = live
         constants[start:end] = torch.where(live, 0.0, values)
     gone = ~kept[sinks]
