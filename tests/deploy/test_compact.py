@@ -262,13 +262,20 @@ class TestConvolutions:
 
 
 class TestContract:
-    def test_model_is_not_changed(self):
-        model = MaskedDeepFFN(4, 2, [5])
-        model.layers_main_hidden[0].prune_neurons([0])
-        state = copy.deepcopy(model.state_dict())
-        compact(model)
-        for key, value in model.state_dict().items():
-            assert torch.equal(value, state[key])
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+    def test_model_is_not_changed(self, dtype):
+        models = [
+            MaskedDeepFFN(4, 2, [5, 5], activation=nn.Sigmoid),
+            MaskedDeepDAN(4, 2, nx.DiGraph([(0, 1), (1, 2), (0, 2)]), activation=nn.Sigmoid),
+        ]
+        for model in models:
+            model.to(dtype)
+            model.layers_main_hidden[0].mask.fill_(False)  # constants folded, layers emptied
+            model.layers_main_hidden[1].mask.fill_(False)
+            state = copy.deepcopy(model.state_dict())
+            compact(model)
+            for key, value in model.state_dict().items():
+                assert torch.equal(value, state[key]), key
 
     def test_training_mode_is_kept(self):
         model = MaskedDeepFFN(4, 2, [5]).eval()

@@ -18,6 +18,7 @@ from torch.nn.utils import skip_init
 
 from pypaddle.errors import StructureError
 from pypaddle.sparse._common import _Function
+from pypaddle.sparse.masked import MaskableModule
 
 __all__ = [
     "check_between",
@@ -26,6 +27,7 @@ __all__ = [
     "fold_is_exact",
     "is_weighted",
     "kernel_sum",
+    "masked_weight_and_bias",
     "spatial_factor",
     "unit_constants",
 ]
@@ -72,6 +74,23 @@ _POOLS = (
     nn.AvgPool3d,
 )
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def masked_weight_and_bias(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The layer's weight and bias with masked entries zeroed (no bias: zeros).
+
+    On the CPU in float64: the bookkeeping is small, and folded biases stay exact.
+    """
+    with torch.no_grad():
+        if isinstance(layer, MaskableModule):
+            weight, bias = layer.masked_weight(), layer.masked_bias()
+        else:
+            weight, bias = layer.weight, layer.bias
+        # copies, always: compaction edits them in place (folded biases, emptied layers)
+        weight = weight.detach().to("cpu", torch.float64, copy=True)
+        if bias is None:
+            return weight, weight.new_zeros(weight.shape[0])
+        return weight, bias.detach().to("cpu", torch.float64, copy=True)
 
 
 def empty_module(cls: type[nn.Module], *args: Any, **kwargs: Any) -> nn.Module:

@@ -26,9 +26,11 @@ from pypaddle.deploy._units import (
     fold_is_exact,
     is_weighted,
     kernel_sum,
+    masked_weight_and_bias,
     spatial_factor,
     unit_constants,
 )
+from pypaddle.deploy.dan import compact_dan
 from pypaddle.errors import InputTypeError, StructureError
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.ffn import MaskedDeepFFN
@@ -39,22 +41,6 @@ __all__ = ["CompactionWarning", "compact"]
 
 class CompactionWarning(UserWarning):
     """Compaction ran but could not make the model smaller (or had nothing to do)."""
-
-
-def masked_weight_and_bias(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """The layer's weight and bias with masked entries zeroed (no bias: zeros).
-
-    On the CPU in float64: the bookkeeping is small, and folded biases stay exact.
-    """
-    with torch.no_grad():
-        if isinstance(layer, MaskableModule):
-            weight, bias = layer.masked_weight(), layer.masked_bias()
-        else:
-            weight, bias = layer.weight, layer.bias
-        weight = weight.detach().to("cpu", torch.float64)
-        if bias is None:
-            return weight, weight.new_zeros(weight.shape[0])
-        return weight, bias.detach().to("cpu", torch.float64)
 
 
 def connections(layer: nn.Module) -> torch.Tensor:
@@ -276,8 +262,6 @@ def compact(model: nn.Module) -> nn.Module:
         )
         return model
     if isinstance(model, MaskedDeepDAN):
-        from pypaddle.deploy.dan import compact_dan
-
         result = compact_dan(model)
     else:
         if isinstance(model, MaskedDeepFFN):

@@ -126,11 +126,7 @@ def _weight_density(module: nn.Module) -> tuple[int, int]:
 
 def _positions(module: nn.Module, output: torch.Tensor, batch: int) -> int:
     """How many times per sample the layer applies its weight (output positions)."""
-    channels = module.weight.shape[0]
-    if isinstance(module, nn.Linear):
-        return output.numel() // max(batch, 1) // channels
-    # a convolution: every output position of every channel
-    return output.numel() // max(batch, 1) // channels
+    return output.numel() // max(batch, 1) // module.weight.shape[0]
 
 
 def count(model: nn.Module, example_input: Any) -> Counts:

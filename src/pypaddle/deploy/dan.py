@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pypaddle.deploy._units import empty_module, unit_constants
+from pypaddle.deploy._units import empty_module, masked_weight_and_bias, unit_constants
 from pypaddle.sparse.dan import MaskedDeepDAN
 
 __all__ = ["CompactDAN", "compact_dan"]
@@ -89,12 +89,6 @@ class CompactDAN(nn.Module):
         raise AssertionError("a CompactDAN always has an output layer")
 
 
-def _masked(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    from pypaddle.deploy.compact import masked_weight_and_bias
-
-    return masked_weight_and_bias(layer)
-
-
 def compact_dan(model: MaskedDeepDAN) -> CompactDAN:
     """The :class:`CompactDAN` computing what ``model`` computes (see :func:`compact`)."""
     widths = model.layer_widths
@@ -105,11 +99,10 @@ def compact_dan(model: MaskedDeepDAN) -> CompactDAN:
     read_from = [0] + [starts[first - 1] for first in model._first_block[1:]]
     pinned = model.use_layer_norm  # a LayerNorm reads every vertex of its layer
     masks = [layer.mask.detach().cpu() for layer in model.layers_main_hidden]
-    weights, biases = zip(*(_masked(layer) for layer in model.layers_main_hidden))
-    weights = [weight.cpu() for weight in weights]
-    biases = [bias.cpu().clone() for bias in biases]
-    out_weight, out_bias = (tensor.cpu() for tensor in _masked(model.layer_out))
-    out_bias = out_bias.clone()
+    pairs = [masked_weight_and_bias(layer) for layer in model.layers_main_hidden]
+    weights = [weight for weight, _ in pairs]
+    biases = [bias for _, bias in pairs]
+    out_weight, out_bias = masked_weight_and_bias(model.layer_out)
     sinks = model.sink_index.cpu()
 
     # Forward: vertices that no kept vertex feeds output the constant act(bias).
