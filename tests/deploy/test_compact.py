@@ -347,6 +347,27 @@ class TestBadInput:
         with pytest.raises(StructureError, match=r"nn\.Sequential"):
             compact(Custom())
 
+    def test_linear_on_a_conv_without_flatten_is_refused(self):
+        model = nn.Sequential(MaskedConv2d(2, 3, 3), nn.ReLU(), MaskedLinearLayer(4, 2))
+        with pytest.raises(StructureError, match=r"nn\.Flatten"):
+            compact(model)
+
+    def test_features_back_into_channels_are_refused(self):
+        model = nn.Sequential(
+            MaskedLinearLayer(8, 8), nn.Unflatten(1, (2, 2, 2)), MaskedConv2d(2, 2, 1)
+        )
+        with pytest.raises(StructureError, match="Unflatten"):
+            compact(model)
+
+    def test_flatten_between_linear_layers_is_refused(self):
+        model = nn.Sequential(MaskedLinearLayer(8, 8), nn.Flatten(), MaskedLinearLayer(8, 2))
+        with pytest.raises(StructureError, match="layout"):
+            compact(model)
+
+    def test_sequential_without_layers_of_its_own(self):
+        with pytest.raises(StructureError, match="inside it"):
+            compact(nn.Sequential(nn.Flatten(), MaskedDeepFFN(4, 2, [3])))
+
     def test_not_a_module(self):
         with pytest.raises(InputTypeError):
             compact("model")

@@ -13,6 +13,7 @@ layers, which run at dense speed.
 from __future__ import annotations
 
 import copy
+import itertools
 import warnings
 from dataclasses import dataclass, field
 
@@ -108,10 +109,38 @@ def _sequential_stages(model: nn.Sequential) -> tuple[list[nn.Module], list[_Sta
             )
         else:
             (stages[-1].after if stages else before).append(child)
-    for index, stage in enumerate(stages[:-1]):
+    if not stages:
+        raise StructureError(
+            "the nn.Sequential holds no Linear or Conv layer of its own; compact the "
+            "masked module inside it instead"
+        )
+    for index, (stage, reader) in enumerate(itertools.pairwise(stages)):
         where = f"after weighted layer {index} ({type(stage.layer).__name__})"
         stage.pinned = stage.pinned or check_between(stage.after, where)
+        _check_channels_meet_features(stage, reader, where)
     return before, stages
+
+
+def _check_channels_meet_features(stage: _Stage, reader: _Stage, where: str) -> None:
+    """A convolution's channels reach a Linear only through a Flatten of dims 1..-1."""
+    conv_to_linear = not isinstance(stage.layer, nn.Linear) and isinstance(reader.layer, nn.Linear)
+    flattens = [module for module in stage.after if isinstance(module, nn.Flatten)]
+    if conv_to_linear and not any(
+        module.start_dim == 1 and module.end_dim == -1 for module in flattens
+    ):
+        raise StructureError(
+            f"a Linear reads a convolution {where} without an nn.Flatten() between them; "
+            "compact follows channels into features only through nn.Flatten() "
+            "(start_dim=1, end_dim=-1)"
+        )
+    if (isinstance(stage.layer, nn.Linear) and not isinstance(reader.layer, nn.Linear)) or (
+        flattens and not conv_to_linear
+    ):
+        raise StructureError(
+            f"the feature layout changes {where} in a way compact does not follow "
+            "(features back into channels, or a flatten between layers of one kind); "
+            "compact the parts before and after it separately"
+        )
 
 
 def _fold(reader: _Stage, constants: torch.Tensor, gone: torch.Tensor) -> None:
