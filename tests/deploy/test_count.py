@@ -9,7 +9,7 @@ from torch import nn
 
 from pypaddle.deploy import count
 from pypaddle.errors import InputTypeError
-from pypaddle.sparse import MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer
+from pypaddle.sparse import MaskedConv2d, MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer
 
 
 class TestLinear:
@@ -64,6 +64,15 @@ class TestConvolution:
         model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, stride=2), nn.Flatten())
         counts = count(model, torch.randn(2, 3, 10, 10))
         assert counts.macs == 8 * 3 * 3 * 3 * 5 * 5
+
+    def test_masked_conv_counts_active_kernel_entries(self):
+        model = MaskedConv2d(2, 4, 3, padding=1)
+        model.prune_output_channels([0])  # 18 weights and a bias
+        model.mask[1, 0, 0, 0] = False
+        counts = count(model, torch.randn(3, 2, 5, 5))
+        (layer,) = counts.layers
+        assert (layer.params, layer.active_params) == (76, 76 - 19 - 1)
+        assert (layer.macs, layer.effective_macs) == (72 * 25, (72 - 19) * 25)
 
     def test_grouped_conv(self):
         model = nn.Conv1d(4, 6, 3, groups=2)

@@ -11,7 +11,7 @@ from torch import nn
 
 from pypaddle.deploy import CompactDAN, compact, export_onnx, load, save
 from pypaddle.errors import ConfigError
-from pypaddle.sparse import MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer
+from pypaddle.sparse import MaskedConv2d, MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer
 
 
 def pruned_ffn() -> MaskedDeepFFN:
@@ -33,23 +33,28 @@ def pruned_dan() -> MaskedDeepDAN:
     return model
 
 
-@pytest.fixture(params=["ffn", "dan", "sequential"])
-def compacted(request):
-    if request.param == "ffn":
-        return compact(pruned_ffn())
-    if request.param == "dan":
-        return compact(pruned_dan())
+def pruned_cnn() -> nn.Sequential:
+    torch.manual_seed(0)
     model = nn.Sequential(
         nn.Unflatten(1, (1, 4, 4)),
-        nn.Conv2d(1, 4, 3, padding=1),
+        MaskedConv2d(1, 4, 3, padding=1),
         nn.ReLU(),
         nn.Flatten(),
         MaskedLinearLayer(64, 5),
         nn.LeakyReLU(0.2),
         MaskedLinearLayer(5, 3),
     )
+    model[1].prune_output_channels([2])
     model[4].prune_neurons([1])
-    return compact(model)
+    return model
+
+
+MAKERS = {"ffn": pruned_ffn, "dan": pruned_dan, "cnn": pruned_cnn}
+
+
+@pytest.fixture(params=list(MAKERS))
+def compacted(request):
+    return compact(MAKERS[request.param]())
 
 
 class TestSaveLoad:
@@ -98,7 +103,7 @@ class TestSaveLoad:
 
 
 class TestOnnx:
-    @pytest.mark.parametrize("make", [pruned_ffn, pruned_dan], ids=["ffn", "dan"])
+    @pytest.mark.parametrize("make", list(MAKERS.values()), ids=list(MAKERS))
     def test_onnxruntime_matches(self, make, tmp_path):
         runtime = pytest.importorskip("onnxruntime")
         pytest.importorskip("onnxscript")
