@@ -102,6 +102,24 @@ class TestHandChecked:
         out = small(torch.randn(3, 3))
         torch.testing.assert_close(out[0], out[1])
 
+    def test_dan_layers_read_only_the_blocks_they_need(self):
+        # layers [0], [1, 3], [2]; vertex 1 loses its input, so 2 reads only vertex 0
+        model = MaskedDeepDAN(4, 2, nx.DiGraph([(0, 1), (1, 2), (0, 2), (0, 3)]))
+        model.layers_main_hidden[1].prune_neurons([0])
+        small = compact(model)
+        assert small.read_blocks == [(0, 0), (1, 1), (1, 1), (2, 3)]
+        assert small.index_names == [None] * 4
+        assert_same_function(model, small, torch.randn(5, 4))
+
+    def test_dan_gathers_columns_within_a_block(self):
+        # layers [0, 1, 2], [3], [5]; vertex 1 stays for vertex 5 but 3 no longer reads it
+        model = MaskedDeepDAN(4, 2, nx.DiGraph([(0, 3), (1, 3), (2, 3), (3, 5), (1, 5)]))
+        model.layers_main_hidden[1].mask[0, 1] = False
+        small = compact(model)
+        assert small.index_1.tolist() == [0, 2]  # of block 1 (vertices 0, 1, 2)
+        assert small.index_2.tolist() == [1, 3]  # of blocks 1 and 2: vertices 1 and 3
+        assert_same_function(model, small, torch.randn(5, 4))
+
     def test_relu_neuron_without_inputs_and_with_zero_bias_goes(self):
         model = MaskedDeepFFN(3, 2, [4, 4])
         model.layers_main_hidden[0].prune_neurons([0, 1])

@@ -29,14 +29,28 @@ class CompactDAN(nn.Module):
     """The dense remainder of a :class:`MaskedDeepDAN` after :func:`compact`.
 
     Block 0 is the flattened input; block ``k + 1`` is the output of layer ``k``. Layer
-    ``k`` reads the concatenation of blocks ``first[k]`` to ``k`` (the output layer: up to
-    the last block), then, where ``gathers[k]``, only the columns in its ``index`` buffer.
+    ``k`` reads the concatenation of blocks ``first`` to ``last`` of its spec, then, where
+    its spec says it gathers, only the columns in its ``index_k`` buffer.
+
+    Examples
+    --------
+    >>> import networkx as nx, torch
+    >>> from pypaddle.deploy import compact
+    >>> from pypaddle.sparse import MaskedDeepDAN
+    >>> model = MaskedDeepDAN(4, 2, nx.DiGraph([(0, 1), (1, 2), (0, 2), (0, 3)]))
+    >>> model.layers_main_hidden[1].prune_neurons([0])  # vertex 1: no inputs, then unread
+    >>> small = compact(model)
+    >>> [(linear.in_features, linear.out_features) for linear in small.linears]
+    [(4, 1), (1, 1), (1, 1), (2, 2)]
+    >>> x = torch.randn(3, 4)
+    >>> torch.allclose(small(x), model(x), atol=1e-6)
+    True
 
     Parameters
     ----------
     size_input : int
         Features per sample (the input is flattened per sample).
-    layers : list of (in_features, out_features, first_block, gathers)
+    layers : list of (in_features, out_features, first_block, last_block, gathers)
         One entry per hidden layer that kept a vertex, in order; the last entry is the
         output layer.
     activation : nn.Module
@@ -62,9 +76,9 @@ class CompactDAN(nn.Module):
         hidden = len(self.layer_specs) - 1
         self.norms = nn.ModuleList(norms if norms is not None else [nn.Identity()] * hidden)
         self.activation = activation
-        self.first_blocks = [spec[2] for spec in self.layer_specs]
+        self.read_blocks = [(spec[2], spec[3]) for spec in self.layer_specs]
         self.index_names: list[str | None] = []
-        for position, (size_in, _, _, gathers) in enumerate(self.layer_specs):
+        for position, (size_in, *_, gathers) in enumerate(self.layer_specs):
             name = f"index_{position}" if gathers else None
             if name is not None:
                 self.register_buffer(name, torch.zeros(size_in, dtype=torch.long))
@@ -78,8 +92,12 @@ class CompactDAN(nn.Module):
         blocks = [input.reshape(input.shape[0], self.size_input)]
         last = len(self.linears) - 1
         for position, linear in enumerate(self.linears):
-            first = self.first_blocks[position]
-            reads = blocks[first] if first == len(blocks) - 1 else torch.cat(blocks[first:], 1)
+            first, last_block = self.read_blocks[position]
+            reads = (
+                blocks[first]
+                if first == last_block
+                else torch.cat(blocks[first : last_block + 1], 1)
+            )
             name = self.index_names[position]
             if name is not None:
                 reads = reads.index_select(1, self._buffers[name])
@@ -157,11 +175,16 @@ def _build(
     block_of_column = [0] * features
     specs, tensors, norms = [], [], []
 
-    def plan(columns: torch.Tensor) -> tuple[int, torch.Tensor | None]:
-        first = block_of_column[int(columns.min())] if columns.numel() else len(block_start) - 1
+    def plan(columns: torch.Tensor) -> tuple[int, int, torch.Tensor | None]:
+        """The blocks ``columns`` fall in, and the gather within them (None: all of them)."""
+        newest = len(block_start) - 1
+        if columns.numel() == 0:
+            return newest, newest, columns
+        first, last = block_of_column[int(columns[0])], block_of_column[int(columns[-1])]
+        end = block_start[last + 1] if last < newest else len(block_of_column)
         local = columns - block_start[first]
-        contiguous = torch.equal(local, torch.arange(len(block_of_column) - block_start[first]))
-        return first, None if contiguous else local
+        contiguous = torch.equal(local, torch.arange(end - block_start[first]))
+        return first, last, None if contiguous else local
 
     for layer, (start, end) in enumerate(itertools.pairwise(starts)):
         rows = kept[start:end].nonzero().reshape(-1)
@@ -174,8 +197,8 @@ def _build(
         else:
             sources = (masks[layer][rows].any(0) & kept[low:start]).nonzero().reshape(-1)
             columns = column[low + sources]
-        first, index = plan(columns)
-        specs.append((columns.numel(), rows.numel(), first, index is not None))
+        first, last, index = plan(columns)
+        specs.append((columns.numel(), rows.numel(), first, last, index is not None))
         tensors.append((weights[layer][rows][:, sources], biases[layer][rows], index))
         norm = model.layer_norms[layer]
         norms.append(copy.deepcopy(norm))
@@ -185,8 +208,8 @@ def _build(
     sink_positions = model.sink_index.cpu()
     read = model.layer_out.mask.detach().cpu().any(0) & kept[sink_positions]
     sources = read.nonzero().reshape(-1)
-    first, index = plan(column[sink_positions[sources]])
-    specs.append((sources.numel(), out_weight.shape[0], first, index is not None))
+    first, last, index = plan(column[sink_positions[sources]])
+    specs.append((sources.numel(), out_weight.shape[0], first, last, index is not None))
     tensors.append((out_weight[:, sources], out_bias, index))
 
     result = CompactDAN(features, specs, copy.deepcopy(model.activation), norms)
