@@ -13,6 +13,7 @@ import importlib
 import importlib.util
 import inspect
 import os
+import warnings
 from typing import Any
 
 import torch
@@ -203,17 +204,20 @@ def export_onnx(
         raise InputTypeError(f"export_onnx needs a torch.nn.Module, got {type(model).__name__}")
     was_training = model.training
     model.eval()
+    dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
     try:
-        dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
-        program = torch.onnx.export(
-            model,
-            (example_input,),
-            input_names=["input"],
-            output_names=["output"],
-            dynamo=True,
-            dynamic_shapes=dynamic,
-            verbose=False,
-        )
+        with warnings.catch_warnings():
+            # torch's exporter trips over its own pytree deprecation; no user can fix that
+            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
+            program = torch.onnx.export(
+                model,
+                (example_input,),
+                input_names=["input"],
+                output_names=["output"],
+                dynamo=True,
+                dynamic_shapes=dynamic,
+                verbose=False,
+            )
         program.save(os.fspath(path))
     finally:
         model.train(was_training)
