@@ -206,6 +206,51 @@ class TestRandomPrunings:
             assert_same_function(model, small, torch.randn(4, 3, 8, 8, generator=generator))
 
 
+def randomise_batch_norms(model: nn.Module, generator: torch.Generator) -> None:
+    with torch.no_grad():
+        for norm in model.modules():
+            if isinstance(norm, nn.modules.batchnorm._BatchNorm):
+                norm.running_mean.normal_(0, 1, generator=generator)
+                norm.running_var.uniform_(0.5, 2, generator=generator)
+                norm.weight.normal_(1, 0.5, generator=generator)
+                norm.bias.normal_(0, 1, generator=generator)
+
+
+class TestBatchNorm:
+    def test_conv_batch_norm_relu_stacks(self):
+        generator = torch.Generator().manual_seed(7)
+        for trial in range(8):
+            torch.manual_seed(trial)
+            model = nn.Sequential(
+                MaskedConv2d(3, 8, 3, padding=1, padding_mode="reflect"),
+                nn.BatchNorm2d(8),
+                nn.ReLU(),
+                MaskedConv2d(8, 8, 3),
+                nn.BatchNorm2d(8),
+                nn.Sigmoid(),
+                nn.Flatten(),
+                MaskedLinearLayer(8 * 4 * 4, 6),
+                nn.BatchNorm1d(6),
+                nn.Tanh(),
+                MaskedLinearLayer(6, 3),
+            ).eval()
+            randomise_batch_norms(model, generator)
+            prune_randomly(model, generator)
+            small = compact(model)
+            assert_same_function(model, small, torch.randn(4, 3, 6, 6, generator=generator))
+
+    def test_pruned_channels_leave_the_batch_norm(self):
+        model = nn.Sequential(
+            MaskedConv2d(2, 6, 1), nn.BatchNorm2d(6), nn.ReLU(), MaskedConv2d(6, 2, 1)
+        ).eval()
+        randomise_batch_norms(model, torch.Generator().manual_seed(0))
+        model[3].prune_input_channels([0, 4])
+        small = compact(model)
+        assert small[1].num_features == 4
+        torch.testing.assert_close(small[1].running_mean, model[1].running_mean[[1, 2, 3, 5]])
+        assert_same_function(model, small, torch.randn(2, 2, 3, 3))
+
+
 class TestConvolutions:
     def test_conv1d_stack(self):
         generator = torch.Generator().manual_seed(6)
@@ -344,8 +389,17 @@ class TestBadInput:
             compact(model)
 
     def test_unknown_module_between_layers_is_named(self):
-        model = nn.Sequential(MaskedLinearLayer(3, 4), nn.BatchNorm1d(4), MaskedLinearLayer(4, 2))
-        with pytest.raises(StructureError, match="BatchNorm1d"):
+        model = nn.Sequential(MaskedConv2d(3, 4, 1), nn.GroupNorm(2, 4), MaskedConv2d(4, 2, 1))
+        with pytest.raises(StructureError, match="GroupNorm"):
+            compact(model)
+
+    def test_batch_norm_without_running_statistics_is_refused(self):
+        model = nn.Sequential(
+            MaskedLinearLayer(3, 4),
+            nn.BatchNorm1d(4, track_running_stats=False),
+            MaskedLinearLayer(4, 2),
+        )
+        with pytest.raises(StructureError, match="running statistics"):
             compact(model)
 
     def test_softmax_between_layers_is_refused(self):

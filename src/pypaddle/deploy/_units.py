@@ -8,12 +8,14 @@ constant-preserving reshapes and pools, and modules that mix units.
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils import skip_init
 
 from pypaddle.errors import StructureError
@@ -21,6 +23,7 @@ from pypaddle.sparse._common import _Function
 from pypaddle.sparse.masked import MaskableModule
 
 __all__ = [
+    "batch_norm_constants",
     "check_between",
     "conv_class",
     "empty_module",
@@ -28,6 +31,7 @@ __all__ = [
     "is_weighted",
     "kernel_sum",
     "masked_weight_and_bias",
+    "sliced_batch_norm",
     "spatial_factor",
     "unit_constants",
 ]
@@ -160,16 +164,45 @@ def check_between(modules: Iterable[nn.Module], where: str) -> bool:
     for module in modules:
         if isinstance(module, nn.LayerNorm):
             pinned = True
+        elif isinstance(module, _BatchNorm):
+            if module.running_mean is None:
+                raise StructureError(
+                    f"the {type(module).__name__} {where} keeps no running statistics "
+                    "(track_running_stats=False), so it normalises with the statistics of "
+                    "each batch and mixes samples; compact cannot fold it"
+                )
         elif not (_is_elementwise(module) or _preserves_constants(module)):
             raise StructureError(
                 f"compact cannot see through {type(module).__name__} {where}: between two "
                 "linear or convolution layers it understands element-wise activations, "
-                "dropout, flatten, pooling and LayerNorm, which act on each neuron or "
-                "channel alone. Fold a BatchNorm into the layer before it "
-                "(torch.nn.utils.fusion.fuse_conv_bn_eval) or move the module after the "
-                "last layer"
+                "dropout, flatten, pooling, BatchNorm and LayerNorm, which act on each "
+                "neuron or channel alone; move the module after the last layer or compact "
+                "the parts before and after it separately"
             )
     return pinned
+
+
+def batch_norm_constants(norm: _BatchNorm, values: torch.Tensor) -> torch.Tensor:
+    """What an eval-mode BatchNorm makes of the per-channel constants ``values [1, C]``."""
+    scale = (norm.running_var + norm.eps).rsqrt()
+    values = (values - norm.running_mean) * scale
+    if norm.weight is not None:
+        values = values * norm.weight + norm.bias
+    return values
+
+
+def sliced_batch_norm(norm: _BatchNorm, kept: torch.Tensor) -> _BatchNorm:
+    """A copy of ``norm`` for the ``kept`` channels only."""
+    channels = kept.nonzero().reshape(-1).to(norm.running_mean.device)
+    new = copy.deepcopy(norm)
+    new.num_features = channels.numel()
+    with torch.no_grad():
+        for name in ("weight", "bias"):
+            if norm._parameters.get(name) is not None:
+                new._parameters[name] = nn.Parameter(norm._parameters[name][channels].clone())
+        for name in ("running_mean", "running_var"):
+            new._buffers[name] = norm._buffers[name][channels].clone()
+    return new
 
 
 def unit_constants(
@@ -185,6 +218,9 @@ def unit_constants(
     with torch.no_grad():
         for module in modules:
             if isinstance(module, _DROPOUT) or _preserves_constants(module):
+                continue
+            if isinstance(module, _BatchNorm):
+                values = batch_norm_constants(module, values)
                 continue
             values = module(values)
     return values.reshape(-1).to(bias.device, bias.dtype)

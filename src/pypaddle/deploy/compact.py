@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from pypaddle.deploy._units import (
     check_between,
@@ -28,6 +29,7 @@ from pypaddle.deploy._units import (
     is_weighted,
     kernel_sum,
     masked_weight_and_bias,
+    sliced_batch_norm,
     spatial_factor,
     unit_constants,
 )
@@ -239,7 +241,11 @@ def _build(before: list[nn.Module], stages: list[_Stage]) -> nn.Sequential:
                 stages[index + 1].weight.narrow(1, 0, _columns_of_first(stages, index)).zero_()
         modules.append(_new_layer(stage, kept_inputs))
         modules.extend(
-            copy.deepcopy(module) for module in stage.after if not isinstance(module, nn.Identity)
+            sliced_batch_norm(module, stage.kept)
+            if isinstance(module, _BatchNorm)
+            else copy.deepcopy(module)
+            for module in stage.after
+            if not isinstance(module, nn.Identity)
         )
         kept_inputs = stage.kept
     return nn.Sequential(*modules)
@@ -257,9 +263,10 @@ def compact(model: nn.Module) -> nn.Module:
 
     Understood: :class:`MaskedDeepFFN` (to an ``nn.Sequential``), :class:`MaskedDeepDAN`
     (to a :class:`CompactDAN`, skip connections included) and ``nn.Sequential`` stacks of
-    masked or plain Linear / Conv layers with element-wise activations, dropout, flatten
-    and pooling between them. ``model`` is not changed; a model without masked layers is
-    returned as it is, with a :class:`CompactionWarning`.
+    masked or plain Linear / Conv layers with element-wise activations, dropout, flatten,
+    pooling and BatchNorm (with running statistics, as in eval mode) between them.
+    ``model`` is not changed; a model without masked layers is returned as it is, with a
+    :class:`CompactionWarning`.
 
     What stays although it looks removable (and why): every unit of a layer followed by a
     LayerNorm (the norm reads them all), every channel around a grouped convolution, and
