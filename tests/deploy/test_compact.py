@@ -12,6 +12,7 @@ from torch import nn
 
 from pypaddle.deploy import CompactDAN, CompactionWarning, compact
 from pypaddle.errors import InputTypeError, StructureError
+from pypaddle.prune import prune
 from pypaddle.sparse import (
     MaskableModule,
     MaskedConv1d,
@@ -19,6 +20,8 @@ from pypaddle.sparse import (
     MaskedDeepDAN,
     MaskedDeepFFN,
     MaskedLinearLayer,
+    masked_lenet5,
+    masked_vgg,
 )
 
 ACTIVATIONS = [nn.ReLU, nn.Sigmoid, nn.Tanh, torch.nn.functional.gelu]
@@ -249,6 +252,27 @@ class TestBatchNorm:
         assert small[1].num_features == 4
         torch.testing.assert_close(small[1].running_mean, model[1].running_mean[[1, 2, 3, 5]])
         assert_same_function(model, small, torch.randn(2, 2, 3, 3))
+
+
+class TestConvNets:
+    def test_lenet_pruned_by_filters(self):
+        torch.manual_seed(0)
+        model = masked_lenet5().eval()
+        prune(model, 0.5, scope="layer", granularity="channel")
+        small = compact(model)
+        assert [small[i].out_channels for i in (0, 3)] == [3, 8]
+        assert_same_function(model, small, torch.randn(3, 1, 28, 28))
+
+    def test_vgg_with_batch_norm_and_random_prunings(self):
+        generator = torch.Generator().manual_seed(8)
+        for trial in range(3):
+            torch.manual_seed(trial)
+            model = masked_vgg(11, (3, 32, 32), 10, width=0.125, batch_norm=True).eval()
+            randomise_batch_norms(model, generator)
+            prune_randomly(model, generator)
+            small = compact(model)
+            assert dense_params(small) < dense_params(model)
+            assert_same_function(model, small, torch.randn(2, 3, 32, 32, generator=generator))
 
 
 class TestConvolutions:

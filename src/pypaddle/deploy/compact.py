@@ -35,6 +35,7 @@ from pypaddle.deploy._units import (
 )
 from pypaddle.deploy.dan import compact_dan
 from pypaddle.errors import InputTypeError, StructureError
+from pypaddle.sparse.convnet import MaskedConvNet
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.ffn import MaskedDeepFFN
 from pypaddle.sparse.masked import MaskableModule, maskable_layers
@@ -261,8 +262,9 @@ def compact(model: nn.Module) -> nn.Module:
     so the result runs at dense speed and needs nothing from pypaddle but, for a
     :class:`MaskedDeepDAN`, the small :class:`CompactDAN` module.
 
-    Understood: :class:`MaskedDeepFFN` (to an ``nn.Sequential``), :class:`MaskedDeepDAN`
-    (to a :class:`CompactDAN`, skip connections included) and ``nn.Sequential`` stacks of
+    Understood: :class:`MaskedDeepFFN` and :class:`MaskedConvNet` (to an
+    ``nn.Sequential``), :class:`MaskedDeepDAN` (to a :class:`CompactDAN`, skip connections
+    included) and ``nn.Sequential`` stacks of
     masked or plain Linear / Conv layers with element-wise activations, dropout, flatten,
     pooling and BatchNorm (with running statistics, as in eval mode) between them.
     ``model`` is not changed; a model without masked layers is returned as it is, with a
@@ -302,12 +304,17 @@ def compact(model: nn.Module) -> nn.Module:
     else:
         if isinstance(model, MaskedDeepFFN):
             before, stages = _ffn_stages(model)
+        elif isinstance(model, MaskedConvNet):
+            # its forward is features -> flatten -> classifier
+            chain = nn.Sequential(*model.features, nn.Flatten(), *model.classifier)
+            before, stages = _sequential_stages(chain)
         elif isinstance(model, nn.Sequential):
             before, stages = _sequential_stages(model)
         else:
             raise StructureError(
                 f"compact cannot read the forward pass of a {type(model).__name__}: it "
-                "understands MaskedDeepFFN, MaskedDeepDAN and nn.Sequential stacks of "
+                "understands MaskedDeepFFN, MaskedConvNet, MaskedDeepDAN and nn.Sequential "
+                "stacks of "
                 "(masked) Linear and Conv layers; wrap your layers in an nn.Sequential or "
                 "compact the sub-module that is one"
             )
