@@ -1,0 +1,191 @@
+"""Whole models: masked FFN and DAN against generate_structure, a ResNet-18 at every level."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import networkx as nx
+import pytest
+import torch
+from models import ResNet18, small_cnn
+from torch import nn
+
+from pypaddle.extract import to_graph
+from pypaddle.sparse import MaskedDeepDAN, MaskedDeepFFN, maskable_layers
+from pypaddle.util import set_random_masks
+
+
+def relabelled(graph: nx.DiGraph, mapping) -> set:
+    return {(mapping(u), mapping(v)) for u, v in graph.edges}
+
+
+def hidden(graph: nx.DiGraph) -> nx.DiGraph:
+    return graph.subgraph(v for v, role in graph.nodes(data="role") if role == "hidden")
+
+
+class TestMaskedDeepFFN:
+    @pytest.mark.parametrize("use_layer_norm", [False, True])
+    def test_hidden_graph_is_generate_structure_exactly(self, use_layer_norm):
+        torch.manual_seed(0)
+        model = MaskedDeepFFN((1, 3, 4), 3, [5, 6, 4], use_layer_norm=use_layer_norm)
+        model.apply(lambda m: set_random_masks(m, density=0.4))
+        graph = to_graph(model, torch.randn(2, 1, 3, 4))
+        assert graph.graph["tracer"] == "hooks"  # its forward branches on the input's shape
+
+        offsets = {"layers_main_hidden.0": 0, "layers_main_hidden.1": 5, "layers_main_hidden.2": 11}
+
+        def to_structure(vertex):
+            name, index = vertex
+            if name == "input":
+                return ("input", index)
+            if name == "layer_out":
+                return ("output", index)
+            return offsets[name] + index
+
+        expected = model.generate_structure()
+        inner = hidden(graph)
+        assert {to_structure(v) for v in inner} == set(expected)
+        assert relabelled(inner, to_structure) == set(expected.edges)
+        full = model.generate_structure(include_input=True, include_output=True)
+        assert relabelled(graph, to_structure) == set(full.edges)
+        assert nx.is_isomorphic(nx.DiGraph(inner), nx.DiGraph(expected))
+
+    def test_threshold_drops_small_weights(self):
+        torch.manual_seed(1)
+        model = MaskedDeepFFN(6, 2, [4])
+        graph = to_graph(model, torch.randn(1, 6), threshold=0.3)
+        kept = model.layers_main_hidden[0].weight.abs() > 0.3
+        assert graph.in_degree(("layers_main_hidden.0", 0)) == int(kept[0].sum())
+
+
+def dag_with_skips() -> nx.DiGraph:
+    structure = nx.DiGraph()
+    structure.add_nodes_from(["a", "b", "c", "d", "e", "f", "g"], colour="red")
+    structure.add_edges_from(
+        [("a", "c"), ("b", "c"), ("c", "d"), ("a", "d"), ("d", "e"), ("b", "e"), ("c", "g")]
+    )
+    structure.add_edge("f", "e")
+    return structure
+
+
+class TestMaskedDeepDAN:
+    def test_hidden_graph_is_generate_structure_with_its_labels(self):
+        torch.manual_seed(0)
+        model = MaskedDeepDAN(6, 3, dag_with_skips())
+        model.layers_main_hidden[1].mask[0, 0] = False
+        graph = to_graph(model, torch.randn(2, 6))
+
+        def to_structure(vertex):
+            return ("input", vertex[1]) if vertex[0] == "input" else vertex[1]
+
+        expected = model.generate_structure()
+        inner = hidden(graph)
+        assert {to_structure(v) for v in inner} == set(expected)
+        assert relabelled(inner, to_structure) == set(expected.edges)
+        full = model.generate_structure(include_input=True, include_output=True)
+        assert relabelled(graph, to_structure) == set(full.edges)
+        assert {v for v, role in graph.nodes(data="role") if role == "output"} == {
+            ("MaskedDeepDAN", ("output", j)) for j in range(3)
+        }
+
+    def test_inside_a_container_and_with_a_threshold(self):
+        torch.manual_seed(0)
+        dan = MaskedDeepDAN(6, 3, dag_with_skips())
+        model = nn.Sequential(nn.Flatten(), dan, nn.ReLU(), nn.Linear(3, 2))
+        masks = [layer.mask.clone() for layer in maskable_layers(dan)]
+        graph = to_graph(model, torch.randn(1, 2, 3), threshold=0.2)
+        pruned = copy.deepcopy(dan)
+        pruned.recompute_mask(0.2)
+        expected = pruned.generate_structure()
+        # Inside a model, the DAN's outputs are hidden too: compare its vertex labels.
+        inner = graph.subgraph(v for v in graph if v[0] == "1" and v[1] in expected)
+        assert relabelled(inner, lambda v: v[1]) == set(expected.edges)
+        # The threshold did not touch the model's masks.
+        assert all(torch.equal(a, b.mask) for a, b in zip(masks, maskable_layers(dan)))
+        assert graph.in_degree(("3", 0)) == 3
+        assert all(u[0] == "1" for u, _ in graph.in_edges(("3", 0)))
+
+
+@pytest.fixture(scope="module")
+def resnet() -> ResNet18:
+    torch.manual_seed(0)
+    return ResNet18(classes=10, width=8)
+
+
+BLOCKS = [f"layer{stage}.{block}" for stage in range(1, 5) for block in range(2)]
+
+
+class TestResNet:
+    def test_layer_level_shows_every_skip_connection(self, resnet):
+        graph = to_graph(resnet, torch.randn(2, 3, 32, 32), granularity="layer")
+        adds = [v for v, kind in graph.nodes(data="type") if kind == "add"]
+        assert len(adds) == 8
+        for block, add in zip(BLOCKS, adds):
+            predecessors = set(graph.predecessors(add))
+            assert f"{block}.bn2" in predecessors
+            (skip,) = predecessors - {f"{block}.bn2"}
+            if block.endswith(".0") and block != "layer1.0":
+                assert skip == f"{block}.downsample.1"
+            else:  # the identity: whatever fed the block's first convolution
+                assert list(graph.predecessors(f"{block}.conv1")) == [skip]
+        assert graph.nodes["layer2.0.conv1"]["type"] == "Conv2d"
+        assert graph.nodes["layer2.0.conv1"]["shape"] == "(16, 4, 4)"
+        assert nx.is_directed_acyclic_graph(graph)
+        assert list(graph.predecessors("output")) == ["fc"]
+
+    def test_channel_level_counts_and_skips(self, resnet):
+        graph = to_graph(resnet, torch.randn(2, 3, 32, 32), granularity="channel")
+        convs = [m for m in resnet.modules() if isinstance(m, nn.Conv2d)]
+        conv_edges = sum(c.in_channels * c.out_channels for c in convs)
+        widths = [8] * 2 + [16] * 2 + [32] * 2 + [64] * 2
+        assert graph.number_of_nodes() == 3 + sum(c.out_channels for c in convs) + sum(widths) + 10
+        assert graph.number_of_edges() == conv_edges + 2 * sum(widths) + 64 * 10
+        # The stem's batch norm, ReLU and max pool leave channels as they are.
+        assert {u[0] for u, _ in graph.in_edges(("layer1.0.conv1", 0))} == {"conv1"}
+        # After a block, the next one reads the sum of the residual branch and the skip.
+        first_add = next(v for v in graph if graph.nodes[v]["kind"] == "add")[0]
+        assert {u[0] for u, _ in graph.in_edges(("layer1.1.conv1", 0))} == {first_add}
+        assert {u[0] for u, _ in graph.in_edges((first_add, 3))} == {"layer1.0.conv2", "conv1"}
+        assert graph.in_degree(("fc", 0)) == 64
+
+    def test_fx_and_hooks_give_the_same_graph(self, resnet):
+        x = torch.randn(2, 3, 32, 32)
+        for granularity in ("channel", "layer"):
+            by_fx = to_graph(resnet, x, granularity=granularity)
+            by_hooks = to_graph(resnet, x, granularity=granularity, tracer="hooks")
+            assert (by_fx.graph["tracer"], by_hooks.graph["tracer"]) == ("fx", "hooks")
+            assert dict(by_fx.nodes(data=True)) == dict(by_hooks.nodes(data=True))
+            assert set(by_fx.edges) == set(by_hooks.edges)
+
+
+def test_small_cnn_at_neuron_level():
+    model = small_cnn()
+    graph = to_graph(model, torch.randn(1, 1, 28, 28))
+    assert graph.number_of_nodes() == 784 + 4 * 26 * 26 + 8 * 12 * 12 + 10
+    assert graph.number_of_edges() == 4 * 26 * 26 * 9 + 8 * 12 * 12 * 36 + 8 * 12 * 12 * 10
+    assert graph.num_layers == 4
+    assert graph.nodes[("2", 12 * 12 + 5)] == {
+        "module": "2",
+        "kind": "Conv2d",
+        "layer": 2,
+        "index": 149,
+        "position": "1,0,5",
+        "channel": 1,
+        "role": "hidden",
+    }
+
+
+@pytest.mark.parametrize("granularity", ["neuron", "channel", "layer"])
+def test_graphml_writes_every_granularity(granularity):
+    torch.manual_seed(0)
+    model = nn.Sequential(small_cnn(), nn.Softmax(dim=1))
+    dan = MaskedDeepDAN(10, 2, dag_with_skips())
+    graph = to_graph(nn.Sequential(model, dan), torch.randn(1, 1, 28, 28), granularity=granularity)
+    buffer = io.BytesIO()
+    nx.write_graphml(graph, buffer)
+    read = nx.read_graphml(io.BytesIO(buffer.getvalue()))
+    assert (read.number_of_nodes(), read.number_of_edges()) == (
+        graph.number_of_nodes(),
+        graph.number_of_edges(),
+    )
