@@ -9,9 +9,9 @@ Two tracers give the same record, a list of :class:`Op` in execution order:
   (removed in ``finally``) and a ``TorchFunctionMode`` that records the torch functions
   called between them.
 
-Either way the model runs once, under ``torch.no_grad()``, and is left as it was: its
-buffers (batch-norm statistics, masks) are restored if the run changed them, and so are
-attributes a forward might set. Its own hooks run, as they would on any call.
+Either way the model runs once, in eval mode and under ``torch.no_grad()``, and is left as
+it was: training flags are restored, and so are buffer values and attributes if a forward
+changed them. Its own hooks run, as they would on any call.
 """
 
 from __future__ import annotations
@@ -283,22 +283,26 @@ def _leaves(obj: Any) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _preserved(model: nn.Module) -> Iterator[None]:
-    """Undo what running the model changed: buffer values and rebound attributes."""
+    """Run the model in eval mode, then undo what the run changed.
+
+    Eval mode keeps batch-norm statistics still (and accepts a batch of one); the flags are
+    set and restored directly, without calling a user's ``train()`` override. Buffer values
+    and rebound attributes are put back if a forward changed them anyway.
+    """
     saved = []
     for module in model.modules():
-        buffers = {
-            name: (tensor, tensor._version, tensor.clone())
-            for name, tensor in module._buffers.items()
-            if tensor is not None
-        }
+        buffers = [
+            (tensor, tensor.clone()) for tensor in module._buffers.values() if tensor is not None
+        ]
         saved.append((module, dict(module.__dict__), dict(module._buffers), buffers))
+        module.training = False
     try:
         yield
     finally:
         with torch.no_grad():
             for module, attributes, buffer_slots, buffers in saved:
-                for tensor, version, copy in buffers.values():
-                    if tensor._version != version and not torch.equal(tensor, copy):
+                for tensor, copy in buffers:
+                    if not torch.equal(tensor, copy):
                         tensor.copy_(copy)
                 module._buffers.clear()
                 module._buffers.update(buffer_slots)
@@ -307,6 +311,24 @@ def _preserved(model: nn.Module) -> Iterator[None]:
                 for name, value in attributes.items():
                     if module.__dict__.get(name) is not value:
                         module.__dict__[name] = value
+
+
+def _drop_dead_ops(trace: Trace) -> None:
+    """Keep only the ops the output depends on (not, e.g., a ``x.sum() > 0`` test)."""
+    live = [False] * len(trace.ops)
+    pending = [trace.producer[value] for value in trace.outputs if value in trace.producer]
+    while pending:
+        position = pending.pop()
+        if live[position]:
+            continue
+        live[position] = True
+        pending.extend(
+            trace.producer[value] for value in trace.ops[position].inputs if value in trace.producer
+        )
+    trace.ops = [op for op, keep in zip(trace.ops, live) if keep]
+    trace.producer = {
+        value: position for position, op in enumerate(trace.ops) for value in op.outputs
+    }
 
 
 def _example_inputs(example_input: Any) -> tuple[torch.Tensor, ...]:
@@ -361,6 +383,7 @@ def trace_model(model: nn.Module, example_input: Any, tracer: str = "auto") -> T
             "example input the model accepts (with a batch dimension first)"
         ) from failure.error
     _check_output(trace.result)
+    _drop_dead_ops(trace)
     if not trace.outputs:
         raise InputTypeError(
             "the model's output does not depend on its input (it returned no tensor computed "
