@@ -13,7 +13,7 @@ from torch.autograd.functional import jacobian
 from torch.nn.utils import prune
 
 from pypaddle.extract import to_graph
-from pypaddle.sparse import MaskedLinearLayer
+from pypaddle.sparse import MaskedConv1d, MaskedConv2d, MaskedLinearLayer
 
 
 def jacobian_pattern(function, x: torch.Tensor) -> set[tuple[int, int]]:
@@ -300,3 +300,40 @@ def test_pattern_arrays_are_int64_and_unique():
     sources = np.array([u[1] for u, _ in graph.edges])
     assert graph.number_of_edges() == len(set(graph.edges)) == 5 * 3
     assert sources.max() == 2
+
+
+class TestMaskedConvolution:
+    @pytest.mark.parametrize(
+        ("conv", "size"),
+        [
+            (MaskedConv2d(4, 6, 3, stride=2, padding=1, groups=2), (5, 7)),
+            (
+                MaskedConv2d(2, 3, (3, 2), padding=(2, 1), dilation=(1, 2), padding_mode="reflect"),
+                (4, 6),
+            ),
+            (MaskedConv1d(2, 4, 3, padding="same", groups=2), (7,)),
+        ],
+        ids=repr,
+    )
+    def test_masked_edges_are_the_jacobian_pattern(self, conv, size):
+        conv = _seeded(conv)
+        generator = torch.Generator().manual_seed(2)
+        conv.mask = torch.rand(conv.weight.shape, generator=generator) < 0.4
+        conv.prune_output_channels([1])
+        x = torch.randn(1, conv.in_channels, *size, dtype=torch.float64)
+        expected = jacobian_pattern(conv, x)  # the masked forward itself
+        assert layer_pattern(conv, x) == expected
+        assert {target for _, target in expected} < set(range(conv(x)[0].numel()))
+
+    def test_channel_graph_is_the_layers_own_channel_structure(self):
+        conv = MaskedConv2d(4, 6, 3, groups=2)
+        conv.prune_kernels([0, 4], [1, 3])
+        conv.prune_output_channels([2])
+        graph = to_graph(nn.Sequential(conv), torch.randn(1, 4, 5, 5), granularity="channel")
+        own = conv.generate_structure()
+
+        def to_own(vertex):
+            return ("input", vertex[1]) if vertex[0] == "input" else ("output", vertex[1])
+
+        assert {(to_own(u), to_own(v)) for u, v in graph.edges} == set(own.edges)
+        assert graph.number_of_nodes() == own.number_of_nodes() == 10
