@@ -159,6 +159,23 @@ class TestResNet:
             assert set(by_fx.edges) == set(by_hooks.edges)
 
 
+def test_a_module_called_twice_gets_a_vertex_block_per_call():
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(3, 3)
+
+        def forward(self, x):
+            return self.fc(torch.tanh(self.fc(x)))
+
+    layers = to_graph(Shared(), torch.randn(1, 3), granularity="layer")
+    assert list(nx.topological_sort(layers)) == ["input", "fc", "tanh", "fc_1", "output"]
+    assert layers.nodes["fc_1"]["module"] == "fc"
+    neurons = to_graph(Shared(), torch.randn(1, 3))
+    assert neurons.number_of_edges() == 18
+    assert all(u[0] == "fc" for u, _ in neurons.in_edges(("fc_1", 0)))
+
+
 def test_small_cnn_at_neuron_level():
     model = small_cnn()
     graph = to_graph(model, torch.randn(1, 1, 28, 28))

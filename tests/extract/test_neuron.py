@@ -292,6 +292,22 @@ class TestMerging:
             (("conv", 1), ("mul", 1)),
         }
 
+    def test_elementwise_max_of_two_tensors_merges(self):
+        class Larger(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.a, self.b = nn.Linear(2, 3), nn.Linear(2, 3)
+
+            def forward(self, x):
+                return torch.max(self.a(x), self.b(x))
+
+        graph = to_graph(Larger(), torch.randn(1, 2))
+        assert (
+            edges_between(graph, "a", "max")
+            == edges_between(graph, "b", "max")
+            == {(e, e) for e in range(3)}
+        )
+
 
 def test_pattern_arrays_are_int64_and_unique():
     # A circular pad folds two kernel offsets onto one input: no duplicate edges.

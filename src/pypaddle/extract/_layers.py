@@ -28,7 +28,7 @@ def layer_graph(trace: Trace) -> LayeredGraph:
         attributes: dict[str, Any] = {
             "kind": op.kind,
             "type": op.type_name,
-            "module": op.name if op.kind == "module" else "",
+            "module": op.base if op.kind == "module" else "",
             "shape": _shape(trace, op.outputs),
         }
         if op.kind == "module":

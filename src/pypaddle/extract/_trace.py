@@ -36,6 +36,7 @@ class Op:
     """One call of a leaf module or a torch function on traced tensors."""
 
     name: str  # unique: the module's qualified name or the function's name, _1, _2 ... on reuse
+    base: str  # the module's qualified name or the function's name, as called
     kind: str  # "module" or "function"
     target: Any  # the module, or the function / method called
     type_name: str  # module class name or function name
@@ -144,7 +145,7 @@ class _Recorder:
         position = len(self.trace.ops)
         name = self.unique(base)
         self.trace.ops.append(
-            Op(name, kind, target, type_name, args, kwargs, inputs, outputs, result, bound)
+            Op(name, base, kind, target, type_name, args, kwargs, inputs, outputs, result, bound)
         )
         for value in outputs:
             self.trace.producer[value] = position

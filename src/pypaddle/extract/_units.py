@@ -79,6 +79,7 @@ def _spatial_count(name: str) -> int:
     return int(digits[-1]) if digits else 2
 
 
+_CONV_ARGUMENTS = ("stride", "padding", "dilation", "groups")
 _POOL_ARGUMENTS = ("kernel_size", "stride", "padding", "dilation")
 _AVG_POOL_ARGUMENTS = ("kernel_size", "stride", "padding")
 
@@ -348,14 +349,8 @@ class _Builder:
             stride, dilation, groups = module.stride, module.dilation, module.groups
             padding, mode = module.padding, module.padding_mode
         else:
-            arguments = dict(zip(("stride", "padding", "dilation", "groups"), op.args[3:]))
-            arguments.update(
-                {
-                    k: v
-                    for k, v in op.kwargs.items()
-                    if k in arguments or k in ("stride", "padding", "dilation", "groups")
-                }
-            )
+            # F.conv2d(input, weight, bias, stride, padding, dilation, groups)
+            arguments = {**dict(zip(_CONV_ARGUMENTS, op.args[3:])), **op.kwargs}
             stride = arguments.get("stride", 1)
             padding = arguments.get("padding", 0)
             dilation = arguments.get("dilation", 1)
@@ -460,7 +455,10 @@ class _Builder:
         source = self.operand(op)
         real = self.trace.tensors[op.inputs[0]]
         dims = op.kwargs.get("dim", op.args[1] if len(op.args) > 1 else None)
-        if dims is None or isinstance(dims, torch.Tensor):
+        if isinstance(dims, torch.Tensor):  # torch.max(a, b): element-wise, not a reduction
+            self.rule_merge(op)
+            return
+        if dims is None:
             dims = tuple(range(real.dim()))
         dims = {
             int(dim) % real.dim() for dim in (dims if isinstance(dims, (tuple, list)) else [dims])
