@@ -47,6 +47,12 @@ class Op:
     result: Any
     bound: dict[int, int]  # id() of each traced tensor argument -> its value id
 
+    def describe(self) -> str:
+        """``module 'name' (Class)`` or ``function 'name' (torch function)``, for messages."""
+        if self.kind == "module":
+            return f"module {self.name!r} ({self.type_name})"
+        return f"function {self.name!r} (torch {self.type_name})"
+
 
 @dataclass
 class Trace:
@@ -77,7 +83,7 @@ def tensors_in(obj: Any) -> Iterator[torch.Tensor]:
             yield from tensors_in(item)
 
 
-def _structure_model_types() -> tuple[type, ...]:
+def structure_model_types() -> tuple[type, ...]:
     from pypaddle.sparse.dan import MaskedDeepDAN
 
     return (MaskedDeepDAN,)
@@ -87,7 +93,7 @@ def is_leaf(module: nn.Module) -> bool:
     """Leaf modules are recorded whole: torch.nn's own, masked modules, DAN models."""
     from pypaddle.sparse.masked import MaskableModule
 
-    if isinstance(module, (MaskableModule, *_structure_model_types())):
+    if isinstance(module, (MaskableModule, *structure_model_types())):
         return True
     if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
         return False

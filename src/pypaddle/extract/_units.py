@@ -22,10 +22,11 @@ import torch
 
 from pypaddle.errors import ConfigError
 from pypaddle.extract import _patterns as patterns
+from pypaddle.extract import _settings as settings
 from pypaddle.extract._rules import classify
 from pypaddle.extract._trace import Op, Trace, tensors_in
+from pypaddle.extract._vertices import Block, assemble
 from pypaddle.graph import LayeredGraph
-from pypaddle.graph.build import add_edges_from_arrays
 
 __all__ = ["unit_graph"]
 
@@ -36,18 +37,6 @@ class _Value:
     units: int
     matrix: sp.csr_array  # [units, vertices known when it was made]
     depth: int
-
-
-@dataclass
-class _Block:
-    name: str
-    kind: str
-    start: int
-    count: int
-    shape: tuple[int, ...]
-    depth: int
-    role: str
-    labels: list | None = None
 
 
 def _ones(rows: np.ndarray, columns: np.ndarray, shape: tuple[int, int]) -> sp.csr_array:
@@ -66,31 +55,13 @@ def _widen(matrix: sp.csr_array, columns: int) -> sp.csr_array:
     )
 
 
-def _tuple(value: Any, count: int) -> tuple[int, ...]:
-    if isinstance(value, (tuple, list)):
-        return (
-            tuple(int(item) for item in value) if len(value) == count else (int(value[0]),) * count
-        )
-    return (int(value),) * count
-
-
-def _spatial_count(name: str) -> int:
-    digits = [char for char in name if char.isdigit()]
-    return int(digits[-1]) if digits else 2
-
-
-_CONV_ARGUMENTS = ("stride", "padding", "dilation", "groups")
-_POOL_ARGUMENTS = ("kernel_size", "stride", "padding", "dilation")
-_AVG_POOL_ARGUMENTS = ("kernel_size", "stride", "padding")
-
-
 class _Builder:
     def __init__(self, trace: Trace, granularity: str, threshold: float | None) -> None:
         self.trace = trace
         self.granularity = granularity
         self.threshold = threshold
         self.values: dict[int, _Value] = {}
-        self.blocks: list[_Block] = []
+        self.blocks: list[Block] = []
         self.vertex_count = 0
         self.edge_sources: list[np.ndarray] = []
         self.edge_targets: list[np.ndarray] = []
@@ -100,7 +71,7 @@ class _Builder:
     def shape_of(self, value: int, op: Op | None = None) -> tuple[int, ...]:
         tensor = self.trace.tensors[value]
         if tensor.dim() == 0 or tensor.shape[0] != self.batch:
-            where = "the model" if op is None else f"{_describe(op)}"
+            where = "the model" if op is None else op.describe()
             raise ConfigError(
                 f"{where} gives a tensor of shape {tuple(tensor.shape)}, which has lost the "
                 f"batch dimension ({self.batch}) of the example input; neuron and channel "
@@ -118,12 +89,12 @@ class _Builder:
 
     def new_block(self, op_name: str, kind: str, shape, depth: int, role="hidden", labels=None):
         units = self.unit_count(shape) if labels is None else len(labels)
-        block = _Block(op_name, kind, self.vertex_count, units, shape, depth, role, labels)
+        block = Block(op_name, kind, self.vertex_count, units, shape, depth, role, labels)
         self.blocks.append(block)
         self.vertex_count += units
         return block
 
-    def identity_value(self, shape, block: _Block, depth: int, rows=None) -> _Value:
+    def identity_value(self, shape, block: Block, depth: int, rows=None) -> _Value:
         units = self.unit_count(shape)
         rows = np.arange(units, dtype=np.int64) if rows is None else rows
         columns = block.start + np.arange(rows.size, dtype=np.int64)
@@ -182,7 +153,7 @@ class _Builder:
         rule = classify(op.kind, op.target, op.type_name)
         if rule is None:
             raise ConfigError(
-                f"{_describe(op)} has no {self.granularity}-level rule: pypaddle knows linear and "
+                f"{op.describe()} has no {self.granularity}-level rule: pypaddle knows linear and "
                 "convolution layers, pooling, element-wise, merging and data-movement operations "
                 "there; granularity='layer' works for any model"
             )
@@ -202,7 +173,7 @@ class _Builder:
         for value, shape in zip(op.outputs, self.out_shapes(op)):
             if shape != source.shape:
                 raise ConfigError(
-                    f"{_describe(op)} is taken as element-wise but turns a sample of shape "
+                    f"{op.describe()} is taken as element-wise but turns a sample of shape "
                     f"{source.shape} into {shape}; granularity='layer' works"
                 )
             self.values[value] = source
@@ -296,7 +267,7 @@ class _Builder:
         self.connect(targets, sources, source, block.start)
         return block, depth
 
-    def finish(self, op: Op, block: _Block, depth: int) -> None:
+    def finish(self, op: Op, block: Block, depth: int) -> None:
         for value in op.outputs:
             self.values[value] = self.identity_value(self.shape_of(value, op), block, depth)
 
@@ -319,7 +290,7 @@ class _Builder:
         weight = op.kwargs.get("weight", op.args[position] if len(op.args) > position else None)
         if not isinstance(weight, torch.Tensor) or id(weight) in op.bound:
             raise ConfigError(
-                f"{_describe(op)} computes its weight from the input; only fixed weights "
+                f"{op.describe()} computes its weight from the input; only fixed weights "
                 "(parameters) have a neuron or channel graph, granularity='layer' works"
             )
         return weight, None
@@ -330,7 +301,7 @@ class _Builder:
         active = self.active(op, weight, mask)
         if self.granularity == "channel" and len(source.shape) != 1:
             raise ConfigError(
-                f"{_describe(op)} reads a tensor of shape {source.shape} per sample; at channel "
+                f"{op.describe()} reads a tensor of shape {source.shape} per sample; at channel "
                 "level a linear layer must read flat features, so use granularity='neuron' "
                 "or 'layer'"
             )
@@ -343,53 +314,27 @@ class _Builder:
         source = self.operand(op)
         weight, mask = self.weight_of(op, 1)
         active = self.active(op, weight, mask)
-        spatial = weight.dim() - 2
-        if op.kind == "module":
-            module = op.target
-            stride, dilation, groups = module.stride, module.dilation, module.groups
-            padding, mode = module.padding, module.padding_mode
-        else:
-            # F.conv2d(input, weight, bias, stride, padding, dilation, groups)
-            arguments = {**dict(zip(_CONV_ARGUMENTS, op.args[3:])), **op.kwargs}
-            stride = arguments.get("stride", 1)
-            padding = arguments.get("padding", 0)
-            dilation = arguments.get("dilation", 1)
-            groups, mode = int(arguments.get("groups", 1)), "zeros"
+        window, groups = settings.conv_window(op, tuple(weight.shape[2:]))
         if self.granularity == "channel":
             targets, sources = patterns.conv_channel_pattern(active, groups)
         else:
-            in_sizes = source.shape[1:]
-            out_sizes = self.out_shapes(op)[0][1:]
-            kernel = tuple(weight.shape[2:])
-            stride, dilation = _tuple(stride, spatial), _tuple(dilation, spatial)
-            if padding == "valid":
-                padding = (0,) * spatial
-            elif padding == "same":
-                padding = tuple(d * (k - 1) // 2 for d, k in zip(dilation, kernel))
-            padding = _tuple(padding, spatial)
-            tables = [
-                patterns.window_table(
-                    in_sizes[d],
-                    out_sizes[d],
-                    kernel[d],
-                    stride=stride[d],
-                    padding=padding[d],
-                    dilation=dilation[d],
-                    padding_mode=mode,
-                )
-                for d in range(spatial)
-            ]
-            windows = patterns.spatial_windows(tables, in_sizes)
+            in_sizes, out_sizes = source.shape[1:], self.out_shapes(op)[0][1:]
+            windows = patterns.spatial_windows(window.tables(in_sizes, out_sizes), in_sizes)
             targets, sources = patterns.conv_pattern(
-                active, groups, windows, math.prod(in_sizes), may_repeat=mode != "zeros"
+                active,
+                groups,
+                windows,
+                math.prod(in_sizes),
+                may_repeat=window.padding_mode != "zeros",
             )
         block, depth = self.make(op, targets, sources, source)
         self.finish(op, block, depth)
 
     def window_op(self, op: Op, tables_for) -> None:
+        """Pooling: each output reads a window of its own channel."""
         source = self.operand(op)
         out_shape = self.out_shapes(op)[0]
-        spatial = min(_spatial_count(op.type_name), len(source.shape))
+        spatial = min(settings.spatial_count(op.type_name), len(source.shape))
         if self.granularity == "channel" and len(source.shape) > spatial:
             # Pooling works within each channel: at channel level it changes nothing.
             for value in op.outputs:
@@ -412,44 +357,12 @@ class _Builder:
             self.values[value] = mapped
 
     def rule_pool(self, op: Op) -> None:
-        if op.kind == "module":
-            settings = {
-                "kernel_size": op.target.kernel_size,
-                "stride": op.target.stride,
-                "padding": op.target.padding,
-                "dilation": getattr(op.target, "dilation", 1),
-            }
-        else:
-            names = _AVG_POOL_ARGUMENTS if "avg" in op.type_name else _POOL_ARGUMENTS
-            settings = dict(zip(names, op.args[1:]))
-            settings.update({k: v for k, v in op.kwargs.items() if k in _POOL_ARGUMENTS})
-        kernel = settings["kernel_size"]
-        stride = settings.get("stride") or kernel  # torch: stride None means the kernel size
-
-        def tables(in_sizes, out_sizes, spatial):
-            kernels = _tuple(kernel, spatial)
-            strides = _tuple(stride, spatial)
-            paddings = _tuple(settings.get("padding", 0), spatial)
-            dilations = _tuple(settings.get("dilation", 1), spatial)
-            return [
-                patterns.window_table(
-                    in_sizes[d],
-                    out_sizes[d],
-                    kernels[d],
-                    stride=strides[d],
-                    padding=paddings[d],
-                    dilation=dilations[d],
-                )
-                for d in range(spatial)
-            ]
-
-        self.window_op(op, tables)
+        self.window_op(
+            op, lambda ins, outs, spatial: settings.pool_window(op, spatial).tables(ins, outs)
+        )
 
     def rule_adaptive_pool(self, op: Op) -> None:
-        def tables(in_sizes, out_sizes, spatial):
-            return [patterns.adaptive_table(in_sizes[d], out_sizes[d]) for d in range(spatial)]
-
-        self.window_op(op, tables)
+        self.window_op(op, lambda ins, outs, spatial: settings.adaptive_tables(ins, outs))
 
     def rule_reduce(self, op: Op) -> None:
         source = self.operand(op)
@@ -465,7 +378,7 @@ class _Builder:
         }
         if 0 in dims:
             raise ConfigError(
-                f"{_describe(op)} reduces over the batch dimension; neuron and channel graphs "
+                f"{op.describe()} reduces over the batch dimension; neuron and channel graphs "
                 "need every tensor to keep it, granularity='layer' does not"
             )
         out_shape = self.out_shapes(op)[0]
@@ -499,61 +412,19 @@ class _Builder:
 
     # -- the graph ---------------------------------------------------------------------------
     def graph(self) -> LayeredGraph:
-        roles = np.empty(self.vertex_count, dtype=object)
-        for block in self.blocks:
-            roles[block.start : block.start + block.count] = block.role
-        for value in self.trace.outputs:
-            vertices = self.values[value].matrix.indices
-            outputs = vertices[roles[vertices] != "input"]
-            roles[outputs] = "output"
-        labels: list[Any] = []
-        vertices: list[tuple[Any, dict]] = []
-        for block in self.blocks:
-            block_labels, block_vertices = self.block_vertices(block, roles)
-            labels += block_labels
-            vertices += block_vertices
-        graph = LayeredGraph()
-        graph.graph.update(granularity=self.granularity, tracer=self.trace.tracer)
-        graph.add_nodes_from(vertices)
-        if self.edge_sources:
-            sources = np.concatenate(self.edge_sources)
-            targets = np.concatenate(self.edge_targets)
-            add_edges_from_arrays(graph, labels, sources, targets)
-        return graph
-
-    def block_vertices(self, block: _Block, roles: np.ndarray):
-        index = range(block.count)
-        block_roles = roles[block.start : block.start + block.count].tolist()
-        common = {"module": block.name, "kind": block.kind, "layer": block.depth}
-        if block.labels is not None:
-            labels = [(block.name, label) for label in block.labels]
-            attributes = [{**common, "index": i, "role": r} for i, r in zip(index, block_roles)]
-            return labels, list(zip(labels, attributes))
-        shape = block.shape
-        has_channels = len(shape) >= 2
-        if self.granularity == "channel" and has_channels:
-            units_shape = (shape[0],)
-        elif self.granularity == "channel" or not shape:
-            units_shape = (block.count,)
-        else:
-            units_shape = shape
-        coordinates = np.stack(np.unravel_index(np.arange(block.count), units_shape), axis=1)
-        positions = [",".join(map(str, row)) for row in coordinates.tolist()]
-        labels = [(block.name, i) for i in index]
-        attributes = [
-            {**common, "index": i, "position": p, "role": r}
-            for i, p, r in zip(index, positions, block_roles)
-        ]
-        if has_channels:
-            for attribute, channel in zip(attributes, coordinates[:, 0].tolist()):
-                attribute["channel"] = channel
-        return labels, list(zip(labels, attributes))
-
-
-def _describe(op: Op) -> str:
-    if op.kind == "module":
-        return f"module {op.name!r} ({op.type_name})"
-    return f"function {op.name!r} (torch {op.type_name})"
+        outputs = [self.values[value].matrix.indices for value in self.trace.outputs]
+        edges = (
+            self.edge_sources or [np.zeros(0, np.int64)],
+            self.edge_targets or [np.zeros(0, np.int64)],
+        )
+        return assemble(
+            self.blocks,
+            np.concatenate(outputs).astype(np.int64),
+            np.concatenate(edges[0]),
+            np.concatenate(edges[1]),
+            granularity=self.granularity,
+            tracer=self.trace.tracer,
+        )
 
 
 def unit_graph(trace: Trace, granularity: str, threshold: float | None) -> nx.DiGraph:
