@@ -196,9 +196,11 @@ def test_small_cnn_at_neuron_level():
 @pytest.mark.parametrize("granularity", ["neuron", "channel", "layer"])
 def test_graphml_writes_every_granularity(granularity):
     torch.manual_seed(0)
-    model = nn.Sequential(small_cnn(), nn.Softmax(dim=1))
-    dan = MaskedDeepDAN(10, 2, dag_with_skips())
-    graph = to_graph(nn.Sequential(model, dan), torch.randn(1, 1, 28, 28), granularity=granularity)
+    model = nn.Sequential(
+        nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 5), nn.Softmax(1)
+    )
+    dan = MaskedDeepDAN(5, 2, dag_with_skips())
+    graph = to_graph(nn.Sequential(model, dan), torch.randn(1, 1, 6, 6), granularity=granularity)
     buffer = io.BytesIO()
     nx.write_graphml(graph, buffer)
     read = nx.read_graphml(io.BytesIO(buffer.getvalue()))
