@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.autograd.functional import jacobian
 from torch.nn.utils import prune
@@ -99,6 +101,39 @@ class TestConvolution:
         x = torch.randn(1, 2, 5, 6, dtype=torch.float64)
         graph = to_graph(model, x)
         assert edges_between(graph, "input", "conv2d") == jacobian_pattern(model, x)
+
+
+@st.composite
+def conv_cases(draw):
+    """A random Conv1d/Conv2d (groups, stride, padding with any mode, dilation) and input size."""
+    dims = draw(st.sampled_from([1, 2]))
+    groups = draw(st.sampled_from([1, 2]))
+    in_channels = groups * draw(st.integers(1, 2))
+    out_channels = groups * draw(st.integers(1, 2))
+    kernel = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    dilation = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+    stride = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
+    padding = tuple(draw(st.integers(0, 2)) for _ in range(dims))
+    # Reflect needs padding < size; every input must fit the dilated kernel.
+    size = tuple(
+        draw(st.integers(max(d * (k - 1) + 1, p + 1, 2), 7))
+        for d, k, p in zip(dilation, kernel, padding)
+    )
+    layer = (nn.Conv1d if dims == 1 else nn.Conv2d)(
+        in_channels, out_channels, kernel, stride, padding, dilation, groups, padding_mode=mode
+    )
+    return layer, size
+
+
+class TestConvolutionProperty:
+    @settings(max_examples=15, deadline=None)
+    @given(conv_cases())
+    def test_any_convolution_is_its_jacobian(self, case):
+        conv, size = case
+        conv = _seeded(conv)
+        x = torch.randn(1, conv.in_channels, *size, dtype=torch.float64)
+        assert layer_pattern(conv, x) == jacobian_pattern(conv, x)
 
 
 class TestLinear:
