@@ -94,10 +94,11 @@ class _Builder:
         self.vertex_count += units
         return block
 
-    def identity_value(self, shape, block: Block, depth: int, rows=None) -> _Value:
+    def identity_value(self, shape, block: Block, depth: int) -> _Value:
+        """A value whose unit ``i`` is vertex ``i`` of ``block``."""
         units = self.unit_count(shape)
-        rows = np.arange(units, dtype=np.int64) if rows is None else rows
-        columns = block.start + np.arange(rows.size, dtype=np.int64)
+        rows = np.arange(units, dtype=np.int64)
+        columns = block.start + rows
         return _Value(shape, units, _ones(rows, columns, (units, self.vertex_count)), depth)
 
     # -- composing ---------------------------------------------------------------------
@@ -259,11 +260,10 @@ class _Builder:
             self.values[value] = self.mapped(shape, pieces)
 
     # -- layers that make vertices ---------------------------------------------------------
-    def make(self, op: Op, targets, sources, source: _Value, *, shape=None, labels=None):
+    def make(self, op: Op, targets, sources, source: _Value) -> tuple[Block, int]:
         """New vertices for ``op``'s output; ``targets, sources`` are unit positions."""
-        shape = self.out_shapes(op)[0] if shape is None else shape
         depth = source.depth + 1
-        block = self.new_block(op.name, op.type_name, shape, depth, labels=labels)
+        block = self.new_block(op.name, op.type_name, self.out_shapes(op)[0], depth)
         self.connect(targets, sources, source, block.start)
         return block, depth
 
@@ -271,7 +271,8 @@ class _Builder:
         for value in op.outputs:
             self.values[value] = self.identity_value(self.shape_of(value, op), block, depth)
 
-    def active(self, op: Op, weight: torch.Tensor, mask: Any) -> np.ndarray:
+    def active(self, weight: torch.Tensor, mask: Any) -> np.ndarray:
+        """Bool array of the weights that are connections: mask True, ``|w| > threshold``."""
         weight = weight.detach()
         active = torch.ones(weight.shape, dtype=torch.bool, device=weight.device)
         if isinstance(mask, torch.Tensor) and mask.shape == weight.shape:
@@ -298,7 +299,7 @@ class _Builder:
     def rule_linear(self, op: Op) -> None:
         source = self.operand(op)
         weight, mask = self.weight_of(op, 1)
-        active = self.active(op, weight, mask)
+        active = self.active(weight, mask)
         if self.granularity == "channel" and len(source.shape) != 1:
             raise ConfigError(
                 f"{op.describe()} reads a tensor of shape {source.shape} per sample; at channel "
@@ -313,7 +314,7 @@ class _Builder:
     def rule_conv(self, op: Op) -> None:
         source = self.operand(op)
         weight, mask = self.weight_of(op, 1)
-        active = self.active(op, weight, mask)
+        active = self.active(weight, mask)
         window, groups = settings.conv_window(op, tuple(weight.shape[2:]))
         if self.granularity == "channel":
             targets, sources = patterns.conv_channel_pattern(active, groups)
