@@ -20,6 +20,8 @@ from typing import Any
 
 from torch import nn
 
+from pypaddle.extract._trace import STRUCTURE_MODELS
+
 __all__ = ["classify"]
 
 
@@ -111,9 +113,7 @@ def _strip_inplace(name: str) -> str:
 def classify(kind: str, target: Any, name: str) -> str | None:
     """The rule of an operation, or None if it has none."""
     if kind == "module":
-        from pypaddle.extract._trace import structure_model_types
-
-        if isinstance(target, structure_model_types()):
+        if isinstance(target, STRUCTURE_MODELS):
             return "structure"
         if isinstance(target, nn.Linear):
             return "linear"

@@ -27,8 +27,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.sparse.dan import MaskedDeepDAN
+from pypaddle.sparse.masked import MaskableModule
 
-__all__ = ["Op", "Trace", "is_leaf", "trace_model"]
+__all__ = ["STRUCTURE_MODELS", "Op", "Trace", "is_leaf", "tensors_in", "trace_model"]
 
 
 @dataclass
@@ -83,17 +85,13 @@ def tensors_in(obj: Any) -> Iterator[torch.Tensor]:
             yield from tensors_in(item)
 
 
-def structure_model_types() -> tuple[type, ...]:
-    from pypaddle.sparse.dan import MaskedDeepDAN
-
-    return (MaskedDeepDAN,)
+# Models that know their own graph and are read from it (see _structure.py).
+STRUCTURE_MODELS: tuple[type, ...] = (MaskedDeepDAN,)
 
 
 def is_leaf(module: nn.Module) -> bool:
     """Leaf modules are recorded whole: torch.nn's own, masked modules, DAN models."""
-    from pypaddle.sparse.masked import MaskableModule
-
-    if isinstance(module, (MaskableModule, *structure_model_types())):
+    if isinstance(module, (MaskableModule, *STRUCTURE_MODELS)):
         return True
     if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
         return False
