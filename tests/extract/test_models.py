@@ -12,7 +12,7 @@ from models import ResNet18, small_cnn
 from torch import nn
 
 from pypaddle.extract import to_graph
-from pypaddle.sparse import MaskedDeepDAN, MaskedDeepFFN, maskable_layers
+from pypaddle.sparse import MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer, maskable_layers
 from pypaddle.util import set_random_masks
 
 
@@ -208,3 +208,39 @@ def test_graphml_writes_every_granularity(granularity):
         graph.number_of_nodes(),
         graph.number_of_edges(),
     )
+
+
+def test_a_leaf_model_is_one_block_named_after_its_class():
+    layer = MaskedLinearLayer(3, 2)
+    layer.prune_inputs([1])
+    graph = to_graph(layer, torch.randn(1, 3))
+    assert set(graph.edges) == {
+        (("input", i), ("MaskedLinearLayer", o)) for i in (0, 2) for o in (0, 1)
+    }
+    assert graph.graph["tracer"] == "hooks"
+
+
+def test_several_inputs_are_numbered():
+    class Join(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(5, 1)
+
+        def forward(self, a, b):
+            return self.fc(torch.cat([a, b], dim=1))
+
+    graph = to_graph(Join(), (torch.randn(1, 2), torch.randn(1, 3)))
+    assert sorted(u for u, _ in graph.in_edges(("fc", 0))) == [
+        ("input0", 0),
+        ("input0", 1),
+        ("input1", 0),
+        ("input1", 1),
+        ("input1", 2),
+    ]
+    layers = to_graph(Join(), (torch.randn(1, 2), torch.randn(1, 3)), granularity="layer")
+    assert set(layers.edges) == {
+        ("input0", "cat"),
+        ("input1", "cat"),
+        ("cat", "fc"),
+        ("fc", "output"),
+    }
