@@ -268,6 +268,23 @@ class TestTransparentAndMoving:
         expected = {(feature_to_conv[f], o) for o in range(2) for f in range(12)}
         assert edges_between(graph, "conv", "linear") == expected
 
+    @pytest.mark.parametrize("tracer", ["fx", "hooks"])
+    def test_tensor_properties_move_elements(self, tracer):
+        class Transposed(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.fc = nn.Linear(2, 1)
+
+            def forward(self, x):
+                return self.fc(x.mT)
+
+        graph = to_graph(Transposed(), torch.randn(1, 2, 3), tracer=tracer)
+        # Row r of x.mT is column r of x: elements r and 3 + r.
+        assert edges_between(graph, "input", "fc") == {(r, r) for r in range(3)} | {
+            (3 + r, r) for r in range(3)
+        }
+        assert "getattr" in to_graph(Transposed(), torch.randn(1, 2, 3), granularity="layer")
+
 
 class Merge(nn.Module):
     def __init__(self) -> None:

@@ -86,7 +86,7 @@ _MOVE_FUNCTIONS = frozenset(
         "view reshape flatten unflatten permute transpose t squeeze unsqueeze expand "
         "expand_as repeat tile flip roll narrow getitem cat concat concatenate stack chunk "
         "split tensor_split unbind movedim moveaxis swapaxes swapdims select index_select pad "
-        "view_as reshape_as pixel_shuffle pixel_unshuffle channel_shuffle"
+        "view_as reshape_as pixel_shuffle pixel_unshuffle channel_shuffle getattr"
     )
 )
 _POOL_FUNCTIONS = frozenset(

@@ -101,7 +101,9 @@ def is_leaf(module: nn.Module) -> bool:
 
 def _function_name(function: Any) -> str:
     name = function if isinstance(function, str) else getattr(function, "__name__", "call")
-    return name.strip("_") or "call"
+    name = name.strip("_") or "call"
+    # A tensor property (x.mT) is fx's getattr and the function mode's __get__: one name.
+    return "getattr" if name == "get" else name
 
 
 class _Recorder:
