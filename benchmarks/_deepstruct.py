@@ -26,6 +26,7 @@ __all__ = [
     "generate_structure",
     "graph_transform",
     "layered_graph",
+    "prune_by_magnitude",
     "version",
 ]
 
@@ -112,3 +113,9 @@ def build_layer_index(
     """deepstruct's ``build_layer_index`` (layer of every vertex, vertices of every layer)."""
     function = _module("deepstruct.graph").build_layer_index
     return _run("build_layer_index", function, graph)
+
+
+def prune_by_magnitude(model: nn.Module, percent: float) -> None:
+    """deepstruct's global magnitude pruning: mask ``percent`` % of the weights of ``model``."""
+    pruning = _module("deepstruct.pruning")
+    _run("prune_network_by_saliency", pruning.prune_network_by_saliency, model, percent)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "GraphFileError",
     "InputTypeError",
     "MaskError",
     "PaddleError",
@@ -34,3 +35,7 @@ class ConfigError(PaddleError, ValueError):
 
 class InputTypeError(PaddleError, TypeError):
     """An argument has a type pypaddle cannot work with."""
+
+
+class GraphFileError(PaddleError, ValueError):
+    """A graph file cannot be read: corrupt, foreign, or of a format pypaddle does not know."""
