@@ -1,10 +1,16 @@
-"""Models for the extraction tests (and its benchmark): no torchvision, no downloads."""
+"""Models for the extraction tests (and its benchmark): no torchvision, no downloads.
+
+Also the tests' helper that turns ``"module:index"`` labels into tuples.
+"""
 
 from __future__ import annotations
 
+import networkx as nx
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pypaddle.extract import to_graph
 
 
 class BasicBlock(nn.Module):
@@ -65,3 +71,20 @@ def small_cnn() -> nn.Sequential:
         nn.Flatten(),
         nn.Linear(8 * 12 * 12, 10),
     )
+
+
+def split_labels(graph: nx.DiGraph) -> nx.DiGraph:
+    """A copy of a neuron or channel graph with ``"module:index"`` labels as tuples
+    ``(module, index)``, so tests can build the expected edge sets arithmetically."""
+
+    def split(label: str) -> tuple[str, int]:
+        name, _, index = label.rpartition(":")
+        return name, int(index)
+
+    return nx.relabel_nodes(graph, split)
+
+
+def to_graph_with_tuples(*args, **options) -> nx.DiGraph:
+    """``to_graph`` with ``(module, index)`` labels at neuron and channel level."""
+    graph = to_graph(*args, **options)
+    return graph if options.get("granularity") == "layer" else split_labels(graph)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import copy
-import io
 
 import networkx as nx
 import pytest
 import torch
 from models import ResNet18, small_cnn
+from models import to_graph_with_tuples as to_graph
 from torch import nn
 
-from pypaddle.extract import to_graph
+import pypaddle.graph as pg
+from pypaddle import extract
 from pypaddle.sparse import MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer, maskable_layers
 from pypaddle.util import set_random_masks
 
@@ -69,15 +70,27 @@ def dag_with_skips() -> nx.DiGraph:
     return structure
 
 
+def dan_labels(graph: nx.DiGraph):
+    """Vertex -> the label ``generate_structure(True, True)`` gives it (DAN vertices carry
+    theirs in a ``label`` attribute)."""
+
+    def label(vertex):
+        name, index = vertex
+        if name == "input":
+            return ("input", index)
+        text = graph.nodes[vertex]["label"]
+        return ("output", int(text.split()[1])) if text.startswith("output ") else text
+
+    return label
+
+
 class TestMaskedDeepDAN:
     def test_hidden_graph_is_generate_structure_with_its_labels(self):
         torch.manual_seed(0)
         model = MaskedDeepDAN(6, 3, dag_with_skips())
         model.layers_main_hidden[1].mask[0, 0] = False
         graph = to_graph(model, torch.randn(2, 6))
-
-        def to_structure(vertex):
-            return ("input", vertex[1]) if vertex[0] == "input" else vertex[1]
+        to_structure = dan_labels(graph)
 
         expected = model.generate_structure()
         inner = hidden(graph)
@@ -86,7 +99,7 @@ class TestMaskedDeepDAN:
         full = model.generate_structure(include_input=True, include_output=True)
         assert relabelled(graph, to_structure) == set(full.edges)
         assert {v for v, role in graph.nodes(data="role") if role == "output"} == {
-            ("MaskedDeepDAN", ("output", j)) for j in range(3)
+            ("MaskedDeepDAN", index) for index in range(7, 10)
         }
 
     def test_inside_a_container_and_with_a_threshold(self):
@@ -99,8 +112,9 @@ class TestMaskedDeepDAN:
         pruned.recompute_mask(0.2)
         expected = pruned.generate_structure()
         # Inside a model, the DAN's outputs are hidden too: compare its vertex labels.
-        inner = graph.subgraph(v for v in graph if v[0] == "1" and v[1] in expected)
-        assert relabelled(inner, lambda v: v[1]) == set(expected.edges)
+        to_structure = dan_labels(graph)
+        inner = graph.subgraph(v for v in graph if v[0] == "1" and to_structure(v) in expected)
+        assert relabelled(inner, to_structure) == set(expected.edges)
         # The threshold did not touch the model's masks.
         assert all(torch.equal(a, b.mask) for a, b in zip(masks, maskable_layers(dan)))
         assert graph.in_degree(("3", 0)) == 3
@@ -194,20 +208,22 @@ def test_small_cnn_at_neuron_level():
 
 
 @pytest.mark.parametrize("granularity", ["neuron", "channel", "layer"])
-def test_graphml_writes_every_granularity(granularity):
+def test_the_graph_toolkit_writes_reads_measures_and_draws_it(granularity, tmp_path):
     torch.manual_seed(0)
     model = nn.Sequential(
         nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 5), nn.Softmax(1)
     )
     dan = MaskedDeepDAN(5, 2, dag_with_skips())
-    graph = to_graph(nn.Sequential(model, dan), torch.randn(1, 1, 6, 6), granularity=granularity)
-    buffer = io.BytesIO()
-    nx.write_graphml(graph, buffer)
-    read = nx.read_graphml(io.BytesIO(buffer.getvalue()))
-    assert (read.number_of_nodes(), read.number_of_edges()) == (
-        graph.number_of_nodes(),
-        graph.number_of_edges(),
-    )
+    example = torch.randn(1, 1, 6, 6)
+    graph = extract.to_graph(nn.Sequential(model, dan), example, granularity=granularity)
+    for suffix in ("graphml", "json"):
+        read = pg.read(pg.write(graph, tmp_path / f"graph.{suffix}"))
+        assert list(read.nodes(data=True)) == list(graph.nodes(data=True))
+        assert list(read.edges) == list(graph.edges)
+    stats = pg.summary(graph)
+    assert (stats["vertices"], stats["edges"]) == (graph.number_of_nodes(), graph.number_of_edges())
+    assert stats["layers"] == graph.num_layers
+    assert pg.draw(graph, tmp_path / "graph.png").stat().st_size > 0
 
 
 def test_a_leaf_model_is_one_block_named_after_its_class():

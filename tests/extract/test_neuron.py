@@ -10,11 +10,11 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from models import to_graph_with_tuples as to_graph
 from torch import nn
 from torch.autograd.functional import jacobian
 from torch.nn.utils import prune
 
-from pypaddle.extract import to_graph
 from pypaddle.sparse import MaskedConv1d, MaskedConv2d, MaskedLinearLayer
 
 

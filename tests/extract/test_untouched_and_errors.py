@@ -5,10 +5,10 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 import torch
+from models import to_graph_with_tuples as to_graph
 from torch import nn
 
 from pypaddle.errors import ConfigError, InputTypeError, PaddleError
-from pypaddle.extract import to_graph
 from pypaddle.sparse import MaskedLinearLayer
 
 

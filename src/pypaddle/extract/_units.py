@@ -395,7 +395,7 @@ class _Builder:
 
         source = self.operand(op)
         hidden_labels, internal, reads, output_count = structure_edges(op.target, self.threshold)
-        labels = [*hidden_labels, *(("output", j) for j in range(output_count))]
+        labels = [*hidden_labels, *(f"output {j}" for j in range(output_count))]
         out_shape = self.out_shapes(op)[0]
         depth = source.depth + 1
         block = self.new_block(op.name, op.type_name, out_shape, depth, labels=labels)

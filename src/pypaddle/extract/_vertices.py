@@ -29,10 +29,14 @@ class Block:
 
 def _block_vertices(block: Block, roles: list[str], granularity: str):
     index = range(block.count)
+    # "module:index" labels: str, so pypaddle.graph.write and GraphML take them as they are.
+    labels = [f"{block.name}:{i}" for i in index]
     common = {"module": block.name, "kind": block.kind, "layer": block.depth}
     if block.labels is not None:
-        labels = [(block.name, label) for label in block.labels]
-        attributes = [{**common, "index": i, "role": r} for i, r in zip(index, roles)]
+        attributes = [
+            {**common, "index": i, "label": str(label), "role": r}
+            for i, label, r in zip(index, block.labels, roles)
+        ]
         return labels, list(zip(labels, attributes))
     shape = block.shape
     has_channels = len(shape) >= 2
@@ -44,7 +48,6 @@ def _block_vertices(block: Block, roles: list[str], granularity: str):
         units_shape = shape
     coordinates = np.stack(np.unravel_index(np.arange(block.count), units_shape), axis=1)
     positions = [",".join(map(str, row)) for row in coordinates.tolist()]
-    labels = [(block.name, i) for i in index]
     attributes = [
         {**common, "index": i, "position": p, "role": r} for i, p, r in zip(index, positions, roles)
     ]

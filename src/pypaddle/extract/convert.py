@@ -57,14 +57,17 @@ def to_graph(
     Returns
     -------
     LayeredGraph
-        Neuron and channel level: vertices ``(module, index)`` (inputs are
-        ``("input", i)``) with attributes ``module``, ``kind`` (class or function name),
-        ``index``, ``position`` (the unit's coordinates in its sample, ``"c,h,w"``),
-        ``channel`` where the tensor has channels, ``layer`` (how many vertex-making layers
-        lie before it) and ``role`` (``"input"``, ``"hidden"``, ``"output"``). Layer level:
-        vertices named after the calls (``"layer1.0.conv1"``, ``"add"``, ``"input"``,
-        ``"output"``) with ``kind``, ``type``, ``module``, ``shape``, ``layer``. All
-        attribute values are ints and strings, so ``networkx.write_graphml`` writes them.
+        Neuron and channel level: vertices ``"module:index"`` (inputs are ``"input:i"``)
+        with attributes ``module``, ``kind`` (class or function name), ``index``,
+        ``position`` (the unit's coordinates in its sample, ``"c,h,w"``), ``channel`` where
+        the tensor has channels, ``layer`` (the depth of the call that made the vertex:
+        inputs 0, each weighted layer, window or merge one more than what it reads) and
+        ``role`` (``"input"``, ``"hidden"``, ``"output"``); a DAN's vertices carry its own
+        vertex ``label`` instead of a position. Layer level: vertices named after the calls
+        (``"layer1.0.conv1"``, ``"add"``, ``"input"``, ``"output"``) with ``kind``,
+        ``type``, ``module``, ``shape``, ``layer``. Labels are strings and attribute values
+        ints and strings, so :func:`pypaddle.graph.write`, ``summary`` and ``draw`` take
+        the graph as it is.
 
     Rules (neuron and channel level): element-wise layers (activations, batch and layer
     norm, dropout, softmax) are transparent; pooling connects each output to its window
@@ -93,10 +96,10 @@ def to_graph(
     >>> graph = to_graph(model, torch.randn(1, 1, 4, 4))
     >>> graph.number_of_nodes(), graph.number_of_edges()  # 16 + 8 + 3 vertices
     (27, 96)
-    >>> graph.nodes[("0", 5)]["position"], graph.nodes[("0", 5)]["role"]
+    >>> graph.nodes["0:5"]["position"], graph.nodes["0:5"]["role"]
     ('1,0,1', 'hidden')
     >>> sorted(to_graph(model, torch.randn(1, 1, 4, 4), granularity="channel").edges)[:2]
-    [(('0', 0), ('3', 0)), (('0', 0), ('3', 1))]
+    [('0:0', '3:0'), ('0:0', '3:1')]
     """
     if granularity not in _GRANULARITIES:
         raise ConfigError(
