@@ -93,19 +93,35 @@ class TestWrongInput:
     def test_wrong_shape_shows_the_models_error_and_where(self, tracer):
         model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2))
         before = snapshot(model)
-        with pytest.raises(ConfigError, match=r"at module '0'.*mat1 and mat2") as caught:
+        with pytest.raises(ConfigError, match=r"in module '0'.*mat1 and mat2") as caught:
             to_graph(model, torch.randn(1, 5), tracer=tracer)
         assert "(1, 5)" in str(caught.value)
         assert isinstance(caught.value.__cause__, RuntimeError)
         assert_unchanged(model, before)
 
-    def test_failure_in_a_function_names_it(self):
+    @pytest.mark.parametrize("tracer", ["auto", "hooks"])
+    def test_failure_in_a_function_names_it(self, tracer):
         class Cat(nn.Module):
             def forward(self, x):
                 return torch.cat([x, x[:, :, :1]], dim=1)
 
-        with pytest.raises(ConfigError, match=r"'cat'.*Sizes of tensors must match"):
-            to_graph(Cat(), torch.randn(1, 2, 3))
+        with pytest.raises(ConfigError, match=r"in 'cat'.*Sizes of tensors must match"):
+            to_graph(Cat(), torch.randn(1, 2, 3), tracer=tracer)
+
+    def test_failure_in_the_models_own_code_says_after_what(self):
+        class Checked(nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.fc = nn.Linear(3, 3)
+
+            def forward(self, x):
+                y = self.fc(x)
+                if y.shape[0] != 4:
+                    raise ValueError("this model wants batches of 4")
+                return y
+
+        with pytest.raises(ConfigError, match=r"own code after module 'fc'.*batches of 4"):
+            to_graph(Checked(), torch.randn(1, 3), tracer="hooks")
 
     def test_example_input_must_be_tensors(self):
         with pytest.raises(InputTypeError, match="example_input must be a tensor"):

@@ -204,17 +204,31 @@ class _FunctionRecorder(TorchFunctionMode):
         super().__init__()
         self.recorder = recorder
         self.leaf_stack: list[str] = []
-        self.current = ""
+        self.running: str | None = None  # the function being called, until it returns
+        self.last = ""  # the last function or leaf module that returned
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if self.leaf_stack:
             return func(*args, **kwargs)
         name = _function_name(func)
-        self.current = repr(name)
+        self.running = repr(name)
         result = func(*args, **kwargs)
+        self.running = None
+        if next(tensors_in(result), None) is not None:  # not a shape query
+            self.last = repr(name)
         self.recorder.record(name, "function", func, name, args, kwargs, result)
         return result
+
+    def where(self) -> str:
+        """Where the forward failed: in a leaf module, in a function, or in between."""
+        if self.leaf_stack:
+            return f"module {self.leaf_stack[-1]!r}"
+        if self.running:
+            return self.running
+        if self.last:
+            return f"the model's own code after {self.last}"
+        return "the model's own code"
 
 
 def _trace_fx(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Trace:
@@ -234,13 +248,13 @@ def _trace_hooks(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Trace:
     def before(name: str) -> Callable:
         def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
             mode.leaf_stack.append(name)
-            mode.current = f"module {name!r}"
 
         return hook
 
     def after(name: str) -> Callable:
         def hook(module: nn.Module, args: tuple, kwargs: dict, result: Any) -> None:
             mode.leaf_stack.pop()
+            mode.last = f"module {name!r}"
             if not mode.leaf_stack:
                 recorder.record(name, "module", module, type(module).__name__, args, kwargs, result)
 
@@ -257,7 +271,7 @@ def _trace_hooks(model: nn.Module, inputs: tuple[torch.Tensor, ...]) -> Trace:
             try:
                 result = model(*inputs)
             except Exception as error:
-                raise _ForwardFailed(mode.current or "the model's forward", error) from error
+                raise _ForwardFailed(mode.where(), error) from error
     finally:
         for handle in handles:
             handle.remove()
@@ -385,7 +399,7 @@ def trace_model(model: nn.Module, example_input: Any, tracer: str = "auto") -> T
     except _ForwardFailed as failure:
         note = "" if fx_error is None else " (torch.fx could not trace it, so hooks were used)"
         raise ConfigError(
-            f"the model's forward failed at {failure.where} on an example input of shape "
+            f"the model's forward failed in {failure.where} on an example input of shape "
             f"{_shapes(inputs)}{note}: {type(failure.error).__name__}: {failure.error}; give an "
             "example input the model accepts (with a batch dimension first)"
         ) from failure.error
