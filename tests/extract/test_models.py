@@ -164,8 +164,8 @@ class TestResNet:
         assert graph.in_degree(("fc", 0)) == 64
 
     def test_fx_and_hooks_give_the_same_graph(self, resnet):
-        x = torch.randn(2, 3, 32, 32)
-        for granularity in ("channel", "layer"):
+        for granularity in ("neuron", "channel", "layer"):
+            x = torch.randn(2, 3, 16 if granularity == "neuron" else 32, 32)
             by_fx = to_graph(resnet, x, granularity=granularity)
             by_hooks = to_graph(resnet, x, granularity=granularity, tracer="hooks")
             assert (by_fx.graph["tracer"], by_hooks.graph["tracer"]) == ("fx", "hooks")
