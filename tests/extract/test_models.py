@@ -13,7 +13,15 @@ from torch import nn
 
 import pypaddle.graph as pg
 from pypaddle import extract
-from pypaddle.sparse import MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer, maskable_layers
+from pypaddle.errors import ConfigError
+from pypaddle.sparse import (
+    MaskedDeepDAN,
+    MaskedDeepFFN,
+    MaskedLinearLayer,
+    MaskedLSTM,
+    maskable_layers,
+)
+from pypaddle.sparse.convnet import masked_lenet5
 from pypaddle.util import set_random_masks
 
 
@@ -260,3 +268,31 @@ def test_several_inputs_are_numbered():
         ("cat", "fc"),
         ("fc", "output"),
     }
+
+
+def test_masked_lenet5_channel_graph_counts():
+    torch.manual_seed(0)
+    model = masked_lenet5()
+    model.features[3].prune_kernels([0, 0], [1, 2])
+    graph = to_graph(model, torch.randn(1, 1, 28, 28), granularity="channel")
+    assert graph.number_of_nodes() == 1 + 6 + 16 + 120 + 84 + 10
+    # conv 1 -> 6, conv 6 -> 16 less two kernels, 400 flat features = 16 channels x 25 -> 120,
+    # then 120 -> 84 -> 10.
+    assert graph.number_of_edges() == 6 + (96 - 2) + 16 * 120 + 120 * 84 + 84 * 10
+    assert not graph.has_edge(("features.0", 1), ("features.3", 0))
+    assert graph.has_edge(("features.3", 15), ("classifier.0", 0))
+
+
+def test_a_masked_recurrent_layer_is_named_and_layer_level_works():
+    class Tagger(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rnn = MaskedLSTM(3, 4, batch_first=True)
+
+        def forward(self, x):
+            return self.rnn(x)[0]
+
+    with pytest.raises(ConfigError, match=r"module 'rnn' \(MaskedLSTM\).*granularity='layer'"):
+        to_graph(Tagger(), torch.randn(2, 5, 3))
+    graph = to_graph(Tagger(), torch.randn(2, 5, 3), granularity="layer")
+    assert list(graph.edges) == [("input", "rnn"), ("rnn", "getitem"), ("getitem", "output")]
