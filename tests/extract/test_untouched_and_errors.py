@@ -9,6 +9,7 @@ from models import to_graph_with_tuples as to_graph
 from torch import nn
 
 from pypaddle.errors import ConfigError, InputTypeError, PaddleError
+from pypaddle.extract import register_rule
 from pypaddle.sparse import MaskedLinearLayer
 
 
@@ -226,3 +227,43 @@ def test_data_dependent_forward_falls_back_to_hooks():
     assert {v[0] for v in graph} == {"input", "a"}
     with pytest.raises(ConfigError, match=r"torch\.fx cannot trace Branchy"):
         to_graph(Branchy(), x, tracer="fx")
+
+
+class TestRegisterRule:
+    def test_a_registered_module_becomes_a_leaf_with_that_rule(self):
+        class Gauss(nn.Module):
+            def forward(self, x):
+                return torch.special.ndtr(x)
+
+        class Shifted(Gauss):
+            pass
+
+        model = nn.Sequential(nn.Linear(3, 2), Shifted(), nn.Linear(2, 1))
+        with pytest.raises(ConfigError, match="register_rule"):
+            to_graph(model, torch.randn(1, 3))
+        register_rule(Gauss, "transparent")
+        try:
+            graph = to_graph(model, torch.randn(1, 3))  # the subclass follows its base
+            assert {(u[0], v[0]) for u, v in graph.edges} == {("input", "0"), ("0", "2")}
+            layers = to_graph(model, torch.randn(1, 3), granularity="layer")
+            assert layers.nodes["1"]["type"] == "Shifted"
+        finally:
+            register_rule(Gauss, None)
+        with pytest.raises(ConfigError, match="has no neuron-level rule"):
+            to_graph(model, torch.randn(1, 3))
+
+    def test_bad_registrations_are_refused(self):
+        with pytest.raises(ConfigError, match="rule must be one of"):
+            register_rule(nn.Identity, "magic")
+        with pytest.raises(InputTypeError, match=r"nn\.Module class"):
+            register_rule(len, "transparent")
+
+
+def test_an_elementwise_function_of_one_tensor_stays_transparent():
+    class Swish(nn.Module):
+        def forward(self, x):
+            return x * torch.sigmoid(x)
+
+    graph = to_graph(nn.Sequential(nn.Linear(3, 2), Swish(), nn.Linear(2, 1)), torch.randn(1, 3))
+    assert graph.number_of_nodes() == 3 + 2 + 1
+    assert graph.number_of_edges() == 6 + 2

@@ -11,7 +11,8 @@ Every operation is one of:
 - ``linear`` / ``conv``: weighted layers; ``pool`` / ``adaptive_pool`` / ``reduce``:
   windows without weights; ``structure``: a model that knows its own graph (DAN).
 
-Anything else has no rule and can be extracted at layer level only.
+Anything else has no rule and can be extracted at layer level only, unless its module
+type is given one of these rules with :func:`register_rule`.
 """
 
 from __future__ import annotations
@@ -20,9 +21,17 @@ from typing import Any
 
 from torch import nn
 
-from pypaddle.extract._trace import STRUCTURE_MODELS
+from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.sparse.dan import MaskedDeepDAN
 
-__all__ = ["classify"]
+__all__ = ["STRUCTURE_MODELS", "classify", "register_rule", "registered_rule"]
+
+# Models that know their own graph and are read from it (see _structure.py).
+STRUCTURE_MODELS: tuple[type, ...] = (MaskedDeepDAN,)
+
+# Rules a user may give a module type: what it does to each sample, in the terms above.
+_REGISTRABLE = ("transparent", "move", "linear", "conv", "pool", "adaptive_pool")
+_REGISTERED: dict[type, str] = {}
 
 
 def _names(text: str) -> list[str]:
@@ -110,23 +119,79 @@ def _strip_inplace(name: str) -> str:
     return name[:-1] if name.endswith("_") else name
 
 
+_MODULE_RULES: tuple[tuple[tuple[type, ...], str], ...] = (
+    (STRUCTURE_MODELS, "structure"),
+    ((nn.Linear,), "linear"),
+    (_CONV_MODULES, "conv"),
+    (_POOL_MODULES, "pool"),
+    (_ADAPTIVE_MODULES, "adaptive_pool"),
+    (_TRANSPARENT_MODULES, "transparent"),
+    (_MOVE_MODULES, "move"),
+)
+
+
+def register_rule(module_type: type, rule: str | None) -> None:
+    """Tell :func:`~pypaddle.extract.to_graph` what modules of ``module_type`` do.
+
+    Such modules become leaves (recorded whole, never traced into) handled by ``rule``:
+
+    - ``"transparent"``: element-wise, the output has the input's shape (a custom
+      activation or normalisation);
+    - ``"move"``: only moves elements; it is replayed on element numbers, so its
+      ``forward`` must work on an int64 tensor;
+    - ``"linear"``: has a ``weight`` ``[out, in]`` applied to the last dimension (and an
+      optional bool ``mask`` of the same shape);
+    - ``"conv"``: has ``weight``, ``stride``, ``padding``, ``dilation``, ``groups`` and
+      ``padding_mode`` as ``torch.nn.Conv2d`` does;
+    - ``"pool"`` (``kernel_size``, ``stride``, ``padding``, optional ``dilation``) and
+      ``"adaptive_pool"``: windows within each channel.
+
+    Subclasses follow their base's registration. ``rule=None`` removes it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from pypaddle.extract import to_graph
+    >>> class Gauss(nn.Module):  # a custom activation: torch.special has no rule
+    ...     def forward(self, x):
+    ...         return torch.special.ndtr(x)
+    >>> model = nn.Sequential(nn.Linear(3, 2), Gauss(), nn.Linear(2, 1))
+    >>> register_rule(Gauss, "transparent")
+    >>> to_graph(model, torch.randn(1, 3)).number_of_edges()
+    8
+    >>> register_rule(Gauss, None)
+    """
+    if not isinstance(module_type, type) or not issubclass(module_type, nn.Module):
+        raise InputTypeError(f"module_type must be an nn.Module class, got {module_type!r}")
+    if rule is None:
+        _REGISTERED.pop(module_type, None)
+        return
+    if rule not in _REGISTRABLE:
+        raise ConfigError(
+            f"rule must be one of {', '.join(map(repr, _REGISTRABLE))} or None, got {rule!r}"
+        )
+    _REGISTERED[module_type] = rule
+
+
+def registered_rule(module: nn.Module) -> str | None:
+    """The rule registered for the module's class or its nearest registered base."""
+    for klass in type(module).__mro__:
+        rule = _REGISTERED.get(klass)
+        if rule is not None:
+            return rule
+    return None
+
+
 def classify(kind: str, target: Any, name: str) -> str | None:
     """The rule of an operation, or None if it has none."""
     if kind == "module":
-        if isinstance(target, STRUCTURE_MODELS):
-            return "structure"
-        if isinstance(target, nn.Linear):
-            return "linear"
-        if isinstance(target, _CONV_MODULES):
-            return "conv"
-        if isinstance(target, _POOL_MODULES):
-            return "pool"
-        if isinstance(target, _ADAPTIVE_MODULES):
-            return "adaptive_pool"
-        if isinstance(target, _TRANSPARENT_MODULES):
-            return "transparent"
-        if isinstance(target, _MOVE_MODULES):
-            return "move"
+        registered = registered_rule(target)
+        if registered is not None:
+            return registered
+        for types, rule in _MODULE_RULES:
+            if isinstance(target, types):
+                return rule
         return None
     name = _strip_inplace(name)
     for rule, names in (

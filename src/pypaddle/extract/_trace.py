@@ -27,10 +27,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.sparse.dan import MaskedDeepDAN
+from pypaddle.extract._rules import STRUCTURE_MODELS, registered_rule
 from pypaddle.sparse.masked import MaskableModule
 
-__all__ = ["STRUCTURE_MODELS", "Op", "Trace", "is_leaf", "tensors_in", "trace_model"]
+__all__ = ["Op", "Trace", "is_leaf", "tensors_in", "trace_model"]
 
 
 @dataclass
@@ -85,13 +85,12 @@ def tensors_in(obj: Any) -> Iterator[torch.Tensor]:
             yield from tensors_in(item)
 
 
-# Models that know their own graph and are read from it (see _structure.py).
-STRUCTURE_MODELS: tuple[type, ...] = (MaskedDeepDAN,)
-
-
 def is_leaf(module: nn.Module) -> bool:
-    """Leaf modules are recorded whole: torch.nn's own, masked modules, DAN models."""
+    """Leaf modules are recorded whole: torch.nn's own, masked modules, DAN models and
+    modules given a rule with :func:`~pypaddle.extract.register_rule`."""
     if isinstance(module, (MaskableModule, *STRUCTURE_MODELS)):
+        return True
+    if registered_rule(module) is not None:
         return True
     if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
         return False

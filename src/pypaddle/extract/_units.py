@@ -55,6 +55,18 @@ def _widen(matrix: sp.csr_array, columns: int) -> sp.csr_array:
     )
 
 
+def _same_units(first: _Value, second: _Value) -> bool:
+    """Whether each unit of the two values stands for the same vertices."""
+    if first is second:
+        return True
+    a, b = first.matrix, second.matrix
+    return (
+        a.shape[0] == b.shape[0]
+        and np.array_equal(a.indptr, b.indptr)
+        and np.array_equal(a.indices, b.indices)
+    )
+
+
 class _Builder:
     def __init__(self, trace: Trace, granularity: str, threshold: float | None) -> None:
         self.trace = trace
@@ -156,7 +168,8 @@ class _Builder:
             raise ConfigError(
                 f"{op.describe()} has no {self.granularity}-level rule: pypaddle knows linear and "
                 "convolution layers, pooling, element-wise, merging and data-movement operations "
-                "there; granularity='layer' works for any model"
+                "there; granularity='layer' works for any model, or give the module that "
+                "does it a rule with pypaddle.extract.register_rule"
             )
         getattr(self, f"rule_{rule}")(op)
 
@@ -184,10 +197,15 @@ class _Builder:
         with an edge from each operand unit broadcast into it. With one traced operand (``x +
         1``, ``x * self.scale``) the operation is element-wise and transparent."""
         operands = [self.values[value] for value in op.inputs]
-        if len(operands) == 1:
-            self.rule_transparent(op)
-            return
         shape = self.out_shapes(op)[0]
+        if len(operands) == 1 or all(
+            operand.shape == shape and _same_units(operand, operands[0]) for operand in operands
+        ):
+            # x * sigmoid(x): every operand unit stands for the same vertices, so the
+            # operation is element-wise on them.
+            for value in op.outputs:
+                self.values[value] = operands[0]
+            return
         real = self.trace.tensors[op.outputs[0]]
         depth = max(operand.depth for operand in operands) + 1
         block = self.new_block(op.name, op.type_name, shape, depth)
