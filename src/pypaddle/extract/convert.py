@@ -75,7 +75,8 @@ def to_graph(
     indexing, padding and ``torch.cat`` move elements and keep their vertices; ``+``, ``*``
     and other broadcast element-wise functions merge: an output element stands for the
     vertices of all its operands, so a residual ``x + f(x)`` feeds both into the next layer.
-    A ``MaskedDeepDAN`` is read from its ``generate_structure``.
+    A ``MaskedDeepDAN`` is read from its ``generate_structure``. A custom layer gets one of
+    these rules with :func:`~pypaddle.extract.register_rule`.
 
     Raises
     ------
