@@ -89,3 +89,15 @@ class TestContract:
     def test_not_a_module(self):
         with pytest.raises(InputTypeError):
             count(lambda x: x, torch.randn(1))
+
+
+def test_count_gives_every_module_back_its_own_training_flag():
+    model = nn.Sequential(MaskedLinearLayer(4, 6), nn.BatchNorm1d(6), nn.ReLU())
+    model.train()
+    model[1].eval()  # a frozen batch norm inside a training model
+    before = model[1].running_mean.clone()
+    count(model, torch.randn(3, 4))
+    assert model.training
+    assert model[0].training
+    assert not model[1].training
+    assert torch.equal(model[1].running_mean, before)

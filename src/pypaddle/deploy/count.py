@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pypaddle.deploy._modes import evaluating
 from pypaddle.errors import InputTypeError
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.masked import MaskableModule
@@ -166,15 +167,12 @@ def count(model: nn.Module, example_input: Any) -> Counts:
         for module in model.modules()
         if isinstance(module, _WEIGHTED)
     ]
-    was_training = model.training
     try:
-        model.eval()
-        with torch.no_grad():
+        with evaluating(model), torch.no_grad():
             model(*inputs)
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
     for dan in (module for module in model.modules() if isinstance(module, MaskedDeepDAN)):
         for layer in dan.layers_main_hidden:
             positions.setdefault(layer, 1)

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from pypaddle.deploy._modes import evaluating
 from pypaddle.deploy.dan import CompactDAN
 from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.sparse._common import _Function
@@ -202,22 +203,17 @@ def export_onnx(
         )
     if not isinstance(model, nn.Module):
         raise InputTypeError(f"export_onnx needs a torch.nn.Module, got {type(model).__name__}")
-    was_training = model.training
-    model.eval()
     dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
-    try:
-        with warnings.catch_warnings():
-            # torch's exporter trips over its own pytree deprecation; no user can fix that
-            warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
-            program = torch.onnx.export(
-                model,
-                (example_input,),
-                input_names=["input"],
-                output_names=["output"],
-                dynamo=True,
-                dynamic_shapes=dynamic,
-                verbose=False,
-            )
+    with evaluating(model), warnings.catch_warnings():
+        # torch's exporter trips over its own pytree deprecation; no user can fix that
+        warnings.filterwarnings("ignore", r"`isinstance\(treespec, LeafSpec\)`", FutureWarning)
+        program = torch.onnx.export(
+            model,
+            (example_input,),
+            input_names=["input"],
+            output_names=["output"],
+            dynamo=True,
+            dynamic_shapes=dynamic,
+            verbose=False,
+        )
         program.save(os.fspath(path))
-    finally:
-        model.train(was_training)
