@@ -67,14 +67,12 @@ class _MaskedConv(MaskableModule):
             device=device,
             dtype=dtype,
         )
-        self.register_buffer("mask", torch.ones_like(self.weight, dtype=torch.bool))
-        bias_mask = None if self.bias is None else torch.ones_like(self.bias, dtype=torch.bool)
-        self.register_buffer("bias_mask", bias_mask)
+        self._register_weight_masks()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if input.is_floating_point() and input.dtype != self.weight.dtype:
-            input = input.to(self.weight.dtype)
-        return self._conv_forward(input, self.masked_weight(), self.masked_bias())  # type: ignore[attr-defined]
+        return self._conv_forward(  # type: ignore[attr-defined]
+            self._as_weight_dtype(input), self.masked_weight(), self.masked_bias()
+        )
 
     def reset_parameters(self, keep_mask: bool = False) -> None:
         """Re-initialise weight and bias; reset the masks to all True unless ``keep_mask``.

@@ -143,6 +143,20 @@ class MaskableModule(nn.Module):
         with torch.no_grad():
             bias_mask.copy_(checked)
 
+    def _register_weight_masks(self) -> None:
+        """Register ``mask`` (all True, shaped like ``weight``) and ``bias_mask`` (None
+        without a bias), as every single-weight masked layer holds them."""
+        self.register_buffer("mask", torch.ones_like(self.weight, dtype=torch.bool))
+        bias = self._parameters.get("bias")
+        bias_mask = None if bias is None else torch.ones_like(bias, dtype=torch.bool)
+        self.register_buffer("bias_mask", bias_mask)
+
+    def _as_weight_dtype(self, input: torch.Tensor) -> torch.Tensor:
+        """A floating input in the weight's dtype (masked layers accept any float input)."""
+        if input.is_floating_point() and input.dtype != self.weight.dtype:
+            return input.to(self.weight.dtype)
+        return input
+
     def _mask_of(self, weight: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The parameter ``weight`` and its mask buffer, or a MaskError listing the masked ones."""
         pairs = dict(self.masked_parameters())
@@ -294,14 +308,10 @@ class MaskedLinearLayer(nn.Linear, MaskableModule):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
-        self.register_buffer("mask", torch.ones_like(self.weight, dtype=torch.bool))
-        bias_mask = None if self.bias is None else torch.ones_like(self.bias, dtype=torch.bool)
-        self.register_buffer("bias_mask", bias_mask)
+        self._register_weight_masks()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        if input.is_floating_point() and input.dtype != self.weight.dtype:
-            input = input.to(self.weight.dtype)
-        return F.linear(input, self.masked_weight(), self.masked_bias())
+        return F.linear(self._as_weight_dtype(input), self.masked_weight(), self.masked_bias())
 
     def reset_parameters(self, keep_mask: bool = False) -> None:
         """Re-initialise weight and bias; reset the mask to all True unless ``keep_mask``.
