@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.prune._targets import Target, root_model
+from pypaddle.prune._targets import Target, random_generator, root_model
 
 __all__ = ["CRITERIA", "SNIP", "Magnitude", "Random", "SynFlow", "Taylor", "resolve_criterion"]
 
@@ -54,15 +54,7 @@ class Random:
     """Uniform random scores from ``generator`` (or a generator seeded with ``seed``)."""
 
     def __init__(self, *, seed: int | None = None, generator: torch.Generator | None = None):
-        if generator is not None and seed is not None:
-            raise ConfigError("give random scores a seed or a generator, not both")
-        if generator is None:
-            generator = torch.Generator()
-            if seed is None:
-                generator.seed()
-            else:
-                generator.manual_seed(seed)
-        self.generator = generator
+        self.generator = random_generator(seed, generator)
 
     def __call__(self, module: nn.Module, name: str) -> torch.Tensor:
         weight = getattr(module, name)

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.prune._targets import collect_targets
+from pypaddle.prune._targets import collect_targets, random_generator
 from pypaddle.prune.schedules import _count, _fraction, _zero_masked
 from pypaddle.prune.select import lowest
 
@@ -108,13 +108,7 @@ class _DynamicSparsity:
         self.model = model
         self.optimizer = optimizer
         self.targets = collect_targets(model)
-        if generator is None:
-            generator = torch.Generator()
-            if seed is None:
-                generator.seed()
-            else:
-                generator.manual_seed(seed)
-        self.generator = generator
+        self.generator = random_generator(seed, generator)
         shapes = [tuple(target.weight.shape) for target in self.targets]
         self.densities = layer_densities(shapes, self.density, distribution)
         self.step_count = 0
