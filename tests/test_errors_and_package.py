@@ -19,6 +19,7 @@ EXPECTED_BUILTIN = {
     "MaskError": ValueError,
     "ConfigError": ValueError,
     "InputTypeError": TypeError,
+    "ExperimentError": RuntimeError,
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ExperimentError",
     "InputTypeError",
     "MaskError",
     "PaddleError",
@@ -34,3 +35,7 @@ class ConfigError(PaddleError, ValueError):
 
 class InputTypeError(PaddleError, TypeError):
     """An argument has a type pypaddle cannot work with."""
+
+
+class ExperimentError(PaddleError, RuntimeError):
+    """Experiments failed while running (e.g. trials of a sweep); finished results are kept."""

@@ -30,12 +30,13 @@ def option(
     above: float | None = None,
     below: float | None = None,
     choices: tuple[Any, ...] | None = None,
-    path: bool = False,
+    path: bool | tuple[str, ...] = False,
     help: str = "",
 ) -> Any:
     """A dataclass field with bounds (inclusive ``minimum``/``maximum``, exclusive ``above``/
     ``below``) or a tuple of allowed ``choices``; lists are checked element by element.
-    A ``path`` option is a file name, resolved against the config file's folder."""
+    A ``path`` option is a file name, resolved against the config file's folder; for a
+    table option, ``path`` names the keys of the table that hold file names."""
     metadata = {
         "path": path,
         "minimum": minimum,
@@ -127,7 +128,8 @@ def parse_options(
 ) -> Any:
     """Check ``table`` against the dataclass ``cls`` and build it.
 
-    ``path`` is the table's dotted key (``"training"``) used in messages; keys in ``ignore``
+    ``path`` is the table's dotted key (``"training"``, ``""`` for the top level) used in
+    messages; keys in ``ignore``
     are skipped (e.g. the ``name`` that chose ``cls``). Relative ``path`` options are made
     absolute against ``base`` (the config file's folder). Ints are accepted for float fields
     and converted, so ``learning_rate = 1`` means ``1.0``.
@@ -147,15 +149,16 @@ def parse_options(
     """
     if not isinstance(table, dict):
         raise ConfigError(f"{path} must be a table (a [{path}] section), got {table!r}")
+    path = f"{path}." if path else ""
     hints = typing.get_type_hints(cls)
     fields = {field.name: field for field in dataclasses.fields(cls)}
     for key in table:
         if key not in fields and key not in ignore:
             allowed = ", ".join(sorted((*fields, *ignore)))
-            raise ConfigError(f"{path}.{key} is not a known key; allowed keys: {allowed}")
+            raise ConfigError(f"{path}{key} is not a known key; allowed keys: {allowed}")
     values = {}
     for name, field in fields.items():
-        key = f"{path}.{name}"
+        key = f"{path}{name}"
         if name not in table:
             if (
                 field.default is dataclasses.MISSING
@@ -171,8 +174,15 @@ def parse_options(
         _check_value(value, field.metadata, key)
         if hints[name] is float:
             value = float(value)
-        if field.metadata.get("path") and isinstance(value, str) and base is not None:
-            value = str((base / value).resolve())
+        paths = field.metadata.get("path")
+        if paths and base is not None:
+            if isinstance(value, str):
+                value = str((base / value).resolve())
+            elif isinstance(value, dict) and isinstance(paths, tuple):
+                value = {
+                    k: str((base / v).resolve()) if k in paths and isinstance(v, str) else v
+                    for k, v in value.items()
+                }
         values[name] = value
     return cls(**values)
 

@@ -90,7 +90,10 @@ class Registry:
     def parse(
         self, table: Any, path: str, *, default: str | None = None, base: Path | None = None
     ) -> tuple[Component, Any]:
-        """Choose the component named by ``table[key]`` and validate the rest of ``table``."""
+        """Choose the component named by ``table[key]`` and validate the rest of ``table``.
+
+        An options dataclass with a ``check(path)`` method gets it called after the types
+        and ranges are checked."""
         if not isinstance(table, dict):
             raise ConfigError(f"{path} must be a table (a [{path}] section), got {table!r}")
         name = table.get(self.key, default)
@@ -101,6 +104,9 @@ class Registry:
             )
         component = self.get(name, path)
         options = parse_options(component.options, table, path, ignore=(self.key,), base=base)
+        check = getattr(options, "check", None)
+        if check is not None:  # checks across keys, e.g. a structure's parameters
+            check(path)
         return component, options
 
 
