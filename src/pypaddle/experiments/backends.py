@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 from typing import Any
 
@@ -83,16 +83,27 @@ def _write_files(files: dict[str, bytes], trials_dir: Path, trial_id: str) -> No
     _finish(partial, trials_dir, trial_id)
 
 
+def _pool_context() -> Any:
+    # Workers start from a clean process, never a fork of this one (its threads and locks
+    # would come along). A fork server that has imported torch and pypaddle once starts
+    # them fastest; where there is none (Windows, macOS default), spawn.
+    if "forkserver" in get_all_start_methods():
+        context = get_context("forkserver")
+        context.set_forkserver_preload(["pypaddle.experiments.run"])
+        return context
+    return get_context("spawn")
+
+
 def run_local(trials: list[Trial], trials_dir: Path, *, workers: int, done: Done) -> None:
-    """Run ``trials`` on ``workers`` fresh processes (spawned, so no state is inherited).
+    """Run ``trials`` on ``workers`` fresh processes (nothing inherited from this one).
 
     A trial that raises is reported to ``done`` with the error and not retried; if a
     worker dies, the pool is rebuilt and the unfinished trials run again.
     """
     pending = {trial.id: trial for trial in trials}
     attempts = dict.fromkeys(pending, 0)
+    context = _pool_context()
     while pending:
-        context = get_context("spawn")
         with ProcessPoolExecutor(min(workers, len(pending)), mp_context=context) as pool:
             futures = {
                 pool.submit(run_trial, trial.config, str(trials_dir), trial.id): trial

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import time
@@ -174,6 +175,14 @@ class _Distributed:
         return values
 
 
+def _data_parallel(model: nn.Module) -> nn.Module:
+    """DDP without a buffer broadcast in every forward: masks are broadcast when they change."""
+    ddp = nn.parallel.DistributedDataParallel
+    if "forward_sync_buffers" in inspect.signature(ddp).parameters:  # torch >= 2.13
+        return ddp(model, forward_sync_buffers=False)
+    return ddp(model, broadcast_buffers=False)
+
+
 class _Recorder:
     """metrics.jsonl on the first process, one flushed line per record."""
 
@@ -209,7 +218,7 @@ def _train(
     recorder = _Recorder(out_dir / "metrics.jsonl" if writing else None)
     trained: nn.Module = model
     if world > 1:
-        trained = nn.parallel.DistributedDataParallel(model, broadcast_buffers=False)
+        trained = _data_parallel(model)
     initial_active = max(_active(layers), 1)
     batches = torch.Generator().manual_seed(config.seed)
     loss = loss_function(classification)
