@@ -5,6 +5,7 @@ pypaddle API did.
 """
 
 from pypaddle.graph import CachedLayeredGraph, LayeredGraph
+from pypaddle.sparse.conv import MaskedConv1d, MaskedConv2d
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.ffn import MaskedDeepFFN
 from pypaddle.sparse.masked import MaskableModule, MaskedLinear, MaskedLinearLayer, maskable_layers
@@ -13,6 +14,8 @@ __all__ = [
     "CachedLayeredGraph",
     "LayeredGraph",
     "MaskableModule",
+    "MaskedConv1d",
+    "MaskedConv2d",
     "MaskedDeepDAN",
     "MaskedDeepFFN",
     "MaskedLinear",
