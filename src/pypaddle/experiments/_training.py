@@ -33,7 +33,7 @@ def train_epoch(
     batch_size: int,
     generator: torch.Generator,
     loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
-    after_step: Callable[[], None] | None = None,
+    after_step: Callable[[Callable[[], torch.Tensor]], None] | None = None,
     rank: int = 0,
     world: int = 1,
 ) -> float:
@@ -42,7 +42,8 @@ def train_epoch(
     The order of the samples is drawn from ``generator`` only, so a seeded generator
     gives the same batches every time. With ``world > 1`` this process trains on slice
     ``rank`` of every batch (a batch too small to give every process a sample is skipped
-    by all of them) and the returned loss is that of its own slices.
+    by all of them) and the returned loss is that of its own slices. ``after_step`` is
+    called after every optimizer step with a closure that computes the batch's loss.
     """
     model.train()
     order = torch.randperm(labels.shape[0], generator=generator)
@@ -56,7 +57,8 @@ def train_epoch(
         value.backward()
         optimizer.step()
         if after_step is not None:
-            after_step()
+            # The hook may need the loss of this batch again (RigL reads dense gradients).
+            after_step(lambda batch=batch: loss(model(features[batch]), labels[batch]))
         total_loss += float(value.detach()) * batch.numel()
         seen += batch.numel()
     return total_loss / max(seen, 1)

@@ -10,10 +10,11 @@ only the ``"structure"`` layers whose mask entries are the model's graph edges.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+from torch import nn
 
 from pypaddle.experiments._pruning import prune_by_magnitude
 from pypaddle.experiments.options import option
@@ -26,22 +27,35 @@ LAYER_CHOICES = ("all", "structure")
 
 
 class Sparsifier:
-    """Hooks the engine calls; the defaults do nothing (dense training)."""
+    """Hooks the engine calls; the defaults do nothing (dense training).
+
+    In order: :meth:`start` once; then for every round ``r = 0 .. rounds``: (for ``r > 0``)
+    :meth:`prune`, a fresh optimizer, :meth:`begin_round`, and :meth:`after_step` after
+    every optimizer step of the round's training. Masks may change in any hook; under
+    data-parallel training the engine broadcasts them from the first process afterwards.
+    """
 
     rounds: int = 0
     retrain_epochs: int = 0
     layers: str = "all"
 
-    def start(self, layers: Sequence[MaskableModule]) -> None:
+    def start(self, model: nn.Module, layers: Sequence[MaskableModule]) -> None:
         """Called once, after the model is built and before any training."""
 
     def prune(self, layers: Sequence[MaskableModule], round: int) -> None:
         """Called before retraining in each round ``1 .. rounds``."""
 
-    def after_step(
-        self, layers: Sequence[MaskableModule], optimizer: torch.optim.Optimizer, step: int
+    def begin_round(
+        self,
+        layers: Sequence[MaskableModule],
+        optimizer: torch.optim.Optimizer,
+        round: int,
+        steps: int,
     ) -> None:
-        """Called after every optimizer step (``step`` counts from 1 over the whole run)."""
+        """Called before a round trains, with its optimizer and number of optimizer steps."""
+
+    def after_step(self, closure: Callable[[], torch.Tensor]) -> None:
+        """Called after every optimizer step; ``closure()`` computes the batch's loss."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import inspect
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +176,12 @@ class _Distributed:
         return values
 
 
+def _steps_per_epoch(split: Split, batch_size: int, world: int) -> int:
+    samples = split.y_train.shape[0]
+    full, rest = divmod(samples, batch_size)
+    return full + (rest >= world)
+
+
 def _data_parallel(model: nn.Module) -> nn.Module:
     """DDP without a buffer broadcast in every forward: masks are broadcast when they change."""
     ddp = nn.parallel.DistributedDataParallel
@@ -224,11 +231,13 @@ def _train(
     loss = loss_function(classification)
     step = 0
 
-    def after_step(optimizer: torch.optim.Optimizer) -> None:
+    changes_masks_while_training = type(sparsifier).after_step is not Sparsifier.after_step
+
+    def after_step(closure: Callable[[], torch.Tensor]) -> None:
         nonlocal step
         step += 1
-        sparsifier.after_step(layers, optimizer, step)
-        if type(sparsifier).after_step is not Sparsifier.after_step:
+        sparsifier.after_step(closure)
+        if changes_masks_while_training:
             sync.broadcast_masks(model)
 
     def test() -> dict[str, float]:
@@ -237,7 +246,7 @@ def _train(
     rounds: list[dict[str, Any]] = []
     epoch_total = 0
     try:
-        sparsifier.start(layers)
+        sparsifier.start(model, layers)
         sync.broadcast_masks(model)
         for round_ in range(sparsifier.rounds + 1):
             before = None
@@ -248,6 +257,9 @@ def _train(
             density = _active(layers) / initial_active
             epochs = config.training.epochs if round_ == 0 else sparsifier.retrain_epochs
             optimizer = _optimizer(model.parameters(), config.training)
+            steps = epochs * _steps_per_epoch(split, config.training.batch_size, world)
+            sparsifier.begin_round(layers, optimizer, round_, steps)
+            sync.broadcast_masks(model)
             task = progress.add(f"round {round_}: {100 * density:5.1f}%", epochs)
             train_loss, metrics = None, None
             for epoch in range(1, epochs + 1):
@@ -260,7 +272,7 @@ def _train(
                         batch_size=config.training.batch_size,
                         generator=batches,
                         loss=loss,
-                        after_step=lambda optimizer=optimizer: after_step(optimizer),
+                        after_step=after_step,
                         rank=rank,
                         world=world,
                     )
