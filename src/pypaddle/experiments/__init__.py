@@ -11,7 +11,7 @@ from pypaddle.experiments.config import ExperimentConfig, load_config, parse_con
 from pypaddle.experiments.demo import run_demo
 from pypaddle.experiments.registry import DATA, METHODS, MODELS
 from pypaddle.experiments.report import plot_accuracy_vs_density, results_table, write_results
-from pypaddle.experiments.run import run_experiment
+from pypaddle.experiments.run import prepare, run_experiment
 
 __all__ = [
     "DATA",
@@ -21,6 +21,7 @@ __all__ = [
     "load_config",
     "parse_config",
     "plot_accuracy_vs_density",
+    "prepare",
     "results_table",
     "run_demo",
     "run_experiment",

@@ -78,16 +78,20 @@ def run_distributed(config: dict[str, Any], out_dir: Path, nproc: int) -> list[d
 
 
 def _main(arguments: list[str]) -> None:  # pragma: no cover - run by torchrun
-    from pypaddle.experiments.config import load_config, to_toml
+    from pypaddle.experiments.run import claim_folder
 
     config_path, out_dir = arguments
-    config = load_config(config_path)
-    out = Path(out_dir)
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.toml").write_text(to_toml(config.to_dict()))
-    _run_rank(config.to_dict(), out, rank, world)
+    out = Path(out_dir)
+    config = claim_folder(config_path, out).config if rank == 0 else None
+    import torch.distributed as dist
+
+    # Rank 0 checks and claims the folder; the others wait for it, then all train.
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    shared = [config.to_dict() if config is not None else None]
+    dist.broadcast_object_list(shared, src=0)
+    dist.destroy_process_group()
+    _run_rank(shared[0], out, rank, world)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -81,15 +81,18 @@ def plot_learning_curves(epochs: Records, path: str | Path, *, title: str = "") 
     return _save(figure, path)
 
 
-def density_axis(axes: Any) -> None:
-    """A log-scale density axis in %, densest on the left, ticks written as plain numbers."""
-    from matplotlib.ticker import FuncFormatter
+def density_axis(axes: Any, densities: Sequence[float]) -> None:
+    """A log-scale density axis in %, densest on the left, ticked at the given densities."""
+    from matplotlib.ticker import NullLocator
 
     axes.set_xscale("log")
+    ticks: list[float] = []
+    for density in sorted(densities, reverse=True):
+        if not ticks or ticks[-1] > 1.1 * density:  # one tick per visibly separate density
+            ticks.append(float(f"{density:.3g}"))
+    axes.set_xticks(ticks, [f"{tick:g}%" for tick in ticks])
+    axes.xaxis.set_minor_locator(NullLocator())
     axes.invert_xaxis()
-    formatter = FuncFormatter(lambda value, _: f"{value:g}%")
-    axes.xaxis.set_major_formatter(formatter)
-    axes.xaxis.set_minor_formatter(formatter)
     axes.set_xlabel("density: weights kept, % (log scale)")
 
 
@@ -97,7 +100,7 @@ def _plot_loss_vs_density(rounds: Records, path: Path, *, title: str) -> Path:
     figure, (axes,) = _figure()
     densities = [100 * record["density"] for record in rounds]
     axes.plot(densities, [record["test_loss"] for record in rounds], marker="o")
-    density_axis(axes)
+    density_axis(axes, densities)
     axes.set_ylabel("test loss")
     axes.set_title(title)
     axes.grid(True, alpha=0.3)
@@ -122,6 +125,7 @@ def plot_structure(
     drawn where its vertices were; isolated vertices are grey.
     """
     from matplotlib.collections import LineCollection
+    from matplotlib.ticker import MaxNLocator
 
     path = Path(path)
     figure, (axes,) = _figure(8.0, 5.0)
@@ -140,6 +144,7 @@ def plot_structure(
     axes.scatter(
         points[:, 0], points[:, 1], s=8, c=np.where(degrees == 0, "lightgrey", "black"), zorder=3
     )
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("layer (orange: skip connections)")
     axes.set_yticks([])
     axes.set_title(title or f"{graph.number_of_nodes()} vertices, {graph.number_of_edges()} edges")

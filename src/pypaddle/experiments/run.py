@@ -48,7 +48,7 @@ from pypaddle.experiments.models import BuiltModel
 from pypaddle.experiments.report import results_table, write_results
 from pypaddle.sparse import MaskableModule, maskable_layers
 
-__all__ = ["Prepared", "execute", "mask_digest", "prepare", "run_experiment"]
+__all__ = ["Prepared", "claim_folder", "execute", "mask_digest", "prepare", "run_experiment"]
 
 LOG = logging.getLogger("pypaddle.experiments")
 CONFIG_NAME = "config.toml"
@@ -439,6 +439,28 @@ def _differs(expected: dict[str, Any]) -> Any:
     return describe
 
 
+def claim_folder(config: ExperimentConfig | dict[str, Any] | str | Path, out_dir: Path) -> Prepared:
+    """Validate and prepare ``config``, check that ``out_dir`` may hold it, write config.toml.
+
+    Everything that can fail before training is checked first (the config, the data, the
+    model, matplotlib if plots are on), so a refused folder is left untouched.
+    """
+    config = _as_config(config)
+    resolved = to_toml(config.to_dict())
+    check_output_folder(
+        out_dir, CONFIG_NAME, resolved, what="experiment", differs=_differs(config.to_dict())
+    )
+    prepared = prepare(config)
+    if config.evaluation.plots:
+        from pypaddle.experiments import plots
+
+        plots.check_matplotlib()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / RESULT_NAME).unlink(missing_ok=True)
+    atomic_write_text(out_dir / CONFIG_NAME, resolved)
+    return prepared
+
+
 def run_experiment(
     config: ExperimentConfig | dict[str, Any] | str | Path,
     out_dir: str | Path,
@@ -469,23 +491,12 @@ def run_experiment(
     >>> [round(record["density"], 3) for record in rounds]
     [1.0, 0.5, 0.25]
     """
-    config = _as_config(config)
-    out_dir = Path(out_dir)
-    resolved = to_toml(config.to_dict())
-    check_output_folder(
-        out_dir, CONFIG_NAME, resolved, what="experiment", differs=_differs(config.to_dict())
-    )
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ConfigError(f"nproc = {nproc!r} must be an int >= 1")
+    out_dir = Path(out_dir)
     console = _console(quiet)
-    prepared = prepare(config)
-    if config.evaluation.plots:
-        from pypaddle.experiments import plots
-
-        plots.check_matplotlib()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RESULT_NAME).unlink(missing_ok=True)
-    atomic_write_text(out_dir / CONFIG_NAME, resolved)
+    prepared = claim_folder(config, out_dir)
+    config = prepared.config
     if nproc > 1:
         from pypaddle.experiments.distributed import run_distributed
 

@@ -46,22 +46,27 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], path: Pat
     from pypaddle.experiments.plots import density_axis
 
     metric = "accuracy" if all(row.get("accuracy") is not None for row in rows) else "test_loss"
-    groups: dict[str, dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    # Trials of one setting differ only in their seed: average them round by round.
+    groups: dict[str, dict[int, list[tuple[float, float]]]] = defaultdict(lambda: defaultdict(list))
     shown = [key for key in keys if key != "seed"]
     for row in rows:
-        groups[_label(row, shown)][round(float(row["density"]), 6)].append(float(row[metric]))
+        point = (float(row["density"]), float(row[metric]))
+        groups[_label(row, shown)][int(row["round"])].append(point)
     figure = Figure(figsize=(7.5, 4.8), dpi=100, layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.add_subplot()
     scale = 100.0 if metric == "accuracy" else 1.0
-    for label, by_density in groups.items():
-        densities = np.array(sorted(by_density, reverse=True))
-        values = [np.array(by_density[density]) * scale for density in densities]
-        axes.plot(100 * densities, [v.mean() for v in values], marker="o", label=label)
+    all_densities = []
+    for label, by_round in groups.items():
+        points = [np.array(by_round[round_]) for round_ in sorted(by_round)]
+        densities = 100 * np.array([p[:, 0].mean() for p in points])
+        values = [p[:, 1] * scale for p in points]
+        all_densities += densities.tolist()
+        axes.plot(densities, [v.mean() for v in values], marker="o", label=label)
         axes.fill_between(
-            100 * densities, [v.min() for v in values], [v.max() for v in values], alpha=0.2
+            densities, [v.min() for v in values], [v.max() for v in values], alpha=0.2
         )
-    density_axis(axes)
+    density_axis(axes, all_densities)
     axes.set_ylabel("held-out accuracy (%)" if metric == "accuracy" else "test loss")
     axes.set_title("sweep: mean over seeds, band from lowest to highest")
     axes.grid(True, alpha=0.3)
