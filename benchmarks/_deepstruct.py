@@ -25,6 +25,7 @@ __all__ = [
     "ffn",
     "generate_structure",
     "layered_graph",
+    "prune_by_magnitude",
     "version",
 ]
 
@@ -105,3 +106,9 @@ def build_layer_index(
     """deepstruct's ``build_layer_index`` (layer of every vertex, vertices of every layer)."""
     function = _module("deepstruct.graph").build_layer_index
     return _run("build_layer_index", function, graph)
+
+
+def prune_by_magnitude(model: nn.Module, percent: float) -> None:
+    """deepstruct's global magnitude pruning: mask ``percent`` % of the weights of ``model``."""
+    pruning = _module("deepstruct.pruning")
+    _run("prune_network_by_saliency", pruning.prune_network_by_saliency, model, percent)

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 import _deepstruct as deepstruct
+import bench_prune
 import pypaddle
 from _dense import ConcatMLP, mlp
 from _structures import complete_layered_graph, layered_random_dag, oriented_newman_watts_strogatz
@@ -268,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_layered_dan(table)
     bench_deepstruct_dan(table, quick=args.quick)
     bench_layer_index(table, quick=args.quick)
+    bench_prune.run(table, quick=args.quick)
     table.summary()
     return 0
 

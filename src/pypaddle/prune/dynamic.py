@@ -1,0 +1,267 @@
+"""Dynamic sparse training: SET and RigL move connections while the density stays fixed.
+
+Both start from random masks of the requested density (``"uniform"``: the same density
+in every layer; ``"erk"``: Erdős–Rényi-Kernel, denser where a layer has few weights for
+its number of inputs and outputs) and, every ``update_frequency`` steps until
+``end_step``, drop the active weights of smallest magnitude in each layer and grow as many
+inactive ones: at random (SET) or where the dense gradient is largest (RigL). The
+fraction moved decays from ``drop_fraction`` with a cosine. Grown weights start at zero,
+the optimizer state of every moved weight is reset, and each layer keeps exactly its
+number of active weights.
+
+Call :meth:`step` after every ``optimizer.step()``; it also zeroes the masked weights so
+momentum or weight decay can never move them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.prune._targets import collect_targets
+from pypaddle.prune.schedules import _count, _fraction, _zero_masked
+from pypaddle.prune.select import lowest
+
+__all__ = ["DISTRIBUTIONS", "SET", "RigL", "layer_densities", "reset_optimizer_state"]
+
+DISTRIBUTIONS = ("uniform", "erk")
+
+
+def layer_densities(
+    shapes: Sequence[Sequence[int]], density: float, distribution: str = "uniform"
+) -> list[float]:
+    """Density of each weight (given by shape) so that all of them hold ``density``.
+
+    ``"erk"`` gives layer ``l`` the density ``eps * sum(shape) / prod(shape)`` (capped at
+    1; layers that would exceed it are kept dense and ``eps`` is solved again for the rest).
+
+    >>> layer_densities([(100, 10), (10, 100)], 0.5)
+    [0.5, 0.5]
+    >>> [round(d, 3) for d in layer_densities([(300, 64), (100, 300), (10, 100)], 0.1, "erk")]
+    [0.109, 0.077, 0.632]
+    """
+    if distribution not in DISTRIBUTIONS:
+        raise ConfigError(
+            f"unknown distribution {distribution!r}; valid: {', '.join(DISTRIBUTIONS)}"
+        )
+    if distribution == "uniform":
+        return [density] * len(shapes)
+    sizes = [math.prod(shape) for shape in shapes]
+    raw = [sum(shape) / size for shape, size in zip(shapes, sizes)]
+    dense: set[int] = set()
+    while True:
+        budget = density * sum(sizes) - sum(sizes[i] for i in dense)
+        weighted = sum(raw[i] * sizes[i] for i in range(len(sizes)) if i not in dense)
+        epsilon = budget / weighted if weighted else 0.0
+        too_dense = {i for i in range(len(sizes)) if i not in dense and epsilon * raw[i] > 1}
+        if not too_dense:
+            break
+        dense |= too_dense
+    return [1.0 if i in dense else epsilon * raw[i] for i in range(len(sizes))]
+
+
+@torch.no_grad()
+def reset_optimizer_state(
+    optimizer: torch.optim.Optimizer, parameter: torch.Tensor, positions: torch.Tensor
+) -> None:
+    """Zero the optimizer's per-weight state (momentum, Adam moments...) at ``positions``.
+
+    Every state tensor of the parameter's shape is edited in place; scalars such as Adam's
+    step count are left alone.
+    """
+    state = optimizer.state.get(parameter)
+    if not state:
+        return
+    for value in state.values():
+        if isinstance(value, torch.Tensor) and value.shape == parameter.shape:
+            value.masked_fill_(positions, 0)
+
+
+class _DynamicSparsity:
+    """What SET and RigL share; they differ only in how they score the weights to grow."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        density: float,
+        *,
+        end_step: int,
+        distribution: str = "uniform",
+        drop_fraction: float = 0.3,
+        update_frequency: int = 100,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise InputTypeError(
+                f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+            )
+        self.density = _fraction(density, "density", low_open=True)
+        self.drop_fraction = _fraction(drop_fraction, "drop_fraction")
+        self.update_frequency = _count(update_frequency, "update_frequency")
+        self.end_step = _count(end_step, "end_step")
+        self.model = model
+        self.optimizer = optimizer
+        self.targets = collect_targets(model)
+        if generator is None:
+            generator = torch.Generator()
+            if seed is None:
+                generator.seed()
+            else:
+                generator.manual_seed(seed)
+        self.generator = generator
+        shapes = [tuple(target.weight.shape) for target in self.targets]
+        self.densities = layer_densities(shapes, self.density, distribution)
+        self.step_count = 0
+        self._initial_masks()
+
+    @torch.no_grad()
+    def _initial_masks(self) -> None:
+        """Random masks with each layer's number of active weights, among active weights."""
+        counts = []
+        for target, density in zip(self.targets, self.densities):
+            keep = round(density * target.mask.numel())
+            active = int(target.mask.sum())
+            if keep > active:
+                raise ConfigError(
+                    f"{target.name} has {active} active weights, fewer than the {keep} that "
+                    f"density {density:.4g} needs; start from a denser model"
+                )
+            counts.append(keep)
+        for target, keep in zip(self.targets, counts):
+            mask = target.mask
+            scores = self._random(mask)
+            removed = lowest(scores.reshape(-1), mask.reshape(-1), int(mask.sum()) - keep)
+            mask.logical_and_(~removed.reshape(mask.shape))
+            reset_optimizer_state(self.optimizer, target.weight, ~mask)
+        self.active_counts = counts
+        _zero_masked(self.targets)
+
+    def _random(self, like: torch.Tensor) -> torch.Tensor:
+        device = self.generator.device
+        return torch.rand(like.shape, generator=self.generator, device=device).to(like.device)
+
+    def fraction(self, step: int | None = None) -> float:
+        """The fraction of active weights moved at ``step``: cosine decay to 0 at end_step."""
+        step = self.step_count if step is None else step
+        return (
+            self.drop_fraction
+            / 2
+            * (1 + math.cos(math.pi * min(step, self.end_step) / self.end_step))
+        )
+
+    def is_update_step(self, step: int) -> bool:
+        return 0 < step < self.end_step and step % self.update_frequency == 0
+
+    def step(self, closure: Callable[[], torch.Tensor] | None = None) -> None:
+        """Count a step (call after ``optimizer.step()``); move connections on update steps."""
+        step = self.step_count + 1
+        if self.is_update_step(step):
+            self._update(self._grow_scores(closure, step), self.fraction(step))
+        self.step_count = step
+        _zero_masked(self.targets)
+
+    def _grow_scores(
+        self, closure: Callable[[], torch.Tensor] | None, step: int
+    ) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def _update(self, grow_scores: list[torch.Tensor], fraction: float) -> None:
+        for target, scores in zip(self.targets, grow_scores):
+            mask = target.mask.reshape(-1)
+            weight = target.weight.detach()
+            count = round(fraction * int(mask.sum()))
+            if count == 0:
+                continue
+            dropped = lowest(weight.abs().reshape(-1), mask, count)
+            candidates = ~mask | dropped
+            grown = lowest(-scores.reshape(-1), candidates, count)
+            mask.logical_and_(~dropped).logical_or_(grown)
+            target.weight.view(-1).masked_fill_(grown, 0)
+            moved = (dropped | grown).reshape(target.weight.shape)
+            reset_optimizer_state(self.optimizer, target.weight, moved)
+
+
+class SET(_DynamicSparsity):
+    """Sparse Evolutionary Training (Mocanu et al., 2018): grow at random.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pypaddle.sparse import MaskedDeepFFN
+    >>> _ = torch.manual_seed(0)
+    >>> model = MaskedDeepFFN(8, 2, [16])
+    >>> optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    >>> dst = SET(model, optimizer, 0.25, end_step=10, update_frequency=2, seed=0)
+    >>> for _ in range(10):
+    ...     loss = model(torch.randn(4, 8)).square().mean()
+    ...     optimizer.zero_grad(); loss.backward(); optimizer.step()
+    ...     dst.step()
+    >>> model.density
+    0.25
+    """
+
+    def _grow_scores(
+        self, closure: Callable[[], torch.Tensor] | None, step: int
+    ) -> list[torch.Tensor]:
+        return [self._random(target.mask) for target in self.targets]
+
+
+class RigL(_DynamicSparsity):
+    """Rigging the Lottery (Evci et al., 2020): grow where the dense gradient is largest.
+
+    On update steps :meth:`step` needs ``closure``: a function that computes the loss of a
+    batch (as for ``optimizer.step(closure)``). RigL evaluates it once with every weight
+    unmasked (masked weights are zero, so the function is the same) to read the gradient
+    of the connections that are not there yet, then puts the masks back. Nothing is left
+    in ``.grad``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pypaddle.sparse import MaskedDeepFFN
+    >>> _ = torch.manual_seed(0)
+    >>> model = MaskedDeepFFN(8, 2, [16])
+    >>> optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    >>> rigl = RigL(model, optimizer, 0.25, end_step=10, update_frequency=2, distribution="erk")
+    >>> inputs = torch.randn(4, 8)
+    >>> for _ in range(10):
+    ...     loss = model(inputs).square().mean()
+    ...     optimizer.zero_grad(); loss.backward(); optimizer.step()
+    ...     rigl.step(lambda: model(inputs).square().mean())
+    >>> [layer.num_active_weights for layer in (model.layers_main_hidden[0], model.layer_out)]
+    [23, 17]
+    """
+
+    def _grow_scores(
+        self, closure: Callable[[], torch.Tensor] | None, step: int
+    ) -> list[torch.Tensor]:
+        if closure is None:
+            raise ConfigError(
+                f"RigL grows by the dense gradient at step {step}: call "
+                "rigl.step(closure) with closure() returning the loss of a batch"
+            )
+        masks = [target.mask.clone() for target in self.targets]
+        weights = [target.weight for target in self.targets]
+        _zero_masked(self.targets)
+        try:
+            with torch.no_grad():
+                for target in self.targets:
+                    target.mask.fill_(True)
+            with torch.enable_grad():
+                loss = closure()
+                gradients = torch.autograd.grad(loss, weights, allow_unused=True)
+        finally:
+            with torch.no_grad():
+                for target, mask in zip(self.targets, masks):
+                    target.mask.copy_(mask)
+        return [
+            torch.zeros_like(weight) if gradient is None else gradient.detach().abs()
+            for gradient, weight in zip(gradients, weights)
+        ]

@@ -1,0 +1,272 @@
+"""Pruning schedules: iterative rounds to a target density, Zhu & Gupta's gradual pruning,
+and lottery tickets (snapshot, prune, rewind).
+
+They only call :func:`pypaddle.prune.prune`'s pieces and the masked modules' public
+methods; none of them reaches into a module.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from pypaddle.errors import ConfigError
+from pypaddle.prune._prune import SCOPES, geometric_keep, prune_once, unit_counts
+from pypaddle.prune._targets import Target, collect_targets
+from pypaddle.prune.criteria import resolve_criterion
+from pypaddle.prune.select import parse_granularity
+
+__all__ = ["GradualPruning", "LotteryTicket", "cubic_sparsity", "prune_iteratively"]
+
+
+def _fraction(value: Any, name: str, *, low_open: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a float in [0, 1], got {value!r}")
+    value = float(value)
+    if not 0.0 <= value <= 1.0 or (low_open and value == 0.0):
+        interval = "(0, 1]" if low_open else "[0, 1]"
+        raise ConfigError(f"{name} must be in {interval}, got {value}")
+    return value
+
+
+def _count(value: Any, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _check_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise ConfigError(f"unknown scope {scope!r}; valid: {', '.join(SCOPES)}")
+    return scope
+
+
+def _zero_masked(targets: Iterable[Target]) -> None:
+    for module in {id(target.module): target.module for target in targets}.values():
+        module.apply_mask()
+
+
+def prune_iteratively(
+    model_or_modules: nn.Module | Iterable[nn.Module],
+    density: float,
+    rounds: int,
+    *,
+    train: Callable[[int], Any] | None = None,
+    ticket: LotteryTicket | None = None,
+    criterion: Any = "magnitude",
+    scope: str = "global",
+    granularity: Any = "weight",
+    **criterion_options: Any,
+) -> list[float]:
+    """Prune to ``density`` in ``rounds`` rounds, removing the same fraction every round.
+
+    Each round: ``train(round)`` if given, prune so that the kept groups decay
+    geometrically from the current count to ``density`` of all groups (per layer with
+    ``scope="layer"``), zero the masked weights, and ``ticket.rewind()`` if a
+    :class:`LotteryTicket` is given (iterative magnitude pruning with rewinding). Train
+    once more after the last round yourself.
+
+    Returns the density (of the pruned units: weights or groups) after every round.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pypaddle.sparse import MaskedDeepFFN
+    >>> _ = torch.manual_seed(0)
+    >>> model = MaskedDeepFFN(8, 2, [16])
+    >>> prune_iteratively(model, 0.125, 3)
+    [0.5, 0.25, 0.125]
+    """
+    density = _fraction(density, "density")
+    rounds = _count(rounds, "rounds")
+    scope = _check_scope(scope)
+    targets = collect_targets(model_or_modules)
+    grouping = parse_granularity(granularity)
+    for target in targets:
+        grouping.check(target.weight.shape, target.name)
+    if grouping.is_n_m:
+        raise ConfigError("N:M fixes the density; use prune(model, None, granularity=...)")
+    scorer = resolve_criterion(criterion, criterion_options)
+    starts, totals = unit_counts(targets, grouping, scope)
+    finals = [min(round(density * total), start) for start, total in zip(starts, totals)]
+    densities = []
+    for round_ in range(1, rounds + 1):
+        if train is not None:
+            train(round_ - 1)
+        keeps = [
+            geometric_keep(start, final, round_ / rounds) for start, final in zip(starts, finals)
+        ]
+        prune_once(
+            model_or_modules,
+            targets,
+            grouping,
+            scope,
+            scorer,
+            lambda unit, active, keeps=keeps: max(active - keeps[unit], 0),
+        )
+        _zero_masked(targets)
+        if ticket is not None:
+            ticket.rewind()
+        active, _ = unit_counts(targets, grouping, "global")
+        densities.append(active[0] / max(sum(totals), 1))
+    return densities
+
+
+def cubic_sparsity(
+    step: int, final_sparsity: float, start_step: int, end_step: int, initial_sparsity: float = 0.0
+) -> float:
+    """Zhu & Gupta's sparsity at ``step``: ``s_f + (s_i - s_f) (1 - progress)**3``.
+
+    Before ``start_step`` it is ``initial_sparsity``, after ``end_step`` ``final_sparsity``.
+
+    >>> cubic_sparsity(50, 0.9, 0, 100)
+    0.7875
+    """
+    if step >= end_step:
+        return final_sparsity
+    if step <= start_step:
+        return initial_sparsity
+    progress = (step - start_step) / (end_step - start_step)
+    return final_sparsity + (initial_sparsity - final_sparsity) * (1.0 - progress) ** 3
+
+
+class GradualPruning:
+    """Gradual pruning with the cubic schedule of Zhu & Gupta (2017), one call per step.
+
+    Call :meth:`step` after every ``optimizer.step()``. At steps ``start_step``,
+    ``start_step + frequency``, ... and at ``end_step`` it prunes to the sparsity of
+    :func:`cubic_sparsity` (of all weights, or of each layer with ``scope="layer"``);
+    after every step it zeroes the masked weights so that momentum or weight decay cannot
+    move them.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pypaddle.sparse import MaskedDeepFFN
+    >>> _ = torch.manual_seed(0)
+    >>> model = MaskedDeepFFN(8, 2, [16])
+    >>> schedule = GradualPruning(model, 0.75, end_step=4, frequency=2)
+    >>> for _ in range(5):
+    ...     schedule.step()
+    >>> model.density
+    0.25
+    """
+
+    def __init__(
+        self,
+        model_or_modules: nn.Module | Iterable[nn.Module],
+        final_sparsity: float,
+        *,
+        end_step: int,
+        start_step: int = 0,
+        frequency: int = 100,
+        initial_sparsity: float = 0.0,
+        criterion: Any = "magnitude",
+        scope: str = "global",
+        granularity: Any = "weight",
+        **criterion_options: Any,
+    ) -> None:
+        self.final_sparsity = _fraction(final_sparsity, "final_sparsity")
+        self.initial_sparsity = _fraction(initial_sparsity, "initial_sparsity")
+        self.start_step = _count(start_step, "start_step", 0)
+        self.end_step = _count(end_step, "end_step", self.start_step)
+        self.frequency = _count(frequency, "frequency")
+        self.scope = _check_scope(scope)
+        self.model_or_modules = model_or_modules
+        self.targets = collect_targets(model_or_modules)
+        self.granularity = parse_granularity(granularity)
+        if self.granularity.is_n_m:
+            raise ConfigError("N:M fixes the density; use prune(model, None, granularity=...)")
+        for target in self.targets:
+            self.granularity.check(target.weight.shape, target.name)
+        self.scorer = resolve_criterion(criterion, criterion_options)
+        self.step_count = 0
+
+    def sparsity(self, step: int | None = None) -> float:
+        """The scheduled sparsity at ``step`` (the next step by default)."""
+        step = self.step_count if step is None else step
+        return cubic_sparsity(
+            step, self.final_sparsity, self.start_step, self.end_step, self.initial_sparsity
+        )
+
+    def is_pruning_step(self, step: int) -> bool:
+        if step < self.start_step or step > self.end_step:
+            return False
+        return (step - self.start_step) % self.frequency == 0 or step == self.end_step
+
+    @torch.no_grad()
+    def step(self) -> None:
+        """Prune if this is a pruning step; zero the masked weights; count the step."""
+        step = self.step_count
+        if self.is_pruning_step(step):
+            _, totals = unit_counts(self.targets, self.granularity, self.scope)
+            keeps = [round((1.0 - self.sparsity(step)) * total) for total in totals]
+            prune_once(
+                self.model_or_modules,
+                self.targets,
+                self.granularity,
+                self.scope,
+                self.scorer,
+                lambda unit, active: max(active - keeps[unit], 0),
+            )
+        _zero_masked(self.targets)
+        self.step_count += 1
+
+
+class LotteryTicket:
+    """Snapshot a model's parameters now; :meth:`rewind` them later, masks kept (IMP).
+
+    The snapshot holds every parameter of the model (masked layers, norms, biases), as
+    the lottery ticket experiments rewind them all; masks are buffers and are not part of
+    it. Take a new snapshot with :meth:`snapshot` (e.g. after ``k`` training steps, for
+    late rewinding).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pypaddle.sparse import MaskedDeepFFN
+    >>> from pypaddle.prune import prune
+    >>> _ = torch.manual_seed(0)
+    >>> model = MaskedDeepFFN(8, 2, [16])
+    >>> ticket = LotteryTicket(model)
+    >>> initial = model.layer_out.weight.detach().clone()
+    >>> with torch.no_grad():
+    ...     _ = model.layer_out.weight.mul_(3)         # "training"
+    >>> _ = prune(model, 0.5)
+    >>> ticket.rewind()
+    >>> kept = model.layer_out.mask
+    >>> bool((model.layer_out.weight[kept] == initial[kept]).all())
+    True
+    >>> bool((model.layer_out.weight[~kept] == 0).all())
+    True
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"a lottery ticket needs the model, got {type(model).__name__}")
+        self.model = model
+        self.snapshot()
+
+    def snapshot(self) -> None:
+        """Remember the current value of every parameter."""
+        self.state = {
+            name: parameter.detach().clone() for name, parameter in self.model.named_parameters()
+        }
+
+    @torch.no_grad()
+    def rewind(self) -> None:
+        """Put every parameter back to the snapshot, in place, and zero the masked weights."""
+        parameters = dict(self.model.named_parameters())
+        missing = sorted(set(self.state) ^ set(parameters))
+        if missing:
+            raise ConfigError(
+                f"the model's parameters changed since the snapshot ({', '.join(missing)}); "
+                "take a new snapshot with ticket.snapshot()"
+            )
+        for name, parameter in parameters.items():
+            parameter.copy_(self.state[name])
+        _zero_masked(collect_targets(self.model))
