@@ -43,22 +43,26 @@ def train_epoch(
     gives the same batches every time. With ``world > 1`` this process trains on slice
     ``rank`` of every batch (a batch too small to give every process a sample is skipped
     by all of them) and the returned loss is that of its own slices. ``after_step`` is
-    called after every optimizer step with a closure that computes the batch's loss.
+    called after every optimizer step with a closure that computes the loss of the whole
+    batch (on every process the same) with the unwrapped module.
     """
     model.train()
+    # The module itself, not a DistributedDataParallel wrapper around it.
+    module = getattr(model, "module", model)
     order = torch.randperm(labels.shape[0], generator=generator)
     total_loss, seen = 0.0, 0
-    for batch in order.split(batch_size):
-        if batch.numel() < world:
+    for whole in order.split(batch_size):
+        if whole.numel() < world:
             continue
-        batch = batch.tensor_split(world)[rank]
+        batch = whole.tensor_split(world)[rank]
         value = loss(model(features[batch]), labels[batch])
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()
         if after_step is not None:
-            # The hook may need the loss of this batch again (RigL reads dense gradients).
-            after_step(lambda batch=batch: loss(model(features[batch]), labels[batch]))
+            # The hook may need a loss to differentiate (RigL reads dense gradients): that of
+            # the whole batch, which every process computes alike from the same weights.
+            after_step(lambda whole=whole: loss(module(features[whole]), labels[whole]))
         total_loss += float(value.detach()) * batch.numel()
         seen += batch.numel()
     return total_loss / max(seen, 1)

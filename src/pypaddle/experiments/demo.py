@@ -18,10 +18,10 @@ import torch
 from pypaddle.data import Split, digits
 from pypaddle.errors import ConfigError
 from pypaddle.experiments._progress import _console, _Progress, _progress_bars, _single_thread
-from pypaddle.experiments._pruning import prune_by_magnitude
 from pypaddle.experiments._training import accuracy, train_epoch
 from pypaddle.experiments.report import plot_accuracy_vs_density, results_table, write_results
 from pypaddle.graph import CachedLayeredGraph
+from pypaddle.prune import prune
 from pypaddle.sparse import MaskedDeepDAN, MaskedLinearLayer, maskable_layers
 
 __all__ = ["run_demo"]
@@ -89,11 +89,13 @@ def _active_edges(model: MaskedDeepDAN) -> int:
 def _prune_edges_by_magnitude(model: MaskedDeepDAN, fraction: float) -> None:
     """Mask the ``fraction`` of active edge weights with the smallest magnitude, globally.
 
-    One threshold over the active weights of all edge layers (the k-th smallest
-    magnitude), then each layer keeps ``|w| > threshold``; masked weights stay masked and
-    are zeroed. The dense input and output layers are not pruned.
+    :func:`pypaddle.prune.prune` over the edge layers with one global ranking; masked
+    weights stay masked and are zeroed. The dense input and output layers are not pruned.
     """
-    prune_by_magnitude(_edge_layers(model), fraction, scope="global")
+    layers = _edge_layers(model)
+    prune(layers, fraction, criterion="magnitude", scope="global")
+    for layer in layers:
+        layer.apply_mask()
 
 
 def _check_int(value: Any, name: str, minimum: int) -> int:
@@ -253,7 +255,7 @@ def run_demo(
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     results = run_demo(folder, quiet=True, epochs=2, rounds=1, retrain_epochs=1)
     >>> [(result["round"], result["edges"]) for result in results]
-    [(0, 1527), (1, 764)]
+    [(0, 1527), (1, 763)]
     """
     seed = _check_int(seed, "seed", 0)
     epochs = _check_int(epochs, "epochs", 1)

@@ -43,7 +43,7 @@ from pypaddle.experiments.config import (
     parse_config,
     to_toml,
 )
-from pypaddle.experiments.methods import Sparsifier
+from pypaddle.experiments.methods import Context, Sparsifier
 from pypaddle.experiments.models import BuiltModel
 from pypaddle.experiments.report import results_table, write_results
 from pypaddle.sparse import MaskableModule, maskable_layers
@@ -53,6 +53,7 @@ __all__ = ["Prepared", "claim_folder", "execute", "mask_digest", "prepare", "run
 LOG = logging.getLogger("pypaddle.experiments")
 CONFIG_NAME = "config.toml"
 RESULT_NAME = "result.json"
+CRITERION_BATCH = 256
 
 
 @dataclass
@@ -176,6 +177,14 @@ class _Distributed:
         return values
 
 
+def _context(prepared: Prepared, loss: Callable[..., torch.Tensor]) -> Context:
+    """A seeded batch of training samples for criteria that need data (SNIP, Taylor)."""
+    split, seed = prepared.split, prepared.config.seed
+    generator = torch.Generator().manual_seed(seed)
+    batch = torch.randperm(split.y_train.shape[0], generator=generator)[:CRITERION_BATCH]
+    return Context(prepared.model.module, split.x_train[batch], split.y_train[batch], loss, seed)
+
+
 def _steps_per_epoch(split: Split, batch_size: int, world: int) -> int:
     samples = split.y_train.shape[0]
     full, rest = divmod(samples, batch_size)
@@ -246,7 +255,7 @@ def _train(
     rounds: list[dict[str, Any]] = []
     epoch_total = 0
     try:
-        sparsifier.start(model, layers)
+        sparsifier.start(layers, _context(prepared, loss))
         sync.broadcast_masks(model)
         for round_ in range(sparsifier.rounds + 1):
             before = None
@@ -255,7 +264,8 @@ def _train(
                 sync.broadcast_masks(model)
                 before = test()
             density = _active(layers) / initial_active
-            epochs = config.training.epochs if round_ == 0 else sparsifier.retrain_epochs
+            epochs = sparsifier.retrain_epochs if round_ > 0 else None
+            epochs = config.training.epochs if epochs is None else epochs
             optimizer = _optimizer(model.parameters(), config.training)
             steps = epochs * _steps_per_epoch(split, config.training.batch_size, world)
             sparsifier.begin_round(layers, optimizer, round_, steps)
