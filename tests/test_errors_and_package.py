@@ -18,6 +18,7 @@ EXPECTED_BUILTIN = {
     "StructureError": ValueError,
     "MaskError": ValueError,
     "ConfigError": ValueError,
+    "GraphFileError": ValueError,
     "InputTypeError": TypeError,
     "ExperimentError": RuntimeError,
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "ExperimentError",
+    "GraphFileError",
     "InputTypeError",
     "MaskError",
     "PaddleError",
@@ -39,3 +40,7 @@ class InputTypeError(PaddleError, TypeError):
 
 class ExperimentError(PaddleError, RuntimeError):
     """Experiments failed while running (e.g. trials of a sweep); finished results are kept."""
+
+
+class GraphFileError(PaddleError, ValueError):
+    """A graph file cannot be read: corrupt, foreign, or of a format pypaddle does not know."""

@@ -1,6 +1,33 @@
 """Structures: networkx directed acyclic graphs with layers. Knows nothing of torch."""
 
+from pypaddle.graph.analysis import layer_graph, summary
+from pypaddle.graph.drawing import draw
+from pypaddle.graph.generators import (
+    barabasi_albert,
+    complete_layered,
+    erdos_renyi,
+    random_layered,
+    watts_strogatz,
+)
+from pypaddle.graph.io import read, write
 from pypaddle.graph.layered import CachedLayeredGraph, LayeredGraph
 from pypaddle.graph.layering import layer_index
+from pypaddle.graph.transforms import scale, to_dag
 
-__all__ = ["CachedLayeredGraph", "LayeredGraph", "layer_index"]
+__all__ = [
+    "CachedLayeredGraph",
+    "LayeredGraph",
+    "barabasi_albert",
+    "complete_layered",
+    "draw",
+    "erdos_renyi",
+    "layer_graph",
+    "layer_index",
+    "random_layered",
+    "read",
+    "scale",
+    "summary",
+    "to_dag",
+    "watts_strogatz",
+    "write",
+]

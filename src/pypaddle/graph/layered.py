@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Hashable
+from pathlib import Path
 from typing import Any
 
 import networkx as nx
@@ -153,6 +155,33 @@ class LayeredGraph(nx.DiGraph):
             for vertex in vertices_by_layer.get(source_layer, [])
             for successor in self._succ[vertex]
         )
+
+    # -- files (the original API) ------------------------------------------------------
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the graph to ``path`` (``.graphml`` or ``.json``): :func:`pypaddle.graph.write`."""
+        from pypaddle.graph.io import write
+
+        return write(self, path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> LayeredGraph:
+        """Read a graph written by :meth:`save` as an instance of this class.
+
+        See :func:`pypaddle.graph.read`, which returns the class the file records.
+
+        Examples
+        --------
+        >>> import pathlib, tempfile
+        >>> path = pathlib.Path(tempfile.mkdtemp()) / "structure.graphml"
+        >>> _ = CachedLayeredGraph([(1, 3), (2, 3), (3, 4)]).save(path)
+        >>> loaded = LayeredGraph.load(path)
+        >>> type(loaded).__name__, list(loaded.edges), loaded.num_layers
+        ('LayeredGraph', [(1, 3), (3, 4), (2, 3)], 3)
+        """
+        from pypaddle.graph.io import read
+
+        graph = read(path)
+        return graph if type(graph) is cls else cls(graph)
 
 
 class CachedLayeredGraph(LayeredGraph):

@@ -1,0 +1,291 @@
+"""Network-science summaries of structures, computed with scipy.sparse and sampling.
+
+:func:`summary` answers the usual questions about a structure in one call and stays fast
+on large graphs (seconds for 10,000 vertices and 100,000 edges): exact counts come from
+edge arrays, path lengths from breadth-first searches in ``scipy.sparse.csgraph``, and
+what would need all pairs of vertices is estimated from a seeded sample, which the result
+says. :func:`layer_graph` is the second-order view: one vertex per layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import networkx as nx
+import numpy as np
+from scipy import sparse
+from scipy.sparse import csgraph
+
+from pypaddle.graph._arguments import Seed, random_generator
+from pypaddle.graph.layered import CachedLayeredGraph
+from pypaddle.graph.layering import edge_index, layer_array
+
+__all__ = ["layer_graph", "summary"]
+
+# Beyond these sizes a value is estimated from a sample instead of computed exactly.
+_EXACT_TRIANGLE_WORK = 5_000_000  # sum of squared degrees, the size of A @ A
+_CLUSTERING_TRIALS = 20_000  # wedges sampled; standard error <= 0.0035
+_PATH_SOURCES = 200  # breadth-first searches for a mean path length
+_SEARCHES_PER_CHUNK = 16
+
+
+def _arrays(graph: nx.DiGraph) -> tuple[list[Hashable], np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices, their layers, and the edges as position arrays (sources, targets)."""
+    vertices, layers = layer_array(graph)
+    sources, targets = edge_index(graph, dict(zip(vertices, range(len(vertices)))))
+    return vertices, layers, sources, targets
+
+
+def _degree_statistics(degrees: np.ndarray) -> dict[str, float]:
+    if not degrees.size:
+        return {"mean": 0.0, "std": 0.0, "min": 0, "max": 0}
+    return {
+        "mean": float(degrees.mean()),
+        "std": float(degrees.std()),
+        "min": int(degrees.min()),
+        "max": int(degrees.max()),
+    }
+
+
+def _undirected(count: int, first: np.ndarray, second: np.ndarray) -> sparse.csr_matrix:
+    """The symmetric 0/1 adjacency of the undirected simple graph on these edges."""
+    keep = first != second
+    rows = np.concatenate((first[keep], second[keep]))
+    columns = np.concatenate((second[keep], first[keep]))
+    matrix = sparse.csr_matrix(
+        (np.ones(rows.size, dtype=np.int64), (rows, columns)), shape=(count, count)
+    )
+    matrix.sum_duplicates()
+    matrix.data[:] = 1
+    return matrix
+
+
+def _clustering(adjacency: sparse.csr_matrix, rng: np.random.Generator) -> tuple[float, bool]:
+    """Average local clustering (vertices of degree < 2 count as 0), and whether estimated.
+
+    Exact from the triangles on ``A @ A`` when that product is small; otherwise the share
+    of closed wedges among wedges drawn at uniformly chosen vertices, which has the same
+    expectation (networkx's approximation, vectorised).
+    """
+    count = adjacency.shape[0]
+    if count == 0:
+        return float("nan"), False
+    degrees = np.diff(adjacency.indptr)
+    if float(np.square(degrees, dtype=np.float64).sum()) <= _EXACT_TRIANGLE_WORK:
+        triangles = np.asarray((adjacency @ adjacency).multiply(adjacency).sum(axis=1)).ravel()
+        pairs = degrees * (degrees - 1.0)
+        local = np.divide(triangles, pairs, out=np.zeros(count), where=pairs > 0)
+        return float(local.mean()), False
+    centre = rng.integers(count, size=_CLUSTERING_TRIALS)
+    degree = degrees[centre]
+    wedge = degree >= 2
+    centre, degree = centre[wedge], degree[wedge]
+    first = (rng.random(centre.size) * degree).astype(np.int64)
+    second = (rng.random(centre.size) * (degree - 1)).astype(np.int64)
+    second += second >= first
+    adjacency.sort_indices()
+    start = adjacency.indptr[centre]
+    ends_a = adjacency.indices[start + first].astype(np.int64)
+    ends_b = adjacency.indices[start + second]
+    # Every edge as one sorted code row * count + column; a wedge is closed if its ends'
+    # code is among them.
+    codes = np.repeat(np.arange(count, dtype=np.int64), degrees) * count + adjacency.indices
+    wanted = ends_a * count + ends_b
+    found = np.minimum(np.searchsorted(codes, wanted), codes.size - 1)
+    closed = codes[found] == wanted
+    return float(closed.sum() / _CLUSTERING_TRIALS), True
+
+
+def _mean_distance(
+    adjacency: sparse.csr_matrix,
+    starts: np.ndarray,
+    ends: np.ndarray | None,
+    rng: np.random.Generator,
+    *,
+    directed: bool,
+) -> tuple[float, bool]:
+    """Mean shortest-path length from ``starts`` to ``ends`` (all vertices if None).
+
+    Pairs that are not connected and pairs of a vertex with itself are left out. With
+    more than ``_PATH_SOURCES`` start vertices, a seeded sample of them is used.
+    """
+    estimated = starts.size > _PATH_SOURCES
+    if estimated:
+        starts = np.sort(rng.choice(starts, size=_PATH_SOURCES, replace=False))
+    if not starts.size:
+        return float("nan"), False
+    total, pairs = 0.0, 0
+    # A few searches at a time: the distance rows are dense, one float per vertex.
+    for chunk in np.array_split(starts, -(-starts.size // _SEARCHES_PER_CHUNK)):
+        distances = csgraph.shortest_path(
+            adjacency, method="D", directed=directed, unweighted=True, indices=chunk
+        )
+        if ends is not None:
+            distances = distances[:, ends]
+        reached = distances[np.isfinite(distances) & (distances > 0)]
+        total, pairs = total + float(reached.sum()), pairs + reached.size
+    return (total / pairs if pairs else float("nan")), estimated
+
+
+def _configuration_model(degrees: np.ndarray, rng: np.random.Generator) -> sparse.csr_matrix:
+    """An erased configuration model: stubs paired at random, loops and doubles dropped."""
+    stubs = np.repeat(np.arange(degrees.size), degrees)
+    rng.shuffle(stubs)
+    stubs = stubs[: stubs.size - stubs.size % 2]
+    return _undirected(degrees.size, stubs[0::2], stubs[1::2])
+
+
+def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> dict[str, Any]:
+    """Structure, degrees, paths, clustering and small-world coefficients of a DAG.
+
+    Returns a dict with:
+
+    - ``vertices``, ``edges``, ``density`` (edges / (n (n - 1)), as networkx);
+    - ``layers``, ``layer_widths`` (vertices per layer), ``longest_path`` (edges on the
+      longest path, ``layers - 1``), ``skip_histogram`` (layer distance -> edge count;
+      distance 1 joins consecutive layers, larger distances are skip connections);
+    - ``in_degree`` and ``out_degree`` (``mean``, ``std``, ``min``, ``max``);
+    - ``sources`` (in-degree 0), ``sinks`` (out-degree 0), ``isolated`` (both; counted
+      among the sources and the sinks too), ``components`` (weakly connected) and
+      ``largest_component`` (its vertex count);
+    - ``clustering``: average local clustering of the undirected graph (degree < 2
+      counts as 0, as networkx's ``average_clustering``);
+    - ``mean_source_sink_path``: mean length of the shortest directed path over all
+      (source, sink) pairs with a path between them;
+    - ``path_length``: mean shortest-path length of the undirected graph over connected
+      pairs;
+    - ``random_clustering``, ``random_path_length``: the same for a seeded random null
+      model with the graph's (undirected) degree sequence: an erased configuration model,
+      which drops the few self-loops and double edges its random pairing makes;
+    - ``lattice_clustering``: ``3 (k - 2) / (4 (k - 1))``, the clustering of a ring
+      lattice of the same mean degree ``k``;
+    - ``small_world_sigma`` = ``(C / C_random) / (L / L_random)`` (> 1 for a small world)
+      and ``small_world_omega`` = ``L_random / L - C / C_lattice`` (near 0 for a small
+      world, towards -1 for a lattice and +1 for a random graph);
+    - ``estimates``: the names of the values above that were estimated rather than
+      computed exactly.
+
+    What is estimated: clustering from 20,000 sampled wedges when the sum of squared
+    degrees exceeds 5e6 (standard error below 0.004); path means from 200 seeded start
+    vertices when there are more; the null model is random by nature, so its values and
+    the small-world coefficients are always listed as estimates. Everything else is exact.
+    Undefined values (an empty graph, no connected pairs) are NaN.
+
+    Parameters
+    ----------
+    graph : networkx.DiGraph
+        A directed acyclic graph.
+    seed : int, numpy Generator or None
+        Seed of the samples and of the null model.
+
+    Raises
+    ------
+    StructureError
+        The graph has a cycle, is undirected or is a multigraph.
+
+    Examples
+    --------
+    >>> from pypaddle.graph import complete_layered
+    >>> stats = summary(complete_layered([2, 3, 1]))
+    >>> stats["vertices"], stats["edges"], stats["layer_widths"], stats["skip_histogram"]
+    (6, 9, [2, 3, 1], {1: 9})
+    >>> stats["sources"], stats["sinks"], stats["longest_path"], stats["mean_source_sink_path"]
+    (2, 1, 2, 2.0)
+    >>> "clustering" in stats["estimates"]
+    False
+    """
+    rng = random_generator(seed)
+    vertices, layers, sources, targets = _arrays(graph)
+    count, size = len(vertices), int(sources.size)
+    in_degree = np.bincount(targets, minlength=count)
+    out_degree = np.bincount(sources, minlength=count)
+    widths = np.bincount(layers) if count else np.zeros(0, dtype=np.int64)
+    distance = layers[targets] - layers[sources]
+    histogram = np.bincount(distance) if size else np.zeros(0, dtype=np.int64)
+    directed = sparse.csr_matrix(
+        (np.ones(size, dtype=np.int64), (sources, targets)), shape=(count, count)
+    )
+    undirected = _undirected(count, sources, targets)
+    components, membership = csgraph.connected_components(undirected, directed=False)
+    estimates: list[str] = []
+
+    def note(name: str, value: float, estimated: bool) -> float:
+        if estimated:
+            estimates.append(name)
+        return value
+
+    result: dict[str, Any] = {
+        "vertices": count,
+        "edges": size,
+        "density": size / (count * (count - 1)) if count > 1 else 0.0,
+        "layers": int(widths.size),
+        "layer_widths": widths.tolist(),
+        "longest_path": max(int(widths.size) - 1, 0),
+        "skip_histogram": {d: int(c) for d, c in enumerate(histogram.tolist()) if c},
+        "in_degree": _degree_statistics(in_degree),
+        "out_degree": _degree_statistics(out_degree),
+        "sources": int((in_degree == 0).sum()),
+        "sinks": int((out_degree == 0).sum()),
+        "isolated": int(((in_degree == 0) & (out_degree == 0)).sum()),
+        "components": int(components) if count else 0,
+        "largest_component": int(np.bincount(membership).max()) if count else 0,
+    }
+    clustering = note("clustering", *_clustering(undirected, rng))
+    result["clustering"] = clustering
+    result["mean_source_sink_path"] = note(
+        "mean_source_sink_path",
+        *_mean_distance(
+            directed, np.flatnonzero(in_degree == 0), out_degree == 0, rng, directed=True
+        ),
+    )
+    every = np.arange(count)
+    path_length = note("path_length", *_mean_distance(undirected, every, None, rng, directed=False))
+    result["path_length"] = path_length
+
+    null_model = _configuration_model(np.diff(undirected.indptr), rng)
+    random_clustering = _clustering(null_model, rng)[0]
+    random_path_length = _mean_distance(null_model, every, None, rng, directed=False)[0]
+    mean_degree = undirected.nnz / count if count else 0.0  # nnz counts both directions
+    lattice = 3 * (mean_degree - 2) / (4 * (mean_degree - 1)) if mean_degree > 2 else np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma = np.float64(clustering) / random_clustering / (path_length / random_path_length)
+        omega = random_path_length / np.float64(path_length) - clustering / lattice
+    result.update(
+        random_clustering=random_clustering,
+        random_path_length=random_path_length,
+        lattice_clustering=float(lattice),
+        small_world_sigma=float(sigma),
+        small_world_omega=float(omega),
+    )
+    estimates += ["random_clustering", "random_path_length"]
+    estimates += ["small_world_sigma", "small_world_omega"]
+    result["estimates"] = estimates
+    return result
+
+
+def layer_graph(graph: nx.DiGraph) -> CachedLayeredGraph:
+    """The second-order view: one vertex per layer, edges weighted by connection counts.
+
+    Vertex ``L`` stands for layer ``L`` and carries ``size`` (its vertex count); the edge
+    ``K -> L`` carries ``weight``, the number of edges from layer ``K`` to layer ``L``
+    (skip connections give edges between non-consecutive layers).
+
+    Examples
+    --------
+    >>> structure = nx.DiGraph([(0, 2), (1, 2), (2, 3), (0, 3)])
+    >>> layers = layer_graph(structure)
+    >>> list(layers.nodes(data="size")), list(layers.edges(data="weight"))
+    ([(0, 2), (1, 1), (2, 1)], [(0, 1, 2), (0, 2, 1), (1, 2, 1)])
+    """
+    _, layers, sources, targets = _arrays(graph)
+    widths = np.bincount(layers) if layers.size else np.zeros(0, dtype=np.int64)
+    count = widths.size
+    pairs, weights = np.unique(layers[sources] * count + layers[targets], return_counts=True)
+    result = CachedLayeredGraph()
+    result.add_nodes_from((layer, {"size": int(w)}) for layer, w in enumerate(widths.tolist()))
+    result.add_edges_from(
+        (int(k), int(t), {"weight": int(w)})
+        for k, t, w in zip(pairs // max(count, 1), pairs % max(count, 1), weights)
+    )
+    return result
