@@ -2,7 +2,7 @@ import networkx as nx
 import pytest
 import tomllib
 
-from pypaddle.errors import ConfigError, StructureError
+from pypaddle.errors import ConfigError, GraphFileError
 from pypaddle.experiments import DATA, METHODS, MODELS, load_config, parse_config
 from pypaddle.experiments.config import to_toml
 
@@ -112,6 +112,21 @@ class TestParseConfig:
         ):
             parse_config({"model": {"structure": {"generator": "erdos_renyi", "n": 5}}})
 
+    def test_priors_and_networkx_generators(self):
+        from pypaddle.experiments.models import structure
+
+        layered = structure(
+            {"generator": "random_layered", "widths": [4, 4, 4], "density": 0.5}, seed=1
+        )
+        assert [layered.get_layer_size(layer) for layer in layered.layers] == [4, 4, 4]
+        assert set(
+            structure({"generator": "complete_layered", "widths": [2, 3]}, seed=0).edges
+        ) == {(u, v) for u in (0, 1) for v in (2, 3, 4)}
+        oriented = structure({"generator": "networkx.cycle_graph", "n": 4}, seed=0)
+        assert sorted(oriented.edges) == [(0, 1), (0, 3), (1, 2), (2, 3)]
+        with pytest.raises(ConfigError, match=r"generator = 'networkx\.relabel_nodes' is not"):
+            structure({"generator": "networkx.relabel_nodes"}, seed=0)
+
     def test_components_are_registered(self):
         assert {"digits", "function", "idx", "npz"} <= set(DATA.names())
         assert {"ffn", "dan"} <= set(MODELS.names())
@@ -129,7 +144,8 @@ class TestLoadConfig:
         nx.write_graphml(nx.DiGraph([("a", "b"), ("b", "c"), ("c", "a")]), tmp_path / "c.graphml")
         (tmp_path / "e.toml").write_text('[model]\nstructure = { graphml = "c.graphml" }\n')
         with pytest.raises(
-            StructureError, match=r"model\.structure\.graphml = .* has a cycle a -> b -> c"
+            GraphFileError,
+            match=r"model\.structure\.graphml: .* has a cycle: 'a' -> 'b' -> 'c' -> 'a'",
         ):
             load_config(tmp_path / "e.toml")
 

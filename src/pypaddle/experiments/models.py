@@ -2,10 +2,12 @@
 
 A model builder returns a :class:`BuiltModel`: the module, the structure it was built
 from (if any) and the masked layers whose mask entries are that structure's edges.
-A DAN's structure comes from ``structure = {graphml = "file.graphml"}`` or from a
-generator, ``structure = {generator = "watts_strogatz", n = 64, k = 4, p = 0.3}``; the
-names in :data:`STRUCTURES` are the choices. An undirected (or cyclic) generated graph is
-oriented by label: every edge points from the smaller vertex label to the larger.
+A DAN's structure comes from ``structure = {graphml = "file.graphml"}`` (or ``.json``,
+read by :func:`pypaddle.graph.read`) or from a generator, ``structure = {generator =
+"watts_strogatz", n = 64, k = 4, p = 0.3}``: the priors of :mod:`pypaddle.graph` in
+:data:`STRUCTURES`, or any networkx generator as ``"networkx.<name>"``, whose undirected
+(or cyclic) graph is oriented by label: every edge points from the smaller label to the
+larger.
 """
 
 from __future__ import annotations
@@ -19,10 +21,18 @@ import networkx as nx
 from torch import nn
 
 from pypaddle.data import Split
-from pypaddle.errors import ConfigError, StructureError
+from pypaddle.errors import ConfigError, GraphFileError
 from pypaddle.experiments.options import option
 from pypaddle.experiments.registry import MODELS
-from pypaddle.graph import CachedLayeredGraph
+from pypaddle.graph import (
+    CachedLayeredGraph,
+    barabasi_albert,
+    complete_layered,
+    erdos_renyi,
+    random_layered,
+    watts_strogatz,
+)
+from pypaddle.graph import read as read_structure
 from pypaddle.sparse import MaskableModule, MaskedDeepDAN, MaskedDeepFFN
 
 __all__ = ["ACTIVATIONS", "STRUCTURES", "BuiltModel", "DanOptions", "FfnOptions", "structure"]
@@ -46,14 +56,29 @@ def _small_world_layered(
 
 
 STRUCTURES: dict[str, Callable[..., nx.Graph]] = {
-    "erdos_renyi": nx.gnp_random_graph,
-    "watts_strogatz": nx.watts_strogatz_graph,
-    "newman_watts_strogatz": nx.newman_watts_strogatz_graph,
-    "barabasi_albert": nx.barabasi_albert_graph,
-    "random_regular": nx.random_regular_graph,
+    "erdos_renyi": erdos_renyi,
+    "watts_strogatz": watts_strogatz,
+    "barabasi_albert": barabasi_albert,
+    "random_layered": random_layered,
+    "complete_layered": complete_layered,
     "small_world_layered": _small_world_layered,
 }
-"""Structure generators by name: keyword parameters from the config, ``seed`` from the run."""
+"""Structure generators by name: keyword parameters from the config, ``seed`` from the run.
+
+Besides these, ``"networkx.<name>"`` names any graph generator of networkx (e.g.
+``"networkx.random_geometric_graph"``); its graph is oriented by label.
+"""
+
+
+def _generator(name: Any) -> Callable[..., nx.Graph] | None:
+    if name in STRUCTURES:
+        return STRUCTURES[name]
+    if isinstance(name, str) and name.startswith("networkx."):
+        function = getattr(nx, name.removeprefix("networkx."), None)
+        module = getattr(function, "__module__", "") or ""
+        if callable(function) and module.startswith("networkx.generators"):
+            return function
+    return None
 
 
 def _orient_by_label(graph: nx.Graph) -> CachedLayeredGraph:
@@ -68,16 +93,17 @@ def _orient_by_label(graph: nx.Graph) -> CachedLayeredGraph:
 def check_generator(table: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
     """Check a ``{generator = ..., **parameters}`` table; return the name and parameters."""
     name = table.get("generator")
-    if name not in STRUCTURES:
+    generator = _generator(name)
+    if generator is None:
         raise ConfigError(
             f"{path}.generator = {name!r} is not allowed; allowed values: "
             + ", ".join(repr(choice) for choice in STRUCTURES)
-            + " (or give graphml = 'file.graphml' instead)"
+            + ", 'networkx.<any networkx graph generator>' (or give graphml = 'file.graphml')"
         )
     parameters = {key: value for key, value in table.items() if key != "generator"}
     accepted = {
         key: parameter
-        for key, parameter in inspect.signature(STRUCTURES[name]).parameters.items()
+        for key, parameter in inspect.signature(generator).parameters.items()
         if key != "create_using" and parameter.kind is not inspect.Parameter.VAR_KEYWORD
     }
     for key in parameters:
@@ -99,42 +125,36 @@ def structure(table: dict[str, Any], *, seed: int, path: str = "model.structure"
     """Build the structure a ``{graphml = ...}`` or ``{generator = ..., **parameters}`` names.
 
     A generator's ``seed`` defaults to the experiment's. Raises ConfigError naming the
-    key for an unknown generator or parameter, and StructureError for a cyclic GraphML file.
+    key for an unknown generator or parameter, and GraphFileError (a ValueError) for a
+    GraphML file that is not a DAG.
 
     Examples
     --------
-    >>> graph = structure({"generator": "watts_strogatz", "n": 10, "k": 2, "p": 0.0}, seed=0)
-    >>> sorted(graph.edges)[:3], nx.is_directed_acyclic_graph(graph)
+    >>> table = {"generator": "networkx.watts_strogatz_graph", "n": 10, "k": 2, "p": 0.0}
+    >>> dag = structure(table, seed=0)
+    >>> sorted(dag.edges)[:3], nx.is_directed_acyclic_graph(dag)
     ([(0, 1), (0, 9), (1, 2)], True)
     """
     if "graphml" in table:
         if set(table) != {"graphml"}:
             raise ConfigError(f"{path}: a graphml structure takes no other keys, got {table}")
         try:
-            graph = nx.read_graphml(table["graphml"])
+            return read_structure(table["graphml"])
         except FileNotFoundError:
             raise ConfigError(f"{path}.graphml = {table['graphml']!r} does not exist") from None
-        except Exception as error:  # networkx raises many kinds for a foreign file
-            raise ConfigError(f"{path}.graphml: cannot read it as GraphML ({error})") from None
-        if not graph.is_directed():
-            raise StructureError(f"{path}.graphml holds an undirected graph; a DAG is needed")
-        if not nx.is_directed_acyclic_graph(graph):
-            cycle = [u for u, _ in nx.find_cycle(graph)]
-            raise StructureError(
-                f"{path}.graphml = {table['graphml']!r} has a cycle {' -> '.join(cycle)}; "
-                "a structure must be acyclic"
-            )
-        return graph
+        except GraphFileError as error:
+            raise type(error)(f"{path}.graphml: {error}") from None
     name, parameters = check_generator(table, path)
-    generator = STRUCTURES[name]
-    parameters.setdefault("seed", seed)
+    generator = _generator(name)
+    if "seed" in inspect.signature(generator).parameters:
+        parameters.setdefault("seed", seed)
     try:
-        graph = generator(**parameters)
+        generated = generator(**parameters)
     except (nx.NetworkXError, TypeError, ValueError) as error:
         raise ConfigError(f"{path}: {name}({parameters}) failed: {error}") from None
-    if graph.is_directed() and nx.is_directed_acyclic_graph(graph):
-        return graph
-    return _orient_by_label(graph)
+    if generated.is_directed() and nx.is_directed_acyclic_graph(generated):
+        return generated
+    return _orient_by_label(generated)
 
 
 @dataclass

@@ -1,5 +1,7 @@
 """PNG plots of an experiment: learning curves, accuracy vs density, the structure, degrees.
 
+The structure is drawn by :func:`pypaddle.graph.draw`.
+
 All figures use matplotlib's object API on the Agg canvas (no global backend change, no
 display needed); matplotlib is imported only here.
 """
@@ -17,13 +19,13 @@ import numpy as np
 from pypaddle.errors import ConfigError
 from pypaddle.experiments._files import atomic_path
 from pypaddle.experiments.report import plot_accuracy_vs_density
+from pypaddle.graph import draw
 
 __all__ = [
     "check_matplotlib",
     "experiment_plots",
     "plot_degree_distributions",
     "plot_learning_curves",
-    "plot_structure",
 ]
 
 Records = Sequence[Mapping[str, Any]]
@@ -107,51 +109,6 @@ def _plot_loss_vs_density(rounds: Records, path: Path, *, title: str) -> Path:
     return _save(figure, path)
 
 
-def _layered_positions(graph: nx.DiGraph) -> dict[Any, tuple[float, float]]:
-    positions = {}
-    for layer, vertices in enumerate(nx.topological_generations(graph)):
-        count = len(vertices)
-        for index, vertex in enumerate(vertices):
-            positions[vertex] = (float(layer), (index + 0.5) / count)
-    return positions
-
-
-def plot_structure(
-    graph: nx.DiGraph, path: str | Path, *, layout: nx.DiGraph | None = None, title: str = ""
-) -> Path:
-    """The structure in a layered layout: one column per layer, skip edges in orange.
-
-    ``layout`` (e.g. the unpruned structure) fixes where vertices go, so a pruned graph is
-    drawn where its vertices were; isolated vertices are grey.
-    """
-    from matplotlib.collections import LineCollection
-    from matplotlib.ticker import MaxNLocator
-
-    path = Path(path)
-    figure, (axes,) = _figure(8.0, 5.0)
-    positions = _layered_positions(layout if layout is not None else graph)
-    if graph.number_of_edges():
-        segments = np.array([(positions[u], positions[v]) for u, v in graph.edges])
-        skips = segments[:, 1, 0] - segments[:, 0, 0] > 1
-        axes.add_collection(
-            LineCollection(segments[~skips], colors="tab:blue", linewidths=0.3, alpha=0.4)
-        )
-        axes.add_collection(
-            LineCollection(segments[skips], colors="tab:orange", linewidths=0.3, alpha=0.3)
-        )
-    points = np.array(list(positions.values())) if positions else np.zeros((0, 2))
-    degrees = np.array([graph.degree(vertex) for vertex in positions])
-    axes.scatter(
-        points[:, 0], points[:, 1], s=8, c=np.where(degrees == 0, "lightgrey", "black"), zorder=3
-    )
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_xlabel("layer (orange: skip connections)")
-    axes.set_yticks([])
-    axes.set_title(title or f"{graph.number_of_nodes()} vertices, {graph.number_of_edges()} edges")
-    axes.autoscale()
-    return _save(figure, path)
-
-
 def plot_degree_distributions(
     graphs: Mapping[str, nx.DiGraph], path: str | Path, *, title: str = ""
 ) -> Path:
@@ -170,6 +127,19 @@ def plot_degree_distributions(
         ax.legend()
     figure.suptitle(title or "degree distributions")
     return _save(figure, path)
+
+
+def _draw_surviving(structure: nx.DiGraph, path: Path) -> Path:
+    """Draw the structure without its isolated vertices (neurons pruning cut off)."""
+    isolated = [vertex for vertex, degree in structure.degree() if degree == 0]
+    kept = structure.subgraph(v for v in structure if v not in set(isolated)).copy()
+    title = (
+        f"{kept.number_of_nodes()} connected vertices, {kept.number_of_edges()} edges "
+        f"({len(isolated)} isolated vertices not drawn)"
+    )
+    with atomic_path(path) as temporary:
+        draw(kept if kept.number_of_nodes() else structure, temporary, title=title)
+    return path
 
 
 def experiment_plots(
@@ -191,7 +161,7 @@ def experiment_plots(
     else:
         written.append(_plot_loss_vs_density(rounds, folder / "loss_vs_density.png", title=title))
     if final is not None:
-        written.append(plot_structure(final, folder / "structure.png", layout=prior))
+        written.append(_draw_surviving(final, folder / "structure.png"))
         graphs = {"after sparsification": final}
         if prior is not None:
             graphs = {"prior": prior, **graphs}

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import torch
 from torch import nn
 
@@ -46,6 +45,7 @@ from pypaddle.experiments.config import (
 from pypaddle.experiments.methods import Context, Sparsifier
 from pypaddle.experiments.models import BuiltModel
 from pypaddle.experiments.report import results_table, write_results
+from pypaddle.graph import write as write_structure
 from pypaddle.sparse import MaskableModule, maskable_layers
 
 __all__ = ["Prepared", "claim_folder", "execute", "mask_digest", "prepare", "run_experiment"]
@@ -370,10 +370,6 @@ def _weight_digest(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def _write_graphml(graph: nx.DiGraph, path: Path) -> None:
-    atomic_write_with(path, lambda handle: nx.write_graphml(graph, handle))
-
-
 def _write_round(out_dir: Path, prepared: Prepared, round_: int) -> None:
     model = prepared.model.module
     evaluation = prepared.config.evaluation
@@ -384,9 +380,9 @@ def _write_round(out_dir: Path, prepared: Prepared, round_: int) -> None:
             lambda handle: torch.save(state, handle),
         )
     if evaluation.structures and hasattr(model, "generate_structure"):
-        _write_graphml(
-            model.generate_structure(), out_dir / "structures" / f"round-{round_}.graphml"
-        )
+        path = out_dir / "structures" / f"round-{round_}.graphml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_structure(model.generate_structure(), path)
 
 
 def _final_files(
@@ -402,7 +398,7 @@ def _final_files(
     written = []
     if config.evaluation.structures and built.structure is not None:
         path = out_dir / "structures" / "prior.graphml"
-        _write_graphml(built.structure, path)
+        write_structure(built.structure, path)
         written.append(path)
     rows = [{k: v for k, v in record.items() if not k.endswith("_per_rank")} for record in rounds]
     written += write_results(rows, out_dir, stem="summary")[1:]
