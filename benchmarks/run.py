@@ -37,7 +37,9 @@ import torch
 from torch import nn
 
 import _deepstruct as deepstruct
+import bench_cells
 import bench_prune
+import bench_rnn
 import pypaddle
 from _dense import ConcatMLP, mlp
 from _structures import complete_layered_graph, layered_random_dag, oriented_newman_watts_strogatz
@@ -270,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     bench_deepstruct_dan(table, quick=args.quick)
     bench_layer_index(table, quick=args.quick)
     bench_prune.run(table, quick=args.quick)
+    bench_rnn.run(table, quick=args.quick)
+    bench_cells.run(table, quick=args.quick)
     table.summary()
     return 0
 

@@ -124,20 +124,20 @@ def erdos_renyi(n: int, p: float, *, seed: Seed = None) -> CachedLayeredGraph:
 def watts_strogatz(n: int, k: int, p: float, *, seed: Seed = None) -> CachedLayeredGraph:
     """The Watts–Strogatz small-world graph, oriented from the lower to the higher label.
 
-    Start from a ring lattice in which every vertex is joined to its ``k / 2`` nearest
-    neighbours on each side, then move the far end of each edge, with probability ``p``,
-    to a vertex drawn uniformly among those that are not the near end and not already
-    joined to it. All edges are rewired at once: an edge that lands on a pair already
-    joined is drawn again (ring edges that stay, then earlier edges, keep the pair), and
-    an edge whose near end is already joined to every other vertex stays on the ring, as
-    in networkx. The graph keeps exactly ``n k / 2`` edges.
+    Start from a ring lattice in which every vertex is joined to its ``k // 2`` nearest
+    neighbours on each side (an odd ``k`` rounds down, as in networkx), then move the far
+    end of each edge, with probability ``p``, to a vertex drawn uniformly among those that
+    are not the near end and not already joined to it. All edges are rewired at once: an
+    edge that lands on a pair already joined is drawn again (ring edges that stay, then
+    earlier edges, keep the pair), and an edge whose near end is already joined to every
+    other vertex stays on the ring, as in networkx. The graph keeps exactly ``n (k // 2)`` edges.
 
     Parameters
     ----------
     n : int
         Number of vertices, >= 1.
     k : int
-        Even number of ring neighbours, ``0 <= k < n``.
+        Number of ring neighbours, ``0 <= k < n`` (``k // 2`` on each side).
     p : float
         Rewiring probability in [0, 1].
     seed : int, numpy Generator or None
@@ -153,8 +153,8 @@ def watts_strogatz(n: int, k: int, p: float, *, seed: Seed = None) -> CachedLaye
     """
     n = check_count(n, "n", 1)
     k = check_count(k, "k", 0)
-    if k >= n or k % 2:
-        raise ConfigError(f"k must be even and smaller than n={n}, got k={k}")
+    if k >= n:
+        raise ConfigError(f"k must be smaller than n={n}, got k={k}")
     p = check_probability(p, "p")
     rng = random_generator(seed)
     near = np.repeat(np.arange(n), k // 2)

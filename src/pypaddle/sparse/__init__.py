@@ -5,20 +5,61 @@ pypaddle API did.
 """
 
 from pypaddle.graph import CachedLayeredGraph, LayeredGraph
+from pypaddle.sparse.cells import (
+    ConvBNReLUCell,
+    DeepCellDAN,
+    SeparableConvCell,
+    conv_bn_relu_cell,
+    separable_conv_cell,
+)
+from pypaddle.sparse.channels import (
+    bipartite_connectivity,
+    channel_groups,
+    relational_connectivity,
+    relational_structure,
+)
 from pypaddle.sparse.conv import MaskedConv1d, MaskedConv2d
+from pypaddle.sparse.convnet import VGG_BLOCKS, MaskedConvNet, masked_lenet5, masked_vgg
 from pypaddle.sparse.dan import MaskedDeepDAN
+from pypaddle.sparse.deep_rnn import (
+    MaskedDeepRNN,
+    MaskedGRULayer,
+    MaskedLSTMLayer,
+    MaskedRecurrentLayer,
+)
 from pypaddle.sparse.ffn import MaskedDeepFFN
 from pypaddle.sparse.masked import MaskableModule, MaskedLinear, MaskedLinearLayer, maskable_layers
+from pypaddle.sparse.recurrent import MaskedGRU, MaskedLSTM, MaskedRNN
 
 __all__ = [
+    "VGG_BLOCKS",
     "CachedLayeredGraph",
+    "ConvBNReLUCell",
+    "DeepCellDAN",
     "LayeredGraph",
     "MaskableModule",
     "MaskedConv1d",
     "MaskedConv2d",
+    "MaskedConvNet",
     "MaskedDeepDAN",
     "MaskedDeepFFN",
+    "MaskedDeepRNN",
+    "MaskedGRU",
+    "MaskedGRULayer",
+    "MaskedLSTM",
+    "MaskedLSTMLayer",
     "MaskedLinear",
     "MaskedLinearLayer",
+    "MaskedRNN",
+    "MaskedRecurrentLayer",
+    "SeparableConvCell",
+    "bipartite_connectivity",
+    "channel_groups",
+    "conv_bn_relu_cell",
     "maskable_layers",
+    "masked_lenet5",
+    "masked_vgg",
+    "relational_connectivity",
+    "relational_structure",
+    "separable_conv_cell",
 ]

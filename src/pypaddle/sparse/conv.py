@@ -207,7 +207,8 @@ class _MaskedConv(MaskableModule):
         """Make the kernels of True pairs fully active and mask those of False pairs.
 
         ``connectivity`` is bool-like ``[out_channels, in_channels]``, as
-        :meth:`channel_connectivity` returns it. A grouped conv refuses
+        :meth:`channel_connectivity` returns it; :mod:`pypaddle.sparse.channels` builds one
+        from a bipartite or a relational graph. A grouped conv refuses
         True pairs across groups with a :class:`~pypaddle.errors.MaskError` naming one; the
         mask is unchanged after any error.
         """

@@ -1,0 +1,214 @@
+"""A small masked conv net for images: masked conv blocks and a masked classifier head.
+
+``MaskedConvNet`` takes a VGG-style list of blocks (an int is a conv block with that many
+output channels, ``"M"`` a 2x2 max pooling, ``"A"`` a 2x2 average pooling); the presets
+:func:`masked_lenet5` and :func:`masked_vgg` give the classic shapes, so that pruning
+experiments on images need no hand-written model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+from typing import Any
+
+import torch
+from torch import nn
+
+from pypaddle.errors import ConfigError
+from pypaddle.sparse._common import MaskedModel, check_size, resolve_activation
+from pypaddle.sparse.conv import MaskedConv2d
+from pypaddle.sparse.masked import MaskedLinearLayer
+
+__all__ = ["VGG_BLOCKS", "MaskedConvNet", "masked_lenet5", "masked_vgg"]
+
+Block = int | str
+
+#: The VGG configurations (Simonyan & Zisserman, table 1): A = 11, B = 13, D = 16, E = 19.
+VGG_BLOCKS: dict[int, tuple[Block, ...]] = {
+    11: (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    13: (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    16: (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"),
+    19: (
+        *(64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M"),
+        *(512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
+    ),
+}
+_POOLS = {"M": nn.MaxPool2d, "A": nn.AvgPool2d}
+
+
+class MaskedConvNet(MaskedModel):
+    """Masked conv blocks, then a masked fully connected classifier.
+
+    Parameters
+    ----------
+    input_shape : (channels, height, width)
+        The shape of one image.
+    num_classes : int
+        Number of outputs.
+    blocks : sequence of int or str
+        An int ``c`` is a :class:`~pypaddle.sparse.MaskedConv2d` to ``c`` channels
+        (``kernel_size``, ``padding``), optionally batch norm, then the activation;
+        ``"M"`` / ``"A"`` is a 2x2 max / average pooling.
+    hidden_layers : sequence of int
+        Widths of the masked linear layers between the flattened features and the output.
+    kernel_size : int
+        Of every conv.
+    padding : int, "same", or a sequence of them (one per conv)
+        ``"same"`` (the default) keeps the image size.
+    batch_norm : bool
+        A ``BatchNorm2d`` after every conv.
+    activation : nn.Module, class or callable
+        After every conv and hidden linear layer (``nn.ReLU`` by default).
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = MaskedConvNet((1, 12, 12), 3, [4, "M", 8, "M"], hidden_layers=[16])
+    >>> model(torch.randn(2, 1, 12, 12)).shape
+    torch.Size([2, 3])
+    >>> model.feature_shape
+    (8, 3, 3)
+    >>> [type(layer).__name__ for layer in model.masked_convs()]
+    ['MaskedConv2d', 'MaskedConv2d']
+    """
+
+    def __init__(
+        self,
+        input_shape: Sequence[int],
+        num_classes: int,
+        blocks: Sequence[Block],
+        *,
+        hidden_layers: Sequence[int] = (),
+        kernel_size: int = 3,
+        padding: int | str | Sequence[int | str] = "same",
+        batch_norm: bool = False,
+        activation: Any = nn.ReLU,
+    ) -> None:
+        super().__init__()
+        if isinstance(input_shape, int) or len(input_shape) != 3:
+            raise ConfigError(f"input_shape must be (channels, height, width), got {input_shape!r}")
+        channels, height, width = (check_size(size, "input_shape") for size in input_shape)
+        self.input_shape = (channels, height, width)
+        self.num_classes = check_size(num_classes, "num_classes")
+        kernel_size = check_size(kernel_size, "kernel_size")
+        conv_count = sum(1 for block in blocks if not isinstance(block, str))
+        paddings = _paddings(padding, conv_count)
+
+        features: list[nn.Module] = []
+        for index, block in enumerate(blocks):
+            if isinstance(block, str):
+                if block not in _POOLS:
+                    raise ConfigError(
+                        f"block {index} is {block!r}; a block is an int (conv channels), "
+                        "'M' (max pooling) or 'A' (average pooling)"
+                    )
+                features.append(_POOLS[block](2))
+                height, width = height // 2, width // 2
+            else:
+                out = check_size(block, f"block {index} (conv output channels)")
+                pad = paddings.pop(0)
+                features.append(MaskedConv2d(channels, out, kernel_size, padding=pad))
+                shrink = 0 if pad == "same" else kernel_size - 1 - 2 * pad
+                if batch_norm:
+                    features.append(nn.BatchNorm2d(out))
+                features.append(resolve_activation(activation))
+                channels, height, width = out, height - shrink, width - shrink
+            if height <= 0 or width <= 0:
+                raise ConfigError(
+                    f"the image shrinks to nothing at block {index} ({block!r}) for input "
+                    f"shape {self.input_shape}; give a larger input, fewer pooling blocks or "
+                    "padding='same'"
+                )
+        self.features = nn.Sequential(*features)
+        self.feature_shape = (channels, height, width)
+
+        sizes = [channels * height * width, *(check_size(s, "hidden layer") for s in hidden_layers)]
+        classifier: list[nn.Module] = []
+        for size_in, size_out in pairwise(sizes):
+            classifier += [MaskedLinearLayer(size_in, size_out), resolve_activation(activation)]
+        classifier.append(MaskedLinearLayer(sizes[-1], self.num_classes))
+        self.classifier = nn.Sequential(*classifier)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if input.dim() != 4 or tuple(input.shape[1:]) != self.input_shape:
+            raise ConfigError(
+                f"the model takes images [batch, {', '.join(map(str, self.input_shape))}], "
+                f"got an input of shape {tuple(input.shape)}"
+            )
+        dtype = self.classifier[-1].weight.dtype
+        if input.is_floating_point() and input.dtype != dtype:
+            input = input.to(dtype)
+        return self.classifier(self.features(input).flatten(1))
+
+    def masked_convs(self) -> list[MaskedConv2d]:
+        """The masked convolutions, input side first."""
+        return [layer for layer in self.features if isinstance(layer, MaskedConv2d)]
+
+
+def _paddings(padding: Any, count: int) -> list[int | str]:
+    """One padding per conv from a single value or a sequence of ``count`` values."""
+    values = [padding] * count if isinstance(padding, (int, str)) else list(padding)
+    if len(values) != count:
+        raise ConfigError(f"padding gives {len(values)} values for {count} convs; give one each")
+    for value in values:
+        if value != "same" and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise ConfigError(f"a padding must be a non-negative int or 'same', got {value!r}")
+    return values
+
+
+def masked_lenet5(
+    input_shape: Sequence[int] = (1, 28, 28), num_classes: int = 10, **options: Any
+) -> MaskedConvNet:
+    """LeNet-5's shape: 5x5 convs to 6 and 16 channels with 2x2 max pooling, then 120, 84.
+
+    The first conv pads by 2 (as the usual 28x28 version does), the second not, so a 28x28
+    digit gives 16 x 5 x 5 features.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = masked_lenet5()
+    >>> model.feature_shape
+    (16, 5, 5)
+    >>> model(torch.randn(2, 1, 28, 28)).shape
+    torch.Size([2, 10])
+    """
+    options.setdefault("hidden_layers", (120, 84))
+    options.setdefault("padding", (2, 0))
+    return MaskedConvNet(input_shape, num_classes, [6, "M", 16, "M"], kernel_size=5, **options)
+
+
+def masked_vgg(
+    depth: int = 11,
+    input_shape: Sequence[int] = (3, 32, 32),
+    num_classes: int = 10,
+    *,
+    width: float = 1.0,
+    batch_norm: bool = True,
+    **options: Any,
+) -> MaskedConvNet:
+    """A VGG (depth 11, 13, 16 or 19) of 3x3 masked convs, channels scaled by ``width``.
+
+    On 32x32 images the five poolings leave 1x1 features, so the head is one masked
+    linear layer unless ``hidden_layers`` is given; ``width=0.25`` gives a net small
+    enough for a CPU.
+
+    Examples
+    --------
+    >>> import torch
+    >>> model = masked_vgg(11, width=0.125)
+    >>> [conv.out_channels for conv in model.masked_convs()]
+    [8, 16, 32, 32, 64, 64, 64, 64]
+    >>> model(torch.randn(2, 3, 32, 32)).shape
+    torch.Size([2, 10])
+    """
+    if depth not in VGG_BLOCKS:
+        raise ConfigError(f"VGG depth must be one of {sorted(VGG_BLOCKS)}, got {depth!r}")
+    if not isinstance(width, (int, float)) or isinstance(width, bool) or width <= 0:
+        raise ConfigError(f"width must be a positive number, got {width!r}")
+    blocks = [
+        block if isinstance(block, str) else max(1, round(block * width))
+        for block in VGG_BLOCKS[depth]
+    ]
+    return MaskedConvNet(input_shape, num_classes, blocks, batch_norm=batch_norm, **options)
