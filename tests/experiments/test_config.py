@@ -11,7 +11,7 @@ class TestParseConfig:
     def test_defaults_fill_every_key(self):
         config = parse_config({})
         resolved = config.to_dict()
-        assert resolved["data"] == {"name": "digits", "test_fraction": 0.25}
+        assert resolved["data"] == {"name": "digits", "test_fraction": 0.25, "image": False}
         assert resolved["model"]["name"] == "dan"
         assert resolved["sparsify"] == {"method": "none"}
         assert resolved["training"]["optimizer"] == "adam"

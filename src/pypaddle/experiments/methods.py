@@ -105,7 +105,7 @@ class _Selection:
 
     criterion: str = option("magnitude", choices=CRITERION_CHOICES)
     scope: str = option("global", choices=SCOPES)
-    granularity: str | list = option(  # noqa: RUF009 (a field)
+    granularity: str | list = option(
         "weight",
         help='"weight", "neuron", "input", "filter", "kernel", ["block", h, w], ["n:m", n, m]',
     )

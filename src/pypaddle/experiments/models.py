@@ -12,12 +12,14 @@ larger.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
+import torch
 from torch import nn
 
 from pypaddle.data import Split
@@ -33,9 +35,34 @@ from pypaddle.graph import (
     watts_strogatz,
 )
 from pypaddle.graph import read as read_structure
-from pypaddle.sparse import MaskableModule, MaskedDeepDAN, MaskedDeepFFN
+from pypaddle.sparse import (
+    DeepCellDAN,
+    MaskableModule,
+    MaskedConvNet,
+    MaskedDeepDAN,
+    MaskedDeepFFN,
+    MaskedGRU,
+    MaskedLinearLayer,
+    MaskedLSTM,
+    MaskedRNN,
+    conv_bn_relu_cell,
+    masked_lenet5,
+    masked_vgg,
+    separable_conv_cell,
+)
 
-__all__ = ["ACTIVATIONS", "STRUCTURES", "BuiltModel", "DanOptions", "FfnOptions", "structure"]
+__all__ = [
+    "ACTIVATIONS",
+    "STRUCTURES",
+    "BuiltModel",
+    "CellsOptions",
+    "CnnOptions",
+    "DanOptions",
+    "FfnOptions",
+    "RnnOptions",
+    "SequenceClassifier",
+    "structure",
+]
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
@@ -159,16 +186,21 @@ def structure(table: dict[str, Any], *, seed: int, path: str = "model.structure"
 
 @dataclass
 class BuiltModel:
-    """A model and, if it was built from one, its structure and the layers holding its edges."""
+    """A model and, if it was built from one, its structure and the layers holding its edges.
+
+    ``current_structure`` reads the structure back from the masks (after pruning: the
+    surviving graph); None for models that are not graph-shaped.
+    """
 
     module: nn.Module
     structure: nx.DiGraph | None = None
     structure_layers: list[MaskableModule] = field(default_factory=list)
+    current_structure: Callable[[], nx.DiGraph] | None = None
 
 
 @dataclass(frozen=True)
 class FfnOptions:
-    hidden_layers: list[int] = option([100], minimum=1)  # noqa: RUF009 (a field)
+    hidden_layers: list[int] = option([100], minimum=1)
     activation: str = option("relu", choices=tuple(ACTIVATIONS))
     use_layer_norm: bool = False
 
@@ -182,12 +214,17 @@ def _ffn(options: FfnOptions, *, split: Split, seed: int) -> BuiltModel:
         use_layer_norm=options.use_layer_norm,
         activation=ACTIVATIONS[options.activation],
     )
-    return BuiltModel(model, model.generate_structure(), list(model.layers_main_hidden[1:]))
+    return BuiltModel(
+        model,
+        model.generate_structure(),
+        list(model.layers_main_hidden[1:]),
+        model.generate_structure,
+    )
 
 
 @dataclass(frozen=True)
 class DanOptions:
-    structure: dict = option(  # noqa: RUF009 (a field)
+    structure: dict = option(
         {"generator": "watts_strogatz", "n": 64, "k": 4, "p": 0.3}, path=("graphml",)
     )
     activation: str = option("relu", choices=tuple(ACTIVATIONS))
@@ -211,4 +248,132 @@ def _dan(options: DanOptions, *, split: Split, seed: int) -> BuiltModel:
         use_layer_norm=options.use_layer_norm,
         activation=ACTIVATIONS[options.activation],
     )
-    return BuiltModel(model, graph, list(model.layers_main_hidden[1:]))
+    return BuiltModel(model, graph, list(model.layers_main_hidden[1:]), model.generate_structure)
+
+
+def _image_shape(split: Split, model: str) -> tuple[int, int, int]:
+    shape = split.input_shape
+    if len(shape) != 3:
+        raise ConfigError(
+            f"a {model} model needs images [channels, height, width], but the data's samples "
+            f"have shape {shape}; for the digits set data.image = true"
+        )
+    return shape
+
+
+@dataclass(frozen=True)
+class CnnOptions:
+    preset: str = option("custom", choices=("custom", "lenet5", "vgg11", "vgg13", "vgg16"))
+    blocks: list[int | str] = option([16, "M", 32, "M"], help='channels, or "M"/"A" pooling')
+    hidden_layers: list[int] = option([64], minimum=1)
+    kernel_size: int = option(3, minimum=1)
+    batch_norm: bool = False
+    width: float = option(0.25, above=0.0, help="channel scale of the VGG presets")
+    activation: str = option("relu", choices=tuple(ACTIVATIONS))
+
+
+@MODELS.add("cnn", CnnOptions, description="MaskedConvNet: masked conv blocks and a classifier")
+def _cnn(options: CnnOptions, *, split: Split, seed: int) -> BuiltModel:
+    shape = _image_shape(split, "cnn")
+    activation = ACTIVATIONS[options.activation]
+    if options.preset == "lenet5":
+        model = masked_lenet5(shape, split.num_outputs, activation=activation)
+    elif options.preset.startswith("vgg"):
+        model = masked_vgg(
+            int(options.preset[3:]),
+            shape,
+            split.num_outputs,
+            width=options.width,
+            batch_norm=options.batch_norm,
+            activation=activation,
+        )
+    else:
+        model = MaskedConvNet(
+            shape,
+            split.num_outputs,
+            options.blocks,
+            hidden_layers=options.hidden_layers,
+            kernel_size=options.kernel_size,
+            batch_norm=options.batch_norm,
+            activation=activation,
+        )
+    return BuiltModel(model)
+
+
+class SequenceClassifier(nn.Module):
+    """A masked recurrent net reading each sample as ``steps`` rows, then a masked linear head.
+
+    The features of a sample (any shape) are flattened and cut into ``steps`` equal rows
+    (an 8x8 digit: 8 steps of 8 pixels); the head reads the last step's output.
+    """
+
+    def __init__(
+        self, recurrent: nn.Module, steps: int, features: int, hidden: int, outputs: int
+    ) -> None:
+        super().__init__()
+        self.steps, self.features = steps, features
+        self.recurrent = recurrent
+        self.head = MaskedLinearLayer(hidden, outputs)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        sequence = input.reshape(input.shape[0], self.steps, self.features)
+        output, _ = self.recurrent(sequence.to(self.head.weight.dtype))
+        return self.head(output[:, -1])
+
+
+_RECURRENT = {"lstm": MaskedLSTM, "gru": MaskedGRU, "rnn": MaskedRNN}
+
+
+@dataclass(frozen=True)
+class RnnOptions:
+    cell: str = option("lstm", choices=tuple(_RECURRENT))
+    hidden_size: int = option(64, minimum=1)
+    num_layers: int = option(1, minimum=1)
+    steps: int = option(8, minimum=1, help="the features of a sample are read as this many rows")
+
+
+@MODELS.add("rnn", RnnOptions, description="MaskedLSTM/GRU/RNN reading samples row by row")
+def _rnn(options: RnnOptions, *, split: Split, seed: int) -> BuiltModel:
+    features, rest = divmod(split.num_features, options.steps)
+    if rest:
+        raise ConfigError(
+            f"model.steps = {options.steps} does not divide the {split.num_features} features "
+            "of a sample; give a divisor"
+        )
+    recurrent = _RECURRENT[options.cell](
+        features, options.hidden_size, num_layers=options.num_layers, batch_first=True
+    )
+    model = SequenceClassifier(
+        recurrent, options.steps, features, options.hidden_size, split.num_outputs
+    )
+    return BuiltModel(model)
+
+
+_CELLS = {"conv_bn_relu": conv_bn_relu_cell, "separable_conv": separable_conv_cell}
+
+
+@dataclass(frozen=True)
+class CellsOptions:
+    structure: dict = option(
+        {"generator": "watts_strogatz", "n": 16, "k": 4, "p": 0.75}, path=("graphml",)
+    )
+    cell: str = option("conv_bn_relu", choices=tuple(_CELLS))
+    kernel_size: int = option(3, minimum=1)
+    output_channels: int = option(32, minimum=1)
+
+    def check(self, path: str) -> None:
+        DanOptions.check(self, path)  # the same structure table
+
+
+@MODELS.add("cells", CellsOptions, description="DeepCellDAN: one conv cell per vertex")
+def _cells(options: CellsOptions, *, split: Split, seed: int) -> BuiltModel:
+    shape = _image_shape(split, "cells")
+    graph = structure(options.structure, seed=seed)
+    model = DeepCellDAN(
+        split.num_outputs,
+        shape[0],
+        functools.partial(_CELLS[options.cell], kernel_size=options.kernel_size),
+        graph,
+        output_channels=options.output_channels,
+    )
+    return BuiltModel(model, graph, current_structure=model.cell_structure)

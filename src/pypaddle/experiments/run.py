@@ -379,10 +379,11 @@ def _write_round(out_dir: Path, prepared: Prepared, round_: int) -> None:
             out_dir / "checkpoints" / f"round-{round_}.pt",
             lambda handle: torch.save(state, handle),
         )
-    if evaluation.structures and hasattr(model, "generate_structure"):
+    current = prepared.model.current_structure
+    if evaluation.structures and current is not None:
         path = out_dir / "structures" / f"round-{round_}.graphml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_structure(model.generate_structure(), path)
+        write_structure(current(), path)
 
 
 def _final_files(
@@ -404,7 +405,7 @@ def _final_files(
     written += write_results(rows, out_dir, stem="summary")[1:]
     (out_dir / "summary.json").unlink(missing_ok=True)
     if config.evaluation.plots:
-        final_structure = getattr(built.module, "generate_structure", None)
+        final_structure = built.current_structure
         written += plots.experiment_plots(
             out_dir / "plots",
             epochs,

@@ -21,16 +21,22 @@ _TEST_FRACTION = {"above": 0.0, "below": 1.0, "help": "fraction of the samples h
 @dataclass(frozen=True)
 class DigitsOptions:
     test_fraction: float = option(0.25, **_TEST_FRACTION)
+    image: bool = option(False, help="samples as 1x8x8 images (for cnn and cells models)")
 
 
 @DATA.add("digits", DigitsOptions, description="scikit-learn's bundled 8x8 digits, 10 classes")
 def _digits(options: DigitsOptions, *, seed: int) -> Split:
-    return digits(test_fraction=options.test_fraction, seed=seed)
+    split = digits(test_fraction=options.test_fraction, seed=seed)
+    if options.image:
+        split = split._replace(
+            x_train=split.x_train.reshape(-1, 1, 8, 8), x_test=split.x_test.reshape(-1, 1, 8, 8)
+        )
+    return split
 
 
 @dataclass(frozen=True)
 class FunctionOptions:
-    function: str | list[str] = option("sphere", choices=tuple(LANDSCAPES))  # noqa: RUF009 (a field)
+    function: str | list[str] = option("sphere", choices=tuple(LANDSCAPES))
     dimension: int = option(2, minimum=1)
     samples: int = option(1000, minimum=2)
     low: float = -5.0
@@ -85,7 +91,7 @@ def _idx(options: IdxOptions, *, seed: int) -> Split:
 @dataclass(frozen=True)
 class NpzOptions:
     path: str = option(path=True)
-    keys: list[str] = option(["x_train", "y_train", "x_test", "y_test"])  # noqa: RUF009 (a field)
+    keys: list[str] = option(["x_train", "y_train", "x_test", "y_test"])
     scale: float = option(1.0, above=0.0, help="features are divided by this")
 
 

@@ -58,8 +58,8 @@ class _SweepOptions:
     samples: int = option(1, minimum=1)
     seed: int = option(0, minimum=0)
     workers: int = option(2, minimum=1)
-    grid: dict = option({})  # noqa: RUF009 (a field)
-    random: dict = option({})  # noqa: RUF009 (a field)
+    grid: dict = option({})
+    random: dict = option({})
 
 
 @dataclass(frozen=True)
