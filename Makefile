@@ -26,9 +26,10 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
 # deepstruct pins torch<2, so it comes without its dependencies; beyond what pypaddle
-# installs it only needs Deprecated (and that, wrapt).
+# installs it only needs Deprecated (and that, wrapt). Torch-Pruning needs only torch and
+# numpy; --no-deps keeps pip from touching torch for it too.
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet deepstruct==0.10.0 Deprecated==1.3.1 wrapt==2.5.2 --no-deps
+	$(BIN)/python -m pip install --quiet deepstruct==0.10.0 Deprecated==1.3.1 wrapt==2.5.2 torch-pruning==1.6.1 --no-deps
 	$(BIN)/python benchmarks/run.py
 
 lint: $(STAMP)

@@ -38,6 +38,7 @@ from torch import nn
 
 import _deepstruct as deepstruct
 import bench_cells
+import bench_deploy
 import bench_prune
 import bench_rnn
 import pypaddle
@@ -274,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_prune.run(table, quick=args.quick)
     bench_rnn.run(table, quick=args.quick)
     bench_cells.run(table, quick=args.quick)
+    bench_deploy.run(table, quick=args.quick)
     table.summary()
     return 0
 

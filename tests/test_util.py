@@ -108,3 +108,26 @@ class TestBuildLayerIndex:
         result = build_layer_index(nx.DiGraph([(0, 1), (1, 2)]), filled)
         assert filled == {0: 0, 1: 1, 2: 2}
         assert result[0] == filled
+
+
+def test_set_random_masks_draws_every_mask_of_a_recurrent_net():
+    from pypaddle.sparse import MaskedLSTM
+
+    lstm = MaskedLSTM(4, 6, num_layers=2)
+    set_random_masks(lstm, density=0.5, generator=torch.Generator().manual_seed(0))
+    for weight, mask in lstm.masked_parameters():
+        values = getattr(lstm, mask)
+        assert values.shape == getattr(lstm, weight).shape
+        assert 0.2 < values.float().mean().item() < 0.8
+
+
+def test_get_and_set_mask_name_the_weight_of_a_recurrent_net():
+    from pypaddle.errors import MaskError
+    from pypaddle.sparse import MaskedGRU
+
+    gru = MaskedGRU(3, 5)
+    gru.set_mask(torch.zeros(15, 3, dtype=torch.bool), "weight_ih_l0")
+    assert not gru.get_mask("weight_ih_l0").any()
+    assert gru.get_mask("weight_hh_l0").all()
+    with pytest.raises(MaskError, match="weight_ih_l0, weight_hh_l0"):
+        gru.get_mask()

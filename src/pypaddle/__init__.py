@@ -6,6 +6,16 @@ read their structure back as graphs for network-science analysis.
 
 __version__ = "0.4.0"
 
-from pypaddle import data, errors, experiments, graph, prune, sparse, util
+from pypaddle import data, deploy, errors, experiments, graph, prune, sparse, util
 
-__all__ = ["__version__", "data", "errors", "experiments", "graph", "prune", "sparse", "util"]
+__all__ = [
+    "__version__",
+    "data",
+    "deploy",
+    "errors",
+    "experiments",
+    "graph",
+    "prune",
+    "sparse",
+    "util",
+]

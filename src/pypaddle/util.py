@@ -19,7 +19,10 @@ __all__ = ["build_layer_index", "set_random_masks"]
 def set_random_masks(
     module: nn.Module, *, density: float = 0.5, generator: torch.Generator | None = None
 ) -> None:
-    """Give a masked module a random mask keeping each weight with probability ``density``.
+    """Give a masked module random masks keeping each weight with probability ``density``.
+
+    Every masked weight of the module gets its own draw (one mask for a linear or conv
+    layer, one per weight matrix for a recurrent net).
 
     Other modules are left alone, so it works with ``model.apply(set_random_masks)`` as in
     the original pypaddle. Pass a seeded ``generator`` for reproducible masks.
@@ -42,9 +45,10 @@ def set_random_masks(
         raise ConfigError(f"density must be in [0, 1], got {density}")
     if not isinstance(module, MaskableModule):
         return
-    mask = module.mask
-    draws = torch.rand(mask.shape, generator=generator, device="cpu")
-    module.set_mask(draws < density)
+    for weight, _ in module.masked_parameters():
+        shape = module.get_mask(weight).shape
+        draws = torch.rand(shape, generator=generator, device="cpu")
+        module.set_mask(draws < density, weight)
 
 
 def build_layer_index(

@@ -143,19 +143,36 @@ class MaskableModule(nn.Module):
         with torch.no_grad():
             bias_mask.copy_(checked)
 
-    def get_mask(self) -> torch.Tensor:
-        """The mask buffer itself (edits to it take effect)."""
-        return self.mask
+    def _mask_of(self, weight: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """The parameter ``weight`` and its mask buffer, or a MaskError listing the masked ones."""
+        pairs = dict(self.masked_parameters())
+        if weight not in pairs:
+            names = ", ".join(pairs) or "none"
+            raise MaskError(
+                f"{type(self).__name__} has no masked weight {weight!r}; its masked weights "
+                f"are: {names}. Name one of them, e.g. get_mask({next(iter(pairs), 'weight')!r})"
+            )
+        return self._parameters[weight], self._buffers[pairs[weight]]
 
-    def set_mask(self, mask: Any) -> None:
+    def get_mask(self, weight: str = "weight") -> torch.Tensor:
+        """The mask buffer of ``weight`` itself (edits to it take effect).
+
+        Modules with several masked weights (recurrent nets) name the one they mean, e.g.
+        ``get_mask("weight_hh_l0")``.
+        """
+        return self._mask_of(weight)[1]
+
+    def set_mask(self, mask: Any, weight: str = "weight") -> None:
         """Copy a bool (or 0/1) tensor, array or nested list of the weight's shape into the mask.
 
         Raises :class:`~pypaddle.errors.MaskError` naming both shapes if it does not fit;
-        the mask is left unchanged then.
+        the mask is left unchanged then. ``weight`` names the masked weight, as in
+        :meth:`get_mask`.
         """
-        checked = _as_bool_mask(mask, self.weight.shape, "mask")
+        parameter, buffer = self._mask_of(weight)
+        checked = _as_bool_mask(mask, parameter.shape, "mask")
         with torch.no_grad():
-            self.mask.copy_(checked)
+            buffer.copy_(checked)
 
     def masked_weight(self) -> torch.Tensor:
         """The weight with masked entries zeroed (differentiable; masked gradients are 0).

@@ -1,0 +1,202 @@
+"""Parameters and multiply-accumulates of a model, dense and as its masks leave them."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from pypaddle.errors import InputTypeError
+from pypaddle.sparse.dan import MaskedDeepDAN
+from pypaddle.sparse.masked import MaskableModule
+
+__all__ = ["Counts", "LayerCount", "count"]
+
+_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    """One module's parameters and multiply-accumulates (MACs) per sample.
+
+    ``macs`` is what the layer costs computed densely; ``effective_macs`` counts only the
+    weights its masks keep. Modules without a weight matrix (norms) have zero MACs.
+    """
+
+    name: str
+    kind: str
+    params: int
+    active_params: int
+    macs: int
+    effective_macs: int
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What :func:`count` found: one :class:`LayerCount` per module with parameters."""
+
+    layers: tuple[LayerCount, ...]
+
+    @property
+    def params(self) -> int:
+        return sum(layer.params for layer in self.layers)
+
+    @property
+    def active_params(self) -> int:
+        return sum(layer.active_params for layer in self.layers)
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)
+
+    @property
+    def effective_macs(self) -> int:
+        return sum(layer.effective_macs for layer in self.layers)
+
+    @property
+    def flop_bound(self) -> float:
+        """Dense over effective MACs: the speed-up a perfect kernel for these masks gives."""
+        return self.macs / self.effective_macs if self.effective_macs else math.inf
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data: totals and a list of per-layer dicts."""
+        return {
+            "params": self.params,
+            "active_params": self.active_params,
+            "macs": self.macs,
+            "effective_macs": self.effective_macs,
+            "layers": [vars(layer).copy() for layer in self.layers],
+        }
+
+    def table(self) -> str:
+        """The counts as a fixed-width text table, one row per layer and a total."""
+        rows = [
+            (
+                layer.name,
+                layer.kind,
+                layer.params,
+                layer.active_params,
+                layer.macs,
+                layer.effective_macs,
+            )
+            for layer in self.layers
+        ]
+        rows.append(("total", "", self.params, self.active_params, self.macs, self.effective_macs))
+        header = ("layer", "kind", "params", "active", "MACs", "effective MACs")
+        cells = [header, *[(*row[:2], *(f"{value:,}" for value in row[2:])) for row in rows]]
+        widths = [max(len(str(row[i])) for row in cells) for i in range(len(header))]
+        lines = [
+            "  ".join(
+                str(cell).ljust(width) if i < 2 else str(cell).rjust(width)
+                for i, (cell, width) in enumerate(zip(row, widths))
+            )
+            for row in cells
+        ]
+        lines.insert(1, "-" * len(lines[0]))
+        lines.insert(len(lines) - 1, "-" * len(lines[0]))
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+
+def _active_params(module: nn.Module) -> int:
+    """Parameters of ``module`` itself that its masks keep (all of them without masks)."""
+    total = sum(parameter.numel() for parameter in module.parameters(recurse=False))
+    if not isinstance(module, MaskableModule):
+        return total
+    for _, mask in module.masked_parameters():
+        total -= int((~module._buffers[mask]).sum())
+    bias_mask = module._buffers.get("bias_mask")
+    if bias_mask is not None:
+        total -= int((~bias_mask).sum())
+    return total
+
+
+def _weight_density(module: nn.Module) -> tuple[int, int]:
+    """Entries and active entries of the module's ``weight``."""
+    weight = module.weight
+    if isinstance(module, MaskableModule) and "mask" in module._buffers:
+        return weight.numel(), int(module.mask.sum())
+    return weight.numel(), weight.numel()
+
+
+def _positions(module: nn.Module, output: torch.Tensor, batch: int) -> int:
+    """How many times per sample the layer applies its weight (output positions)."""
+    return output.numel() // max(batch, 1) // module.weight.shape[0]
+
+
+def count(model: nn.Module, example_input: Any) -> Counts:
+    """Count parameters and multiply-accumulates (MACs) per sample, per layer and in total.
+
+    ``example_input`` is run through ``model`` once (under ``torch.no_grad``) with forward
+    hooks on its linear and convolution layers, so a convolution's MACs follow from its real
+    output size. A layer's dense MACs are ``weight entries x output positions`` (for a
+    convolution, ``out x in/groups x kernel x output pixels``); its effective MACs count only
+    the weights its mask keeps. The hidden layers of a :class:`MaskedDeepDAN` run inside one
+    kernel that no hook sees; they are counted from their shapes (one position each).
+    The model is left as it was: the hooks are removed and its training mode restored.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from pypaddle.sparse import MaskedDeepFFN
+    >>> model = MaskedDeepFFN(4, 2, [3])
+    >>> model.layers_main_hidden[0].mask[0] = False
+    >>> counts = count(model, torch.randn(1, 4))
+    >>> counts.macs, counts.effective_macs, counts.params, counts.active_params
+    (18, 14, 23, 19)
+    """
+    if not isinstance(model, nn.Module):
+        raise InputTypeError(f"count needs a torch.nn.Module, got {type(model).__name__}")
+    inputs = example_input if isinstance(example_input, tuple) else (example_input,)
+    first = next((value for value in inputs if isinstance(value, torch.Tensor)), None)
+    batch = first.shape[0] if first is not None and first.dim() > 0 else 1
+    positions: dict[nn.Module, int] = {}
+
+    def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
+        if isinstance(output, torch.Tensor):
+            positions[module] = positions.get(module, 0) + _positions(module, output, batch)
+
+    handles = [
+        module.register_forward_hook(hook)
+        for module in model.modules()
+        if isinstance(module, _WEIGHTED)
+    ]
+    was_training = model.training
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(*inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    for dan in (module for module in model.modules() if isinstance(module, MaskedDeepDAN)):
+        for layer in dan.layers_main_hidden:
+            positions.setdefault(layer, 1)
+
+    layers = []
+    for name, module in model.named_modules():
+        params = sum(parameter.numel() for parameter in module.parameters(recurse=False))
+        if params == 0 and module not in positions:
+            continue
+        macs = effective = 0
+        if isinstance(module, _WEIGHTED):
+            entries, active = _weight_density(module)
+            calls = positions.get(module, 0)
+            macs, effective = entries * calls, active * calls
+        layers.append(
+            LayerCount(
+                name or type(module).__name__,
+                type(module).__name__,
+                params,
+                _active_params(module),
+                macs,
+                effective,
+            )
+        )
+    return Counts(tuple(layers))

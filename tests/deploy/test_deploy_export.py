@@ -1,0 +1,124 @@
+"""save / load / export_onnx of compacted models."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import networkx as nx
+import pytest
+import torch
+from torch import nn
+
+from pypaddle.deploy import CompactDAN, compact, export_onnx, load, save
+from pypaddle.errors import ConfigError
+from pypaddle.sparse import MaskedConv2d, MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer
+
+
+def pruned_ffn() -> MaskedDeepFFN:
+    torch.manual_seed(0)
+    model = MaskedDeepFFN((1, 4, 4), 3, [12, 10], activation=nn.Sigmoid)
+    model.layers_main_hidden[0].prune_neurons([0, 3, 5])
+    model.layers_main_hidden[1].mask[:, 1::2] = False
+    return model
+
+
+def pruned_dan() -> MaskedDeepDAN:
+    torch.manual_seed(0)
+    graph = nx.gnp_random_graph(25, 0.25, seed=3, directed=True)
+    structure = nx.DiGraph((u, v) for u, v in graph.edges if u < v)
+    structure.add_nodes_from(range(25))
+    model = MaskedDeepDAN(16, 3, structure)
+    for layer in model.layers_main_hidden:
+        layer.mask &= torch.rand(layer.mask.shape) < 0.5
+    return model
+
+
+def pruned_cnn() -> nn.Sequential:
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Unflatten(1, (1, 4, 4)),
+        MaskedConv2d(1, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Flatten(),
+        MaskedLinearLayer(64, 5),
+        nn.LeakyReLU(0.2),
+        MaskedLinearLayer(5, 3),
+    )
+    model[1].prune_output_channels([2])
+    model[4].prune_neurons([1])
+    return model
+
+
+MAKERS = {"ffn": pruned_ffn, "dan": pruned_dan, "cnn": pruned_cnn}
+
+
+@pytest.fixture(params=list(MAKERS))
+def compacted(request):
+    return compact(MAKERS[request.param]())
+
+
+class TestSaveLoad:
+    def test_round_trip_gives_the_same_outputs(self, compacted, tmp_path):
+        path = tmp_path / "model.pt"
+        save(compacted, path)
+        loaded = load(path)
+        assert type(loaded) is type(compacted)
+        x = torch.randn(6, 16)
+        torch.testing.assert_close(loaded(x), compacted(x), rtol=0, atol=0)
+        assert loaded.state_dict().keys() == compacted.state_dict().keys()
+
+    def test_dtype_survives(self, tmp_path):
+        small = compact(pruned_ffn()).double()
+        save(small, tmp_path / "m.pt")
+        assert next(load(tmp_path / "m.pt").parameters()).dtype == torch.float64
+
+    def test_dan_gathers_are_in_the_file(self, tmp_path):
+        small = compact(pruned_dan())
+        assert isinstance(small, CompactDAN)
+        assert any(name is not None for name in small.index_names)
+        save(small, tmp_path / "m.pt")
+        content = torch.load(tmp_path / "m.pt", weights_only=True)
+        assert any(key.startswith("index_") for key in content["state_dict"])
+
+    def test_custom_module_is_refused_with_advice(self, tmp_path):
+        class Custom(nn.Module):
+            def forward(self, x):
+                return x
+
+        with pytest.raises(ConfigError, match=r"torch\.save"):
+            save(nn.Sequential(nn.Linear(2, 2), Custom()), tmp_path / "m.pt")
+
+    def test_a_file_from_elsewhere_is_refused(self, tmp_path):
+        torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+        with pytest.raises(ConfigError, match="not written by pypaddle"):
+            load(tmp_path / "other.pt")
+
+    def test_only_torch_and_pypaddle_classes_are_rebuilt(self, tmp_path):
+        save(nn.Sequential(nn.Linear(2, 2)), tmp_path / "m.pt")
+        content = torch.load(tmp_path / "m.pt", weights_only=True)
+        content["architecture"]["children"][0]["class"] = "os.system"
+        torch.save(content, tmp_path / "evil.pt")
+        with pytest.raises(ConfigError, match="only torch and pypaddle"):
+            load(tmp_path / "evil.pt")
+
+
+class TestOnnx:
+    @pytest.mark.parametrize("make", list(MAKERS.values()), ids=list(MAKERS))
+    def test_onnxruntime_matches(self, make, tmp_path):
+        runtime = pytest.importorskip("onnxruntime")
+        pytest.importorskip("onnxscript")
+        small = compact(make())
+        path = tmp_path / "model.onnx"
+        export_onnx(small, path, torch.randn(2, 16))
+        session = runtime.InferenceSession(str(path))
+        x = torch.randn(9, 16)  # another batch size than the example
+        (out,) = session.run(None, {"input": x.numpy()})
+        torch.testing.assert_close(torch.from_numpy(out), small(x).detach(), rtol=0, atol=1e-4)
+
+    def test_missing_onnx_says_what_to_install(self, monkeypatch, tmp_path):
+        real = importlib.util.find_spec
+        monkeypatch.setattr(
+            importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name)
+        )
+        with pytest.raises(ConfigError, match=r"pip install 'pypaddle\[onnx\]'"):
+            export_onnx(nn.Linear(2, 2), tmp_path / "m.onnx", torch.randn(1, 2))
