@@ -14,7 +14,7 @@ BASE = {
     "seed": 2,
     "model": {"name": "ffn", "hidden_layers": [32, 16]},
     "training": {"epochs": 2, "batch_size": 64, "learning_rate": 0.01},
-    "evaluation": {"plots": False, "structures": False},
+    "evaluation": {"plots": False, "structures": "none"},
 }
 
 

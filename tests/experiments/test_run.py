@@ -31,6 +31,7 @@ def finished(tmp_path_factory):
             "structure": {"generator": "watts_strogatz", "n": 24, "k": 4, "p": 0.2},
         },
         "training": {"epochs": 2, "batch_size": 128, "learning_rate": 0.01},
+        "evaluation": {"structures": "rounds"},
         "sparsify": {
             "method": "iterative",
             "rounds": 2,

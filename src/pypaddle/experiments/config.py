@@ -58,7 +58,11 @@ class TrainingOptions:
 class EvaluationOptions:
     every_epoch: bool = option(True, help="evaluate on the test set after every epoch")
     checkpoints: bool = option(True, help="save the model with its masks after every round")
-    structures: bool = option(True, help="write the structure as GraphML after every round")
+    structures: str = option(
+        "final",
+        choices=("rounds", "final", "none"),
+        help="GraphML of the prior and of every round, of the last round, or none",
+    )
     plots: bool = option(True, help="draw the PNG plots at the end")
 
 

@@ -7,7 +7,8 @@
     summary.csv            one row per round
     result.json            the rounds and the final metrics, written last: the run finished
     checkpoints/round-R.pt model state (weights and masks) after round R
-    structures/*.graphml   the structure the model was built from and after each round
+    structures/*.graphml   the structure the model was built from and after the last round
+                           (or after every round: evaluation.structures = "rounds")
     plots/*.png            learning curves, accuracy vs density, the structure, degrees
 """
 
@@ -380,7 +381,10 @@ def _write_round(out_dir: Path, prepared: Prepared, round_: int) -> None:
             lambda handle: torch.save(state, handle),
         )
     current = prepared.model.current_structure
-    if evaluation.structures and current is not None:
+    last = round_ == prepared.sparsifier.rounds
+    if current is not None and (
+        evaluation.structures == "rounds" or (evaluation.structures == "final" and last)
+    ):
         path = out_dir / "structures" / f"round-{round_}.graphml"
         path.parent.mkdir(parents=True, exist_ok=True)
         write_structure(current(), path)
@@ -397,7 +401,7 @@ def _final_files(
 
     config, built = prepared.config, prepared.model
     written = []
-    if config.evaluation.structures and built.structure is not None:
+    if config.evaluation.structures != "none" and built.structure is not None:
         path = out_dir / "structures" / "prior.graphml"
         write_structure(built.structure, path)
         written.append(path)
