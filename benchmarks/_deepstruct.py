@@ -24,6 +24,7 @@ __all__ = [
     "dan",
     "ffn",
     "generate_structure",
+    "graph_transform",
     "layered_graph",
     "prune_by_magnitude",
     "version",
@@ -98,6 +99,12 @@ def ffn(size_input: int, size_output: int, hidden_layers: list[int]) -> nn.Modul
 def generate_structure(model: nn.Module) -> nx.DiGraph:
     """``model.generate_structure()`` of a deepstruct model."""
     return _run("generate_structure", model.generate_structure)
+
+
+def graph_transform(example_input: Any) -> Any:
+    """deepstruct's ``GraphTransform(example_input).transform`` (it patches the model)."""
+    transform = _module("deepstruct.transform").GraphTransform(example_input)
+    return lambda model: _run("GraphTransform", transform.transform, model)
 
 
 def build_layer_index(

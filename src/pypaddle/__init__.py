@@ -6,7 +6,7 @@ read their structure back as graphs for network-science analysis.
 
 __version__ = "0.4.0"
 
-from pypaddle import data, deploy, errors, experiments, graph, prune, sparse, util
+from pypaddle import data, deploy, errors, experiments, extract, graph, prune, sparse, util
 
 __all__ = [
     "__version__",
@@ -14,6 +14,7 @@ __all__ = [
     "deploy",
     "errors",
     "experiments",
+    "extract",
     "graph",
     "prune",
     "sparse",
