@@ -175,6 +175,11 @@ class TestRunSweep:
         result = CliRunner().invoke(app, ["sweep", str(tmp_path / "s.toml"), "--backend", "slurm"])
         assert result.exit_code == 2
         assert "backend = 'slurm' is not allowed; allowed values: local, ray" in result.output
+        result = CliRunner().invoke(
+            app, ["sweep", str(tmp_path / "s.toml"), "--address", "ray://head:10001"]
+        )
+        assert result.exit_code == 2
+        assert "is for a Ray cluster; add --backend ray" in result.output
 
 
 def _check_complete_files(trial_dir: Path) -> None:

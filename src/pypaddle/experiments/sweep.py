@@ -253,6 +253,8 @@ def run_sweep(
     spec = sweep if isinstance(sweep, SweepSpec) else load_sweep(sweep)
     if backend not in backends.BACKENDS:
         raise ConfigError(f"backend = {backend!r} is not allowed; allowed values: local, ray")
+    if address is not None and backend != "ray":
+        raise ConfigError(f"address = {address!r} is for a Ray cluster; add --backend ray")
     workers = spec.workers if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers = {workers!r} must be an int >= 1")
