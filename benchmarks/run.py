@@ -39,6 +39,7 @@ from torch import nn
 import _deepstruct as deepstruct
 import bench_cells
 import bench_deploy
+import bench_experiments
 import bench_extract
 import bench_prune
 import bench_rnn
@@ -277,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     bench_rnn.run(table, quick=args.quick)
     bench_cells.run(table, quick=args.quick)
     bench_deploy.run(table, quick=args.quick)
+    bench_experiments.run(table, quick=args.quick)
     bench_extract.run(table, quick=args.quick)
     table.summary()
     return 0

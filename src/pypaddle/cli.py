@@ -100,6 +100,82 @@ def demo(
         raise _fail(error) from None
 
 
+def _log_to_stderr(quiet: bool) -> None:
+    # --quiet swaps the progress bars for one plain log line per round or trial.
+    if quiet:
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+
+
+@app.command()
+def run(
+    experiment: Annotated[Path, typer.Argument(help="The experiment's TOML file.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default: runs/<name> next to the config)."),
+    ] = None,
+    nproc: Annotated[
+        int, typer.Option(min=1, help="Processes for data-parallel training (DDP, gloo).")
+    ] = 1,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars and tables.")
+    ] = False,
+) -> None:
+    """Run one experiment: train, sparsify in rounds, write metrics, checkpoints, plots.
+
+    The config is checked completely before anything trains. The output folder gets the
+    resolved `config.toml`, `metrics.jsonl`, `summary.csv`, `result.json`, checkpoints
+    with masks, the structures as GraphML and PNG plots. A folder holding a different
+    experiment is refused.
+    """
+    from pypaddle.experiments import load_config, run_experiment
+
+    _log_to_stderr(quiet)
+    try:
+        config = load_config(experiment)
+        folder = out if out is not None else experiment.parent / "runs" / config.name
+        run_experiment(config, folder, quiet=quiet, nproc=nproc)
+    except PaddleError as error:
+        raise _fail(error) from None
+
+
+@app.command()
+def sweep(
+    sweep_file: Annotated[Path, typer.Argument(help="The sweep's TOML file.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Output folder (default: sweeps/<name> next to the file)."),
+    ] = None,
+    backend: Annotated[
+        str, typer.Option(help="Where trials run: `local` (process pool) or `ray`.")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Address of an existing Ray cluster (with --backend ray).")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Parallel trials (default: sweep.workers).")
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars and tables.")
+    ] = False,
+) -> None:
+    """Run many experiments: a grid or random space over any config key.
+
+    Finished trials are kept and skipped when the sweep runs again; a killed sweep loses
+    no finished trial. Writes `trials.csv`, `rounds.csv` and `report.png`.
+    """
+    from pypaddle.experiments.sweep import load_sweep, run_sweep
+
+    _log_to_stderr(quiet)
+    try:
+        spec = load_sweep(sweep_file)
+        folder = out if out is not None else sweep_file.parent / "sweeps" / spec.name
+        run_sweep(spec, folder, backend=backend, address=address, workers=workers, quiet=quiet)
+    except PaddleError as error:
+        raise _fail(error) from None
+
+
 graph_app = typer.Typer(
     name="graph",
     help="Read, analyse and draw structures saved as GraphML or node-link JSON.",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "ExperimentError",
     "GraphFileError",
     "InputTypeError",
     "MaskError",
@@ -35,6 +36,10 @@ class ConfigError(PaddleError, ValueError):
 
 class InputTypeError(PaddleError, TypeError):
     """An argument has a type pypaddle cannot work with."""
+
+
+class ExperimentError(PaddleError, RuntimeError):
+    """Experiments failed while running (e.g. trials of a sweep); finished results are kept."""
 
 
 class GraphFileError(PaddleError, ValueError):

@@ -129,7 +129,7 @@ class TestTrainAndPrune:
         assert pruned.number_of_edges() == _active_edges(model) == results[-1]["edges"]
         expected = [structure.number_of_edges()]
         for _ in range(2):
-            expected.append(expected[-1] - expected[-1] // 2)
+            expected.append(expected[-1] - round(expected[-1] / 2))  # prune rounds as round()
         assert [result["edges"] for result in results] == expected
 
 
@@ -138,7 +138,7 @@ class TestRunDemo:
         _, results = short_run
         assert [result["round"] for result in results] == [0, 1, 2, 3]
         edges = [result["edges"] for result in results]
-        assert all(b == a - a // 2 for a, b in itertools.pairwise(edges))
+        assert all(b == a - round(a / 2) for a, b in itertools.pairwise(edges))
         densities = [result["density"] for result in results]
         assert densities[0] == 1.0
         assert all(b < a for a, b in itertools.pairwise(densities))

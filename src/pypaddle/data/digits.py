@@ -25,13 +25,30 @@ class Split(NamedTuple):
 
     @property
     def num_features(self) -> int:
-        """Number of features per sample."""
-        return int(self.x_train.shape[1])
+        """Number of features per sample (all dimensions but the first, multiplied)."""
+        return int(self.x_train[:1].numel())
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one sample, e.g. ``(64,)`` or ``(1, 28, 28)``."""
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def is_classification(self) -> bool:
+        """True if the targets are integer class labels, False for float regression targets."""
+        return not self.y_train.is_floating_point()
 
     @property
     def num_classes(self) -> int:
         """Number of classes (the largest label plus one)."""
         return int(max(self.y_train.max(), self.y_test.max())) + 1
+
+    @property
+    def num_outputs(self) -> int:
+        """Outputs a model needs: the classes, or the width of the regression targets."""
+        if self.is_classification:
+            return self.num_classes
+        return int(self.y_train[:1].numel())
 
 
 def digits(*, test_fraction: float = 0.25, seed: int = 0) -> Split:

@@ -1,10 +1,29 @@
 """Experiments: jobs that build, train, prune and report on models.
 
-Nothing heavy is imported here beyond pypaddle itself: rich, matplotlib and scikit-learn
-are imported by the functions that need them.
+:func:`run_experiment` runs one experiment from a config (``pypaddle run``); a sweep runs
+many (``pypaddle sweep``). Components (data sets, models, sparsification methods) are
+looked up in the registries of :mod:`pypaddle.experiments.registry`. Nothing heavy is
+imported here beyond pypaddle itself: rich, matplotlib, scikit-learn and Ray are imported
+by the functions that need them.
 """
 
+from pypaddle.experiments.config import ExperimentConfig, load_config, parse_config
 from pypaddle.experiments.demo import run_demo
+from pypaddle.experiments.registry import DATA, METHODS, MODELS
 from pypaddle.experiments.report import plot_accuracy_vs_density, results_table, write_results
+from pypaddle.experiments.run import prepare, run_experiment
 
-__all__ = ["plot_accuracy_vs_density", "results_table", "run_demo", "write_results"]
+__all__ = [
+    "DATA",
+    "METHODS",
+    "MODELS",
+    "ExperimentConfig",
+    "load_config",
+    "parse_config",
+    "plot_accuracy_vs_density",
+    "prepare",
+    "results_table",
+    "run_demo",
+    "run_experiment",
+    "write_results",
+]

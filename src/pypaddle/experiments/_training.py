@@ -1,12 +1,27 @@
-"""A minimal classification training loop: seeded mini-batches, no networkx, no I/O."""
+"""A minimal training loop: seeded mini-batches, classification or regression, no I/O.
+
+For data-parallel training every process draws the same batch order and takes its own
+slice of each batch (``rank`` of ``world``); the caller averages the gradients (DDP).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["accuracy", "train_epoch"]
+__all__ = ["accuracy", "evaluate", "loss_function", "train_epoch"]
+
+
+def loss_function(
+    classification: bool,
+) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """Cross-entropy for class labels, mean squared error for regression targets."""
+    if classification:
+        return F.cross_entropy
+    return lambda output, target: F.mse_loss(output, target.reshape(output.shape))
 
 
 def train_epoch(
@@ -17,22 +32,40 @@ def train_epoch(
     *,
     batch_size: int,
     generator: torch.Generator,
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = F.cross_entropy,
+    after_step: Callable[[Callable[[], torch.Tensor]], None] | None = None,
+    rank: int = 0,
+    world: int = 1,
 ) -> float:
-    """One pass over ``features`` in shuffled mini-batches; returns the mean cross-entropy.
+    """One pass over ``features`` in shuffled mini-batches; returns the mean loss.
 
     The order of the samples is drawn from ``generator`` only, so a seeded generator
-    gives the same batches every time.
+    gives the same batches every time. With ``world > 1`` this process trains on slice
+    ``rank`` of every batch (a batch too small to give every process a sample is skipped
+    by all of them) and the returned loss is that of its own slices. ``after_step`` is
+    called after every optimizer step with a closure that computes the loss of the whole
+    batch (on every process the same) with the unwrapped module.
     """
     model.train()
+    # The module itself, not a DistributedDataParallel wrapper around it.
+    module = getattr(model, "module", model)
     order = torch.randperm(labels.shape[0], generator=generator)
-    total_loss = 0.0
-    for batch in order.split(batch_size):
-        loss = F.cross_entropy(model(features[batch]), labels[batch])
+    total_loss, seen = 0.0, 0
+    for whole in order.split(batch_size):
+        if whole.numel() < world:
+            continue
+        batch = whole.tensor_split(world)[rank]
+        value = loss(model(features[batch]), labels[batch])
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        value.backward()
         optimizer.step()
-        total_loss += float(loss.detach()) * batch.numel()
-    return total_loss / max(labels.shape[0], 1)
+        if after_step is not None:
+            # The hook may need a loss to differentiate (RigL reads dense gradients): that of
+            # the whole batch, which every process computes alike from the same weights.
+            after_step(lambda whole=whole: loss(module(features[whole]), labels[whole]))
+        total_loss += float(value.detach()) * batch.numel()
+        seen += batch.numel()
+    return total_loss / max(seen, 1)
 
 
 @torch.no_grad()
@@ -41,3 +74,16 @@ def accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> 
     model.eval()
     predictions = model(features).argmax(dim=1)
     return float((predictions == labels).double().mean())
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, features: torch.Tensor, targets: torch.Tensor, *, classification: bool
+) -> dict[str, float]:
+    """Test loss, and accuracy for classification, of ``model`` on the given samples."""
+    model.eval()
+    output = model(features)
+    metrics = {"loss": float(loss_function(classification)(output, targets))}
+    if classification:
+        metrics["accuracy"] = float((output.argmax(dim=1) == targets).double().mean())
+    return metrics

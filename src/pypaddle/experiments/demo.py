@@ -6,11 +6,8 @@
 from __future__ import annotations
 
 import importlib.util
-import math
 import numbers
 import operator
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +17,11 @@ import torch
 
 from pypaddle.data import Split, digits
 from pypaddle.errors import ConfigError
+from pypaddle.experiments._progress import _console, _Progress, _progress_bars, _single_thread
 from pypaddle.experiments._training import accuracy, train_epoch
 from pypaddle.experiments.report import plot_accuracy_vs_density, results_table, write_results
 from pypaddle.graph import CachedLayeredGraph
+from pypaddle.prune import prune
 from pypaddle.sparse import MaskedDeepDAN, MaskedLinearLayer, maskable_layers
 
 __all__ = ["run_demo"]
@@ -87,22 +86,15 @@ def _active_edges(model: MaskedDeepDAN) -> int:
     return sum(layer.num_active_weights for layer in _edge_layers(model))
 
 
-@torch.no_grad()
 def _prune_edges_by_magnitude(model: MaskedDeepDAN, fraction: float) -> None:
     """Mask the ``fraction`` of active edge weights with the smallest magnitude, globally.
 
-    One threshold over the active weights of all edge layers (the k-th smallest
-    magnitude), then each layer keeps ``|w| > threshold``; masked weights stay masked and
-    are zeroed. The dense input and output layers are not pruned.
+    :func:`pypaddle.prune.prune` over the edge layers with one global ranking; masked
+    weights stay masked and are zeroed. The dense input and output layers are not pruned.
     """
     layers = _edge_layers(model)
-    magnitudes = torch.cat([layer.weight.detach()[layer.mask].abs() for layer in layers])
-    count = int(fraction * magnitudes.numel())
-    if count == 0:
-        return
-    threshold = float(magnitudes.kthvalue(count).values)
+    prune(layers, fraction, criterion="magnitude", scope="global")
     for layer in layers:
-        layer.recompute_mask(threshold)
         layer.apply_mask()
 
 
@@ -118,66 +110,6 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-class _Progress:
-    """Rich progress bars, or nothing at all when quiet (then rich is not imported)."""
-
-    def __init__(self, progress: Any = None) -> None:
-        self._progress = progress
-
-    def add(self, description: str, total: int) -> Any:
-        if self._progress is None:
-            return None
-        return self._progress.add_task(description, total=total, loss=math.nan)
-
-    def advance(self, task: Any, loss: float) -> None:
-        if self._progress is not None:
-            self._progress.update(task, advance=1, loss=loss)
-
-
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    # A model this small gains nothing from intra-op threads, and on a busy machine their
-    # spin-waits can turn a 0.1 s epoch into seconds; one thread also keeps the numbers
-    # independent of the core count.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
-@contextmanager
-def _progress_bars(console: Any) -> Iterator[_Progress]:
-    if console is None:
-        yield _Progress()
-        return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("epochs  loss {task.fields[loss]:.3f}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
-        yield _Progress(progress)
-
-
-def _console(quiet: bool) -> Any:
-    if quiet:
-        return None
-    try:
-        from rich.console import Console
-    except ImportError:
-        raise ConfigError(
-            "the demo's progress bars and table need rich, which is not installed; install "
-            "it with: pip install 'pypaddle[cli]' (or pass quiet=True)"
-        ) from None
-    return Console()
 
 
 def _train_and_prune(
@@ -323,7 +255,7 @@ def run_demo(
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     results = run_demo(folder, quiet=True, epochs=2, rounds=1, retrain_epochs=1)
     >>> [(result["round"], result["edges"]) for result in results]
-    [(0, 1527), (1, 764)]
+    [(0, 1527), (1, 763)]
     """
     seed = _check_int(seed, "seed", 0)
     epochs = _check_int(epochs, "epochs", 1)

@@ -33,8 +33,8 @@ def results_table(results: Results, *, title: str | None = None) -> Table:
     Parameters
     ----------
     results : sequence of mappings
-        One mapping per round with ``round``, ``edges``, ``density`` and ``accuracy``;
-        ``accuracy_before_retraining`` is shown when present.
+        One mapping per round with ``round``, ``density`` and (when known) ``edges`` and
+        ``accuracy``; ``accuracy_before_retraining`` and ``test_loss`` are shown when present.
     title : str, optional
         The table's title.
 
@@ -52,19 +52,27 @@ def results_table(results: Results, *, title: str | None = None) -> Table:
             "install it with: pip install 'pypaddle[cli]'"
         ) from None
     table = Table(title=title)
+    with_loss = any(result.get("test_loss") is not None for result in results)
     table.add_column("round", justify="right")
     table.add_column("edges", justify="right")
     table.add_column("density", justify="right")
     table.add_column("acc. after pruning", justify="right")
     table.add_column("held-out accuracy", justify="right", style="bold")
+    if with_loss:
+        table.add_column("test loss", justify="right")
     for result in results:
-        table.add_row(
+        cells = [
             str(result["round"]),
-            str(result["edges"]),
+            str(result.get("edges", "–")),
             _percent(result["density"]),
             _percent(result.get("accuracy_before_retraining")),
-            _percent(result["accuracy"]),
-        )
+            _percent(result.get("accuracy")),
+        ]
+        if with_loss:
+            cells.append(
+                f"{result['test_loss']:.4g}" if result.get("test_loss") is not None else "–"
+            )
+        table.add_row(*cells)
     return table
 
 

@@ -1,0 +1,74 @@
+"""Progress bars (rich) that vanish when quiet, and a one-thread scope for small models."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+
+from pypaddle.errors import ConfigError
+
+__all__ = ["_Progress", "_console", "_progress_bars", "_single_thread"]
+
+
+class _Progress:
+    """Rich progress bars, or nothing at all when quiet (then rich is not imported)."""
+
+    def __init__(self, progress: Any = None) -> None:
+        self._progress = progress
+
+    def add(self, description: str, total: int) -> Any:
+        if self._progress is None:
+            return None
+        return self._progress.add_task(description, total=total, loss=math.nan)
+
+    def advance(self, task: Any, loss: float) -> None:
+        if self._progress is not None:
+            self._progress.update(task, advance=1, loss=loss)
+
+
+@contextmanager
+def _single_thread() -> Iterator[None]:
+    # A model this small gains nothing from intra-op threads, and on a busy machine their
+    # spin-waits can turn a 0.1 s epoch into seconds; one thread also keeps the numbers
+    # independent of the core count.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@contextmanager
+def _progress_bars(console: Any) -> Iterator[_Progress]:
+    if console is None:
+        yield _Progress()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs  loss {task.fields[loss]:.3f}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        yield _Progress(progress)
+
+
+def _console(quiet: bool) -> Any:
+    if quiet:
+        return None
+    try:
+        from rich.console import Console
+    except ImportError:
+        raise ConfigError(
+            "the demo's progress bars and table need rich, which is not installed; install "
+            "it with: pip install 'pypaddle[cli]' (or pass quiet=True)"
+        ) from None
+    return Console()

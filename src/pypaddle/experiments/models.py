@@ -1,0 +1,379 @@
+"""The models an experiment config can name in its ``[model]`` table, and DAN structures.
+
+A model builder returns a :class:`BuiltModel`: the module, the structure it was built
+from (if any) and the masked layers whose mask entries are that structure's edges.
+A DAN's structure comes from ``structure = {graphml = "file.graphml"}`` (or ``.json``,
+read by :func:`pypaddle.graph.read`) or from a generator, ``structure = {generator =
+"watts_strogatz", n = 64, k = 4, p = 0.3}``: the priors of :mod:`pypaddle.graph` in
+:data:`STRUCTURES`, or any networkx generator as ``"networkx.<name>"``, whose undirected
+(or cyclic) graph is oriented by label: every edge points from the smaller label to the
+larger.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import networkx as nx
+import torch
+from torch import nn
+
+from pypaddle.data import Split
+from pypaddle.errors import ConfigError, GraphFileError
+from pypaddle.experiments.options import option
+from pypaddle.experiments.registry import MODELS
+from pypaddle.graph import (
+    CachedLayeredGraph,
+    barabasi_albert,
+    complete_layered,
+    erdos_renyi,
+    random_layered,
+    watts_strogatz,
+)
+from pypaddle.graph import read as read_structure
+from pypaddle.sparse import (
+    DeepCellDAN,
+    MaskableModule,
+    MaskedConvNet,
+    MaskedDeepDAN,
+    MaskedDeepFFN,
+    MaskedGRU,
+    MaskedLinearLayer,
+    MaskedLSTM,
+    MaskedRNN,
+    conv_bn_relu_cell,
+    masked_lenet5,
+    masked_vgg,
+    separable_conv_cell,
+)
+
+__all__ = [
+    "ACTIVATIONS",
+    "STRUCTURES",
+    "BuiltModel",
+    "CellsOptions",
+    "CnnOptions",
+    "DanOptions",
+    "FfnOptions",
+    "RnnOptions",
+    "SequenceClassifier",
+    "structure",
+]
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+}
+
+
+def _small_world_layered(
+    layers: int = 4, width: int = 64, neighbours: int = 8, p: float = 0.1, *, seed: int = 0
+) -> nx.DiGraph:
+    from pypaddle.experiments.demo import _small_world_layered as build
+
+    return build(layers, width, neighbours, p, seed=seed)
+
+
+STRUCTURES: dict[str, Callable[..., nx.Graph]] = {
+    "erdos_renyi": erdos_renyi,
+    "watts_strogatz": watts_strogatz,
+    "barabasi_albert": barabasi_albert,
+    "random_layered": random_layered,
+    "complete_layered": complete_layered,
+    "small_world_layered": _small_world_layered,
+}
+"""Structure generators by name: keyword parameters from the config, ``seed`` from the run.
+
+Besides these, ``"networkx.<name>"`` names any graph generator of networkx (e.g.
+``"networkx.random_geometric_graph"``); its graph is oriented by label.
+"""
+
+
+def _generator(name: Any) -> Callable[..., nx.Graph] | None:
+    if name in STRUCTURES:
+        return STRUCTURES[name]
+    if isinstance(name, str) and name.startswith("networkx."):
+        function = getattr(nx, name.removeprefix("networkx."), None)
+        module = getattr(function, "__module__", "") or ""
+        if callable(function) and module.startswith("networkx.generators"):
+            return function
+    return None
+
+
+def _orient_by_label(graph: nx.Graph) -> CachedLayeredGraph:
+    dag = CachedLayeredGraph()
+    dag.add_nodes_from(graph.nodes(data=True))
+    ordered = sorted(graph.nodes)
+    rank = dict(zip(ordered, range(len(ordered))))
+    dag.add_edges_from((u, v) if rank[u] < rank[v] else (v, u) for u, v in graph.edges if u != v)
+    return dag
+
+
+def check_generator(table: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
+    """Check a ``{generator = ..., **parameters}`` table; return the name and parameters."""
+    name = table.get("generator")
+    generator = _generator(name)
+    if generator is None:
+        raise ConfigError(
+            f"{path}.generator = {name!r} is not allowed; allowed values: "
+            + ", ".join(repr(choice) for choice in STRUCTURES)
+            + ", 'networkx.<any networkx graph generator>' (or give graphml = 'file.graphml')"
+        )
+    parameters = {key: value for key, value in table.items() if key != "generator"}
+    accepted = {
+        key: parameter
+        for key, parameter in inspect.signature(generator).parameters.items()
+        if key != "create_using" and parameter.kind is not inspect.Parameter.VAR_KEYWORD
+    }
+    for key in parameters:
+        if key not in accepted:
+            raise ConfigError(
+                f"{path}.{key} is not a parameter of {name}; allowed keys: {', '.join(accepted)}"
+            )
+    missing = [
+        key
+        for key, parameter in accepted.items()
+        if parameter.default is inspect.Parameter.empty and key not in parameters
+    ]
+    if missing:
+        raise ConfigError(f"{path}.{missing[0]} is missing; {name} needs {', '.join(missing)}")
+    return name, parameters
+
+
+def structure(table: dict[str, Any], *, seed: int, path: str = "model.structure") -> nx.DiGraph:
+    """Build the structure a ``{graphml = ...}`` or ``{generator = ..., **parameters}`` names.
+
+    A generator's ``seed`` defaults to the experiment's. Raises ConfigError naming the
+    key for an unknown generator or parameter, and GraphFileError (a ValueError) for a
+    GraphML file that is not a DAG.
+
+    Examples
+    --------
+    >>> table = {"generator": "networkx.watts_strogatz_graph", "n": 10, "k": 2, "p": 0.0}
+    >>> dag = structure(table, seed=0)
+    >>> sorted(dag.edges)[:3], nx.is_directed_acyclic_graph(dag)
+    ([(0, 1), (0, 9), (1, 2)], True)
+    """
+    if "graphml" in table:
+        if set(table) != {"graphml"}:
+            raise ConfigError(f"{path}: a graphml structure takes no other keys, got {table}")
+        try:
+            return read_structure(table["graphml"])
+        except FileNotFoundError:
+            raise ConfigError(f"{path}.graphml = {table['graphml']!r} does not exist") from None
+        except GraphFileError as error:
+            raise type(error)(f"{path}.graphml: {error}") from None
+    name, parameters = check_generator(table, path)
+    generator = _generator(name)
+    if "seed" in inspect.signature(generator).parameters:
+        parameters.setdefault("seed", seed)
+    try:
+        generated = generator(**parameters)
+    except (nx.NetworkXError, TypeError, ValueError) as error:
+        raise ConfigError(f"{path}: {name}({parameters}) failed: {error}") from None
+    if generated.is_directed() and nx.is_directed_acyclic_graph(generated):
+        return generated
+    return _orient_by_label(generated)
+
+
+@dataclass
+class BuiltModel:
+    """A model and, if it was built from one, its structure and the layers holding its edges.
+
+    ``current_structure`` reads the structure back from the masks (after pruning: the
+    surviving graph); None for models that are not graph-shaped.
+    """
+
+    module: nn.Module
+    structure: nx.DiGraph | None = None
+    structure_layers: list[MaskableModule] = field(default_factory=list)
+    current_structure: Callable[[], nx.DiGraph] | None = None
+
+
+@dataclass(frozen=True)
+class FfnOptions:
+    hidden_layers: list[int] = option([100], minimum=1)
+    activation: str = option("relu", choices=tuple(ACTIVATIONS))
+    use_layer_norm: bool = False
+
+
+@MODELS.add("ffn", FfnOptions, description="MaskedDeepFFN: a masked feed-forward network")
+def _ffn(options: FfnOptions, *, split: Split, seed: int) -> BuiltModel:
+    model = MaskedDeepFFN(
+        split.input_shape,
+        split.num_outputs,
+        options.hidden_layers,
+        use_layer_norm=options.use_layer_norm,
+        activation=ACTIVATIONS[options.activation],
+    )
+    return BuiltModel(
+        model,
+        model.generate_structure(),
+        list(model.layers_main_hidden[1:]),
+        model.generate_structure,
+    )
+
+
+@dataclass(frozen=True)
+class DanOptions:
+    structure: dict = option(
+        {"generator": "watts_strogatz", "n": 64, "k": 4, "p": 0.3}, path=("graphml",)
+    )
+    activation: str = option("relu", choices=tuple(ACTIVATIONS))
+    use_layer_norm: bool = False
+
+    def check(self, path: str) -> None:
+        """Check the structure table when the config is loaded (a GraphML file is read)."""
+        if "graphml" not in self.structure:
+            check_generator(self.structure, f"{path}.structure")
+        else:
+            structure(self.structure, seed=0, path=f"{path}.structure")
+
+
+@MODELS.add("dan", DanOptions, description="MaskedDeepDAN: one neuron per vertex of a DAG")
+def _dan(options: DanOptions, *, split: Split, seed: int) -> BuiltModel:
+    graph = structure(options.structure, seed=seed)
+    model = MaskedDeepDAN(
+        split.input_shape,
+        split.num_outputs,
+        graph,
+        use_layer_norm=options.use_layer_norm,
+        activation=ACTIVATIONS[options.activation],
+    )
+    return BuiltModel(model, graph, list(model.layers_main_hidden[1:]), model.generate_structure)
+
+
+def _image_shape(split: Split, model: str) -> tuple[int, int, int]:
+    shape = split.input_shape
+    if len(shape) != 3:
+        raise ConfigError(
+            f"a {model} model needs images [channels, height, width], but the data's samples "
+            f"have shape {shape}; for the digits set data.image = true"
+        )
+    return shape
+
+
+@dataclass(frozen=True)
+class CnnOptions:
+    preset: str = option("custom", choices=("custom", "lenet5", "vgg11", "vgg13", "vgg16"))
+    blocks: list[int | str] = option([16, "M", 32, "M"], help='channels, or "M"/"A" pooling')
+    hidden_layers: list[int] = option([64], minimum=1)
+    kernel_size: int = option(3, minimum=1)
+    batch_norm: bool = False
+    width: float = option(0.25, above=0.0, help="channel scale of the VGG presets")
+    activation: str = option("relu", choices=tuple(ACTIVATIONS))
+
+
+@MODELS.add("cnn", CnnOptions, description="MaskedConvNet: masked conv blocks and a classifier")
+def _cnn(options: CnnOptions, *, split: Split, seed: int) -> BuiltModel:
+    shape = _image_shape(split, "cnn")
+    activation = ACTIVATIONS[options.activation]
+    if options.preset == "lenet5":
+        model = masked_lenet5(shape, split.num_outputs, activation=activation)
+    elif options.preset.startswith("vgg"):
+        model = masked_vgg(
+            int(options.preset[3:]),
+            shape,
+            split.num_outputs,
+            width=options.width,
+            batch_norm=options.batch_norm,
+            activation=activation,
+        )
+    else:
+        model = MaskedConvNet(
+            shape,
+            split.num_outputs,
+            options.blocks,
+            hidden_layers=options.hidden_layers,
+            kernel_size=options.kernel_size,
+            batch_norm=options.batch_norm,
+            activation=activation,
+        )
+    return BuiltModel(model)
+
+
+class SequenceClassifier(nn.Module):
+    """A masked recurrent net reading each sample as ``steps`` rows, then a masked linear head.
+
+    The features of a sample (any shape) are flattened and cut into ``steps`` equal rows
+    (an 8x8 digit: 8 steps of 8 pixels); the head reads the last step's output.
+    """
+
+    def __init__(
+        self, recurrent: nn.Module, steps: int, features: int, hidden: int, outputs: int
+    ) -> None:
+        super().__init__()
+        self.steps, self.features = steps, features
+        self.recurrent = recurrent
+        self.head = MaskedLinearLayer(hidden, outputs)
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        sequence = input.reshape(input.shape[0], self.steps, self.features)
+        output, _ = self.recurrent(sequence.to(self.head.weight.dtype))
+        return self.head(output[:, -1])
+
+
+_RECURRENT = {"lstm": MaskedLSTM, "gru": MaskedGRU, "rnn": MaskedRNN}
+
+
+@dataclass(frozen=True)
+class RnnOptions:
+    cell: str = option("lstm", choices=tuple(_RECURRENT))
+    hidden_size: int = option(64, minimum=1)
+    num_layers: int = option(1, minimum=1)
+    steps: int = option(8, minimum=1, help="the features of a sample are read as this many rows")
+
+
+@MODELS.add("rnn", RnnOptions, description="MaskedLSTM/GRU/RNN reading samples row by row")
+def _rnn(options: RnnOptions, *, split: Split, seed: int) -> BuiltModel:
+    features, rest = divmod(split.num_features, options.steps)
+    if rest:
+        raise ConfigError(
+            f"model.steps = {options.steps} does not divide the {split.num_features} features "
+            "of a sample; give a divisor"
+        )
+    recurrent = _RECURRENT[options.cell](
+        features, options.hidden_size, num_layers=options.num_layers, batch_first=True
+    )
+    model = SequenceClassifier(
+        recurrent, options.steps, features, options.hidden_size, split.num_outputs
+    )
+    return BuiltModel(model)
+
+
+_CELLS = {"conv_bn_relu": conv_bn_relu_cell, "separable_conv": separable_conv_cell}
+
+
+@dataclass(frozen=True)
+class CellsOptions:
+    structure: dict = option(
+        {"generator": "watts_strogatz", "n": 16, "k": 4, "p": 0.75}, path=("graphml",)
+    )
+    cell: str = option("conv_bn_relu", choices=tuple(_CELLS))
+    kernel_size: int = option(3, minimum=1)
+    output_channels: int = option(32, minimum=1)
+
+    def check(self, path: str) -> None:
+        DanOptions.check(self, path)  # the same structure table
+
+
+@MODELS.add("cells", CellsOptions, description="DeepCellDAN: one conv cell per vertex")
+def _cells(options: CellsOptions, *, split: Split, seed: int) -> BuiltModel:
+    shape = _image_shape(split, "cells")
+    graph = structure(options.structure, seed=seed)
+    model = DeepCellDAN(
+        split.num_outputs,
+        shape[0],
+        functools.partial(_CELLS[options.cell], kernel_size=options.kernel_size),
+        graph,
+        output_channels=options.output_channels,
+    )
+    return BuiltModel(model, graph, current_structure=model.cell_structure)

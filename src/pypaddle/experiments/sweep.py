@@ -1,0 +1,304 @@
+"""Many experiments: grid and random spaces over any config key, run crash-safe and resumable.
+
+A sweep file names a base experiment and the keys to vary, by their dotted path::
+
+    [sweep]
+    name = "priors"
+    base = "experiment.toml"       # or an inline [experiment] table
+    samples = 2                    # random draws per grid point (with [sweep.random])
+    seed = 0                       # seed of the random draws
+
+    [sweep.grid]
+    "model.structure.generator" = ["watts_strogatz", "erdos_renyi"]
+    seed = [0, 1]
+
+    [sweep.random]
+    "training.learning_rate" = { log_uniform = [1e-4, 1e-2] }
+
+Every trial's config is validated before the first one starts. A trial is identified by a
+hash of its resolved config and runs in a hidden ``trials/.ID.partial-*`` folder that is
+renamed to ``trials/ID`` only when it finished, so ``trials/ID`` exists if and only if the
+trial is complete: re-running the sweep skips it, and a killed sweep (or worker) loses no
+finished trial and leaves no half-written file in one. :mod:`pypaddle.experiments.backends`
+runs the trials on a local process pool or as Ray tasks.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import logging
+import math
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pypaddle.errors import ConfigError, ExperimentError
+from pypaddle.experiments._files import atomic_write_text, check_output_folder
+from pypaddle.experiments.config import parse_config, read_toml, to_toml
+from pypaddle.experiments.options import option, parse_options
+
+__all__ = ["SweepSpec", "Trial", "load_sweep", "parse_sweep", "run_sweep"]
+
+LOG = logging.getLogger("pypaddle.experiments")
+SWEEP_NAME = "sweep.toml"
+DISTRIBUTIONS = ("choice", "uniform", "log_uniform", "int_uniform")
+
+
+@dataclass(frozen=True)
+class _SweepOptions:
+    name: str = "sweep"
+    base: str | None = option(None, path=True, help="the base experiment's TOML file")
+    samples: int = option(1, minimum=1)
+    seed: int = option(0, minimum=0)
+    workers: int = option(2, minimum=1)
+    grid: dict = option({})
+    random: dict = option({})
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One point of the space: the values it sets and the resolved config it runs."""
+
+    index: int
+    overrides: dict[str, Any]
+    config: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        """A short hash of the resolved config: the trial's folder name."""
+        return hashlib.sha256(to_toml(self.config).encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """A validated sweep: its name, options, trials and the text that identifies it."""
+
+    name: str
+    workers: int
+    trials: list[Trial]
+    swept_keys: list[str]
+    identity: str
+
+
+def _set_dotted(table: dict[str, Any], key: str, value: Any) -> None:
+    parts = key.split(".")
+    for part in parts[:-1]:
+        table = table.setdefault(part, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"sweep key {key!r}: {part!r} is not a table in the base config")
+    table[parts[-1]] = value
+
+
+def _draw(spec: Any, key: str, rng: np.random.Generator) -> Any:
+    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
+        raise ConfigError(
+            f"sweep.random.{key} = {spec!r} must be one of "
+            + ", ".join(f"{{ {name} = [...] }}" for name in DISTRIBUTIONS)
+        )
+    ((kind, values),) = spec.items()
+    if kind == "choice":
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep.random.{key}.choice must be a non-empty list")
+        return values[int(rng.integers(len(values)))]
+    if not (isinstance(values, list) and len(values) == 2 and values[0] < values[1]):
+        raise ConfigError(f"sweep.random.{key}.{kind} = {values!r} must be [low, high], low < high")
+    low, high = values
+    if kind == "uniform":
+        return float(rng.uniform(low, high))
+    if kind == "int_uniform":
+        return int(rng.integers(low, high + 1))
+    if low <= 0:
+        raise ConfigError(f"sweep.random.{key}.log_uniform needs low > 0, got {low}")
+    return float(math.exp(rng.uniform(math.log(low), math.log(high))))
+
+
+def parse_sweep(table: dict[str, Any], *, base: Path | None = None) -> SweepSpec:
+    """Validate a sweep (as read from TOML) and expand it into trials; nothing runs.
+
+    Examples
+    --------
+    >>> spec = parse_sweep({
+    ...     "sweep": {"grid": {"seed": [0, 1], "training.epochs": [1, 2]}},
+    ...     "experiment": {"model": {"name": "ffn", "hidden_layers": [8]}}})
+    >>> [trial.overrides for trial in spec.trials][:2]
+    [{'seed': 0, 'training.epochs': 1}, {'seed': 0, 'training.epochs': 2}]
+    >>> parse_sweep({"sweep": {"grid": {"training.epoch": [1]}}, "experiment": {}})
+    Traceback (most recent call last):
+    ...
+    pypaddle.errors.ConfigError: trial 0 (training.epoch = 1): training.epoch is not a known key; allowed keys: batch_size, epochs, learning_rate, momentum, optimizer, weight_decay
+    """  # noqa: E501
+    unknown = set(table) - {"sweep", "experiment"}
+    if unknown:
+        raise ConfigError(
+            f"{sorted(unknown)[0]} is not a known sweep table; allowed: [sweep], [experiment]"
+        )
+    options = parse_options(_SweepOptions, table.get("sweep", {}), "sweep", base=base)
+    if (options.base is None) == ("experiment" not in table):
+        raise ConfigError(
+            "a sweep needs its base experiment: sweep.base = 'file.toml' or an [experiment] "
+            "table (exactly one of them)"
+        )
+    if options.base is not None:
+        experiment, experiment_base = read_toml(options.base), Path(options.base).parent
+    else:
+        experiment, experiment_base = table["experiment"], base
+    for key, values in options.grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"sweep.grid.{key} = {values!r} must be a non-empty list of values")
+    rng = np.random.default_rng(options.seed)
+    samples = options.samples if options.random else 1
+    trials = []
+    for point in itertools.product(*options.grid.values()):
+        for _ in range(samples):
+            overrides = dict(zip(options.grid, point))
+            overrides.update({key: _draw(spec, key, rng) for key, spec in options.random.items()})
+            config = copy.deepcopy(experiment)
+            for key, value in overrides.items():
+                _set_dotted(config, key, value)
+            try:
+                resolved = parse_config(config, base=experiment_base).to_dict()
+            except ConfigError as error:
+                where = ", ".join(f"{key} = {value!r}" for key, value in overrides.items())
+                raise ConfigError(f"trial {len(trials)} ({where}): {error}") from None
+            trials.append(Trial(len(trials), overrides, resolved))
+    identity = to_toml(
+        {
+            "name": options.name,
+            "trials": {trial.id: json.dumps(trial.overrides) for trial in trials},
+        }
+    )
+    return SweepSpec(
+        options.name, options.workers, trials, [*options.grid, *options.random], identity
+    )
+
+
+def load_sweep(path: str | Path) -> SweepSpec:
+    """Read and validate a sweep TOML file (relative file names: from its folder)."""
+    path = Path(path)
+    return parse_sweep(read_toml(path), base=path.resolve().parent)
+
+
+def prepare_folder(spec: SweepSpec, out_dir: Path) -> list[Trial]:
+    """Check and claim the sweep folder; return the trials that still have to run.
+
+    Leftover partial folders of killed trials are removed.
+    """
+    check_output_folder(
+        out_dir,
+        SWEEP_NAME,
+        spec.identity,
+        what="sweep",
+        differs=lambda old: "its trials or name differ",
+    )
+    trials_dir = out_dir / "trials"
+    trials_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / SWEEP_NAME, spec.identity)
+    for partial in trials_dir.glob(".*.partial-*"):
+        shutil.rmtree(partial, ignore_errors=True)
+    return [trial for trial in spec.trials if not (trials_dir / trial.id).is_dir()]
+
+
+def sweep_trials(
+    spec: SweepSpec,
+    out_dir: Path,
+    run: Callable[[list[Trial], Path], None],
+) -> list[dict[str, Any]]:
+    """Run the unfinished trials of ``spec`` with ``run`` and return every trial's result."""
+    pending = prepare_folder(spec, out_dir)
+    if pending:
+        run(pending, out_dir / "trials")
+    return collect(spec, out_dir)
+
+
+def collect(spec: SweepSpec, out_dir: Path) -> list[dict[str, Any]]:
+    """The finished trials' results (``result.json``), each with its overrides and id."""
+    results = []
+    for trial in spec.trials:
+        path = out_dir / "trials" / trial.id / "result.json"
+        if path.is_file():
+            result = json.loads(path.read_text())
+            results.append({"trial": trial.index, "id": trial.id, **trial.overrides, **result})
+    return results
+
+
+def run_sweep(
+    sweep: SweepSpec | str | Path,
+    out_dir: str | Path,
+    *,
+    backend: str = "local",
+    address: str | None = None,
+    workers: int | None = None,
+    quiet: bool = False,
+) -> list[dict[str, Any]]:
+    """Run every unfinished trial of a sweep, then write its report; return the results.
+
+    ``backend`` is ``"local"`` (a pool of ``workers`` processes, the sweep's
+    ``sweep.workers`` by default) or ``"ray"`` (Ray tasks; ``address`` of an existing
+    cluster, or a local Ray with ``workers`` CPUs). Writes ``trials.csv`` (one row per
+    trial), ``rounds.csv`` (one row per trial and round) and ``report.png`` into
+    ``out_dir``. A failed trial is reported (``status`` in ``trials.csv``) and run again
+    when the sweep is re-run; the others go on.
+    """
+    from pypaddle.experiments import backends
+    from pypaddle.experiments._progress import _console
+    from pypaddle.experiments.sweep_report import write_sweep_report
+
+    spec = sweep if isinstance(sweep, SweepSpec) else load_sweep(sweep)
+    if backend not in backends.BACKENDS:
+        raise ConfigError(f"backend = {backend!r} is not allowed; allowed values: local, ray")
+    if address is not None and backend != "ray":
+        raise ConfigError(f"address = {address!r} is for a Ray cluster; add --backend ray")
+    workers = spec.workers if workers is None else workers
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"workers = {workers!r} must be an int >= 1")
+    out_dir = Path(out_dir)
+    console = _console(quiet)
+    failures: dict[str, str] = {}
+
+    def run(pending: list[Trial], trials_dir: Path) -> None:
+        skipped = len(spec.trials) - len(pending)
+        if console is not None and skipped:
+            console.print(f"{skipped} of {len(spec.trials)} trials already finished: skipped")
+        bar = None
+        if console is not None:
+            from rich.progress import Progress
+
+            bar = Progress(console=console)
+            bar.start()
+            task = bar.add_task(f"sweep {spec.name}", total=len(pending))
+
+        def done(trial: Trial, error: str | None) -> None:
+            if error is not None:
+                failures[trial.id] = error
+                LOG.warning("trial %d (%s) failed: %s", trial.index, trial.id, error)
+            if bar is not None:
+                bar.advance(task)
+
+        try:
+            if backend == "ray":
+                backends.run_ray(pending, trials_dir, workers=workers, done=done, address=address)
+            else:
+                backends.run_local(pending, trials_dir, workers=workers, done=done)
+        finally:
+            if bar is not None:
+                bar.stop()
+
+    results = sweep_trials(spec, out_dir, run)
+    table = write_sweep_report(spec, results, failures, out_dir)
+    if console is not None:
+        console.print(table)
+        console.print(f"wrote trials.csv, rounds.csv and report.png into {out_dir}")
+    if failures:
+        first = next(iter(failures.items()))
+        raise ExperimentError(
+            f"{len(failures)} of {len(spec.trials)} trials failed (trial {first[0]}: "
+            f"{first[1]}); the finished ones are kept, re-run the sweep to retry the others"
+        )
+    return results
