@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib.util
 import numbers
-import operator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from pypaddle.experiments._progress import _console, _Progress, _progress_bars, 
 from pypaddle.experiments._training import accuracy, train_epoch
 from pypaddle.experiments.report import plot_accuracy_vs_density, results_table, write_results
 from pypaddle.graph import CachedLayeredGraph
+from pypaddle.graph._arguments import check_count
 from pypaddle.prune import prune
 from pypaddle.sparse import MaskedDeepDAN, MaskedLinearLayer, maskable_layers
 
@@ -96,16 +96,6 @@ def _prune_edges_by_magnitude(model: MaskedDeepDAN, fraction: float) -> None:
     prune(layers, fraction, criterion="magnitude", scope="global")
     for layer in layers:
         layer.apply_mask()
-
-
-def _check_int(value: Any, name: str, minimum: int) -> int:
-    try:
-        number = operator.index(value)
-    except TypeError:
-        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}") from None
-    if number < minimum:
-        raise ConfigError(f"{name} must be an int >= {minimum}, got {number}")
-    return number
 
 
 def _is_real(value: Any) -> bool:
@@ -257,11 +247,11 @@ def run_demo(
     >>> [(result["round"], result["edges"]) for result in results]
     [(0, 1527), (1, 763)]
     """
-    seed = _check_int(seed, "seed", 0)
-    epochs = _check_int(epochs, "epochs", 1)
-    rounds = _check_int(rounds, "rounds", 0)
-    retrain_epochs = _check_int(retrain_epochs, "retrain_epochs", 0)
-    batch_size = _check_int(batch_size, "batch_size", 1)
+    seed = check_count(seed, "seed", 0)
+    epochs = check_count(epochs, "epochs", 1)
+    rounds = check_count(rounds, "rounds", 0)
+    retrain_epochs = check_count(retrain_epochs, "retrain_epochs", 0)
+    batch_size = check_count(batch_size, "batch_size", 1)
     if not (_is_real(prune_fraction) and 0.0 < prune_fraction < 1.0):
         raise ConfigError(f"prune_fraction must be a float in (0, 1), got {prune_fraction!r}")
     if not (_is_real(learning_rate) and learning_rate > 0.0):
