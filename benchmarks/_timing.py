@@ -82,23 +82,28 @@ def compare(
 ) -> Comparison:
     """Time ``subject`` against ``reference`` in interleaved rounds.
 
-    Each round times a block of ``number`` calls of each (calibrated to about
-    ``block_seconds`` per block when ``number`` is None), alternating which goes first.
+    Each round times a block of calls of each, alternating which goes first: ``number``
+    calls of both when given, otherwise as many calls of each as fill about
+    ``block_seconds``. Calibrating each side on its own matters when their speeds differ
+    a lot: a fast model timed one call at a time right after a slow one would always run
+    with the caches the slow one left cold, which no real workload does.
     """
     for _ in range(warmup):
         subject()
         reference()
     if number is None:
-        slower = max(_block(subject, 1), _block(reference, 1), 1e-9)
-        number = max(1, math.ceil(block_seconds / slower))
+        subject_number = max(1, math.ceil(block_seconds / max(_block(subject, 1), 1e-9)))
+        reference_number = max(1, math.ceil(block_seconds / max(_block(reference, 1), 1e-9)))
+    else:
+        subject_number = reference_number = number
     subject_times, reference_times, ratios = [], [], []
     for round_ in range(rounds):
         if round_ % 2 == 0:
-            subject_time = _block(subject, number)
-            reference_time = _block(reference, number)
+            subject_time = _block(subject, subject_number)
+            reference_time = _block(reference, reference_number)
         else:
-            reference_time = _block(reference, number)
-            subject_time = _block(subject, number)
+            reference_time = _block(reference, reference_number)
+            subject_time = _block(subject, subject_number)
         subject_times.append(subject_time)
         reference_times.append(reference_time)
         ratios.append(subject_time / reference_time)
