@@ -9,7 +9,13 @@ from torch import nn
 
 from pypaddle.deploy import count
 from pypaddle.errors import InputTypeError
-from pypaddle.sparse import MaskedConv2d, MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer
+from pypaddle.sparse import (
+    MaskedConv2d,
+    MaskedDeepDAN,
+    MaskedDeepFFN,
+    MaskedLinearLayer,
+    MaskedLSTM,
+)
 
 
 class TestLinear:
@@ -77,6 +83,21 @@ class TestConvolution:
     def test_grouped_conv(self):
         model = nn.Conv1d(4, 6, 3, groups=2)
         assert count(model, torch.randn(1, 4, 10)).macs == 6 * 2 * 3 * 8
+
+
+class TestRecurrent:
+    def test_lstm_weights_are_applied_once_per_step(self):
+        # weight_ih [16, 3] and weight_hh [16, 4] per direction, 7 steps
+        model = MaskedLSTM(3, 4, batch_first=True, bidirectional=True)
+        model.weight_hh_l0_mask[:, 0] = False  # 16 entries
+        counts = count(model, torch.randn(2, 7, 3))
+        assert counts.macs == 7 * 2 * (16 * 3 + 16 * 4)
+        assert counts.effective_macs == counts.macs - 7 * 16
+        assert count(model, torch.randn(7, 3)).macs == counts.macs  # unbatched
+
+    def test_plain_gru_and_sequence_first_input(self):
+        counts = count(nn.GRU(3, 4, num_layers=2), torch.randn(5, 2, 3))
+        assert counts.macs == counts.effective_macs == 5 * (12 * 3 + 12 * 4 + 12 * 4 + 12 * 4)
 
 
 class TestContract:
