@@ -156,10 +156,11 @@ def count(model: nn.Module, example_input: Any) -> Counts:
     """Count parameters and multiply-accumulates (MACs) per sample, per layer and in total.
 
     ``example_input`` is run through ``model`` once (under ``torch.no_grad``) with forward
-    hooks on its linear and convolution layers, so a convolution's MACs follow from its real
-    output size. A layer's dense MACs are ``weight entries x output positions`` (for a
-    convolution, ``out x in/groups x kernel x output pixels``; for a recurrent net, all its
-    weight entries x time steps); its effective MACs count only the weights its masks keep. The hidden layers of a :class:`MaskedDeepDAN` run inside one
+    hooks on its linear, convolution and recurrent layers, so a convolution's MACs follow
+    from its real output size. A layer's dense MACs are ``weight entries x output
+    positions`` (for a convolution, ``out x in/groups x kernel x output pixels``; for a
+    recurrent net, all its weight entries x time steps); its effective MACs count only the
+    weights its masks keep. The hidden layers of a :class:`MaskedDeepDAN` run inside one
     kernel that no hook sees; they are counted from their shapes (one position each).
     The model is left as it was: the hooks are removed and its training mode restored.
 
