@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from pypaddle.deploy import count
+from pypaddle.deploy import count, to_sparse
 from pypaddle.errors import InputTypeError
 from pypaddle.sparse import (
     MaskedConv2d,
@@ -83,6 +83,20 @@ class TestConvolution:
     def test_grouped_conv(self):
         model = nn.Conv1d(4, 6, 3, groups=2)
         assert count(model, torch.randn(1, 4, 10)).macs == 6 * 2 * 3 * 8
+
+
+def test_sparse_kernel_layers_count_as_the_masked_layers_they_replace():
+    torch.manual_seed(0)
+    model = MaskedDeepFFN(6, 3, [8])
+    model.layers_main_hidden[0].mask &= torch.rand(8, 6) < 0.4
+    model.layers_main_hidden[0].prune_neurons([0])
+    fast = to_sparse(model, rule=lambda density, *shape: True)
+    assert type(fast.layers_main_hidden[0]).__name__ == "SparseLinear"
+    x = torch.randn(1, 6)
+    sparse, masked = count(fast, x).as_dict(), count(model, x).as_dict()
+    for layer in sparse["layers"] + masked["layers"]:
+        del layer["kind"]
+    assert sparse == masked
 
 
 class TestRecurrent:

@@ -11,6 +11,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from pypaddle.deploy._modes import evaluating
+from pypaddle.deploy.sparse_kernels import SparseLinear
 from pypaddle.errors import InputTypeError
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.masked import MaskableModule
@@ -18,7 +19,7 @@ from pypaddle.sparse.masked import MaskableModule
 __all__ = ["Counts", "LayerCount", "count"]
 
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
-_COUNTED = (*_WEIGHTED, nn.RNNBase)
+_COUNTED = (*_WEIGHTED, nn.RNNBase, SparseLinear)
 
 
 @dataclass(frozen=True)
@@ -106,9 +107,19 @@ class Counts:
         return self.table()
 
 
+def _params(module: nn.Module) -> int:
+    """Parameters of ``module`` itself (a SparseLinear's weight and bias as if dense)."""
+    if isinstance(module, SparseLinear):
+        return (module.in_features + 1) * module.out_features
+    return sum(parameter.numel() for parameter in module.parameters(recurse=False))
+
+
 def _active_params(module: nn.Module) -> int:
     """Parameters of ``module`` itself that its masks keep (all of them without masks)."""
-    total = sum(parameter.numel() for parameter in module.parameters(recurse=False))
+    if isinstance(module, SparseLinear):
+        # masked weights and biases are stored as zeros (a masked bias) or not at all
+        return module.weight.values().numel() + int(module.bias.count_nonzero())
+    total = _params(module)
     if not isinstance(module, MaskableModule):
         return total
     for _, mask in module.masked_parameters():
@@ -133,6 +144,8 @@ def _weight_density(module: nn.Module) -> tuple[int, int]:
         )
         return entries, active
     weight = module.weight
+    if isinstance(module, SparseLinear):
+        return module.in_features * module.out_features, weight.values().numel()
     if isinstance(module, MaskableModule) and "mask" in module._buffers:
         return weight.numel(), int(module.mask.sum())
     return weight.numel(), weight.numel()
@@ -205,7 +218,7 @@ def count(model: nn.Module, example_input: Any) -> Counts:
 
     layers = []
     for name, module in model.named_modules():
-        params = sum(parameter.numel() for parameter in module.parameters(recurse=False))
+        params = _params(module)
         if params == 0 and module not in positions:
             continue
         macs = effective = 0
