@@ -431,6 +431,22 @@ class TestBadInput:
         with pytest.raises(StructureError, match="Softmax"):
             compact(model)
 
+    @pytest.mark.parametrize("model_class", ["ffn", "dan"])
+    @pytest.mark.parametrize("activation", [nn.Softmax(dim=1), nn.PReLU(4)])
+    def test_activation_that_mixes_neurons_is_refused(self, model_class, activation):
+        # Removing a neuron changes what a softmax gives the others; a PReLU with one
+        # parameter per neuron cannot run on a narrower layer.
+        torch.manual_seed(0)
+        if model_class == "ffn":
+            model = MaskedDeepFFN(5, 2, [4, 4], activation=activation)
+        else:
+            model = MaskedDeepDAN(5, 2, nx.DiGraph([(0, 1), (2, 3)]), activation=activation)
+        prune(model, 1, scope="layer", granularity="neuron")
+        state = copy.deepcopy(model.state_dict())
+        with pytest.raises(StructureError, match=type(activation).__name__):
+            compact(model)
+        assert all(torch.equal(state[key], value) for key, value in model.state_dict().items())
+
     def test_custom_forward_is_refused(self):
         class Custom(nn.Module):
             def __init__(self):

@@ -7,9 +7,15 @@ import pytest
 import torch
 from torch import nn
 
-from pypaddle.deploy import count
+from pypaddle.deploy import count, to_sparse
 from pypaddle.errors import InputTypeError
-from pypaddle.sparse import MaskedConv2d, MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer
+from pypaddle.sparse import (
+    MaskedConv2d,
+    MaskedDeepDAN,
+    MaskedDeepFFN,
+    MaskedLinearLayer,
+    MaskedLSTM,
+)
 
 
 class TestLinear:
@@ -77,6 +83,35 @@ class TestConvolution:
     def test_grouped_conv(self):
         model = nn.Conv1d(4, 6, 3, groups=2)
         assert count(model, torch.randn(1, 4, 10)).macs == 6 * 2 * 3 * 8
+
+
+def test_sparse_kernel_layers_count_as_the_masked_layers_they_replace():
+    torch.manual_seed(0)
+    model = MaskedDeepFFN(6, 3, [8])
+    model.layers_main_hidden[0].mask &= torch.rand(8, 6) < 0.4
+    model.layers_main_hidden[0].prune_neurons([0])
+    fast = to_sparse(model, rule=lambda density, *shape: True)
+    assert type(fast.layers_main_hidden[0]).__name__ == "SparseLinear"
+    x = torch.randn(1, 6)
+    sparse, masked = count(fast, x).as_dict(), count(model, x).as_dict()
+    for layer in sparse["layers"] + masked["layers"]:
+        del layer["kind"]
+    assert sparse == masked
+
+
+class TestRecurrent:
+    def test_lstm_weights_are_applied_once_per_step(self):
+        # weight_ih [16, 3] and weight_hh [16, 4] per direction, 7 steps
+        model = MaskedLSTM(3, 4, batch_first=True, bidirectional=True)
+        model.weight_hh_l0_mask[:, 0] = False  # 16 entries
+        counts = count(model, torch.randn(2, 7, 3))
+        assert counts.macs == 7 * 2 * (16 * 3 + 16 * 4)
+        assert counts.effective_macs == counts.macs - 7 * 16
+        assert count(model, torch.randn(7, 3)).macs == counts.macs  # unbatched
+
+    def test_plain_gru_and_sequence_first_input(self):
+        counts = count(nn.GRU(3, 4, num_layers=2), torch.randn(5, 2, 3))
+        assert counts.macs == counts.effective_macs == 5 * (12 * 3 + 12 * 4 + 12 * 4 + 12 * 4)
 
 
 class TestContract:

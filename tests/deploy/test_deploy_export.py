@@ -80,6 +80,26 @@ class TestSaveLoad:
         content = torch.load(tmp_path / "m.pt", weights_only=True)
         assert any(key.startswith("index_") for key in content["state_dict"])
 
+    @pytest.mark.parametrize("function", [torch.tanh, torch.relu, torch.nn.functional.gelu])
+    def test_torch_function_activation_is_saved_by_name(self, function, tmp_path):
+        # torch's built-in functions have the qualified name of an internal class
+        torch.manual_seed(0)
+        model = MaskedDeepFFN(4, 2, [6, 5], activation=function)
+        model.layers_main_hidden[0].prune_neurons([1, 2])
+        small = compact(model)
+        save(small, tmp_path / "m.pt")
+        loaded = load(tmp_path / "m.pt")
+        assert loaded[2].function is function
+        x = torch.randn(3, 4)
+        torch.testing.assert_close(loaded(x), model(x))
+
+    def test_lambda_activation_is_refused_with_advice(self, tmp_path):
+        model = MaskedDeepFFN(4, 2, [6], activation=lambda x: x.clamp(0, 1))
+        model.layers_main_hidden[0].prune_neurons([0])
+        small = compact(model)
+        with pytest.raises(ConfigError, match=r"torch\.save"):
+            save(small, tmp_path / "m.pt")
+
     def test_custom_module_is_refused_with_advice(self, tmp_path):
         class Custom(nn.Module):
             def forward(self, x):

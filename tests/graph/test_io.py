@@ -165,6 +165,17 @@ class TestRefused:
         graph = nx.DiGraph([(label, "x")]) if label is not True else nx.DiGraph([(True, 2)])
         self.refused(folder, graph, InputTypeError, "labels must be int or str")
 
+    @pytest.mark.parametrize("suffix", SUFFIXES)
+    def test_the_advice_for_tuple_labels_works(self, tmp_path, suffix):
+        # generate_structure(include_input=True, include_output=True) labels its extra
+        # vertices ("input", i) and ("output", j) beside the structure's own int labels
+        graph = nx.DiGraph([(("input", 0), 0), (0, 1), (1, ("output", 0))])
+        with pytest.raises(InputTypeError, match=r"relabel_nodes\(graph, str\)"):
+            write(graph, tmp_path / f"g{suffix}")
+        relabelled = nx.relabel_nodes(graph, str)
+        write(relabelled, tmp_path / f"g{suffix}")
+        assert list(read(tmp_path / f"g{suffix}").edges) == list(relabelled.edges)
+
     def test_mixed_labels_in_graphml(self, folder):
         graph = nx.DiGraph([(1, "a")])
         self.refused(folder, graph, InputTypeError, "mixing int and str", [".graphml"])

@@ -7,6 +7,7 @@ import torch
 from prune_helpers import masks
 
 from pypaddle.errors import ConfigError
+from pypaddle.graph import random_layered
 from pypaddle.prune import (
     GradualPruning,
     LotteryTicket,
@@ -14,7 +15,7 @@ from pypaddle.prune import (
     prune,
     prune_iteratively,
 )
-from pypaddle.sparse import MaskedDeepFFN, maskable_layers
+from pypaddle.sparse import MaskedDeepDAN, MaskedDeepFFN, maskable_layers
 
 
 def _ffn(seed: int = 0) -> MaskedDeepFFN:
@@ -156,3 +157,29 @@ class TestLotteryTicket:
         model.extra = torch.nn.Linear(2, 2)
         with pytest.raises(ConfigError, match=r"extra\.weight"):
             ticket.rewind()
+
+
+class TestNothingToPrune:
+    """A target the model already meets prunes nothing, and says so (a fresh DAN's masks
+    hold its non-edges, so its density starts far below 1)."""
+
+    def _dan(self) -> MaskedDeepDAN:
+        torch.manual_seed(0)
+        return MaskedDeepDAN(2, 2, random_layered([20, 20, 20], density=0.1, seed=0))
+
+    def test_iterative(self):
+        model = self._dan()
+        assert model.density < 0.5
+        with pytest.warns(UserWarning, match="nothing is pruned"):
+            prune_iteratively(model, 0.5, 2)
+        assert model.density == pytest.approx(self._dan().density)
+
+    def test_gradual(self):
+        with pytest.warns(UserWarning, match="MaskedDeepDAN"):
+            GradualPruning(self._dan(), 0.5, end_step=4)
+
+    def test_no_warning_when_there_is_work(self, recwarn):
+        prune_iteratively(_ffn(), 0.5, 2)
+        GradualPruning(_ffn(), 0.5, end_step=4)
+        prune_iteratively(_ffn(), 1.0, 1)
+        assert not [w for w in recwarn if "nothing is pruned" in str(w.message)]

@@ -273,6 +273,10 @@ class TestCellStructure:
             model.prune_edges([("a", "b"), ("b", "d")])
         with pytest.raises(StructureError, match="no vertex 'z'"):
             model.prune_edges([("z", "b")])
+        with pytest.raises(InputTypeError, match=r"\(u, v\) pairs"):
+            model.prune_edges([("a", "b"), ("b",)])
+        with pytest.raises(InputTypeError, match=r"\(u, v\) pairs"):
+            model.prune_edges(["ab"])
         assert bool(model.cell("b").conv.mask.all())  # checked before any cut
 
     def test_cells_without_input_channels_keep_their_edges(self):

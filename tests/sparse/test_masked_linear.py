@@ -147,6 +147,15 @@ class TestSetMask:
         assert layer.num_active_weights == 3
         assert torch.equal(layer.mask[:, 3], torch.ones(3, dtype=torch.bool))
 
+    def test_new_data_after_a_forward_takes_effect(self):
+        # mask.data = ... (common in older pruning code) does not bump the version
+        # counter; the forward must still use the new mask
+        layer = make_layer()
+        x = torch.randn(2, 4)
+        layer(x)
+        layer.mask.data = torch.zeros(3, 4, dtype=torch.bool)
+        torch.testing.assert_close(layer(x), layer.bias.expand(2, 3), rtol=0, atol=0)
+
     @pytest.mark.parametrize("shape", [(4, 3), (3,), (3, 4, 1), (12,), ()])
     def test_wrong_shape_names_both_shapes(self, shape):
         layer = make_layer()

@@ -24,6 +24,7 @@ from pypaddle.sparse.masked import MaskableModule
 
 __all__ = [
     "batch_norm_constants",
+    "check_activation",
     "check_between",
     "conv_class",
     "empty_module",
@@ -180,6 +181,22 @@ def check_between(modules: Iterable[nn.Module], where: str) -> bool:
                 "the parts before and after it separately"
             )
     return pinned
+
+
+def check_activation(model: nn.Module) -> None:
+    """Refuse a model whose activation mixes its neurons (softmax, a per-neuron PReLU...).
+
+    Compaction removes neurons and folds constant ones into biases, which is exact only
+    when the activation acts on each neuron alone.
+    """
+    activation = model.activation
+    if not _is_elementwise(activation):
+        raise StructureError(
+            f"the activation {activation} of this {type(model).__name__} does not act on each "
+            "neuron alone (or has one parameter per neuron), so removing a neuron would change "
+            "what the others compute; compact needs an element-wise activation such as "
+            "nn.ReLU, nn.Tanh or nn.PReLU()"
+        )
 
 
 def batch_norm_constants(norm: _BatchNorm, values: torch.Tensor) -> torch.Tensor:

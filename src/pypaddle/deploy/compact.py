@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from pypaddle.deploy._units import (
+    check_activation,
     check_between,
     conv_class,
     empty_module,
@@ -299,6 +300,8 @@ def compact(model: nn.Module) -> nn.Module:
             stacklevel=2,
         )
         return model
+    if isinstance(model, (MaskedDeepDAN, MaskedDeepFFN)):
+        check_activation(model)
     if isinstance(model, MaskedDeepDAN):
         result = compact_dan(model)
     else:

@@ -8,8 +8,10 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import PackedSequence
 
 from pypaddle.deploy._modes import evaluating
+from pypaddle.deploy.sparse_kernels import SparseLinear
 from pypaddle.errors import InputTypeError
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.masked import MaskableModule
@@ -17,6 +19,7 @@ from pypaddle.sparse.masked import MaskableModule
 __all__ = ["Counts", "LayerCount", "count"]
 
 _WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
+_COUNTED = (*_WEIGHTED, nn.RNNBase, SparseLinear)
 
 
 @dataclass(frozen=True)
@@ -104,9 +107,19 @@ class Counts:
         return self.table()
 
 
+def _params(module: nn.Module) -> int:
+    """Parameters of ``module`` itself (a SparseLinear's weight and bias as if dense)."""
+    if isinstance(module, SparseLinear):
+        return (module.in_features + 1) * module.out_features
+    return sum(parameter.numel() for parameter in module.parameters(recurse=False))
+
+
 def _active_params(module: nn.Module) -> int:
     """Parameters of ``module`` itself that its masks keep (all of them without masks)."""
-    total = sum(parameter.numel() for parameter in module.parameters(recurse=False))
+    if isinstance(module, SparseLinear):
+        # masked weights and biases are stored as zeros (a masked bias) or not at all
+        return module.weight.values().numel() + int(module.bias.count_nonzero())
+    total = _params(module)
     if not isinstance(module, MaskableModule):
         return total
     for _, mask in module.masked_parameters():
@@ -118,8 +131,21 @@ def _active_params(module: nn.Module) -> int:
 
 
 def _weight_density(module: nn.Module) -> tuple[int, int]:
-    """Entries and active entries of the module's ``weight``."""
+    """Entries and active entries of the module's ``weight`` (a recurrent net: all of them)."""
+    if isinstance(module, nn.RNNBase):
+        names = [name for name in module._flat_weights_names if name.startswith("weight_")]
+        masks = module._buffers if isinstance(module, MaskableModule) else {}
+        entries = sum(module._parameters[name].numel() for name in names)
+        active = sum(
+            int(masks[f"{name}_mask"].sum())
+            if f"{name}_mask" in masks
+            else module._parameters[name].numel()
+            for name in names
+        )
+        return entries, active
     weight = module.weight
+    if isinstance(module, SparseLinear):
+        return module.in_features * module.out_features, weight.values().numel()
     if isinstance(module, MaskableModule) and "mask" in module._buffers:
         return weight.numel(), int(module.mask.sum())
     return weight.numel(), weight.numel()
@@ -130,14 +156,24 @@ def _positions(module: nn.Module, output: torch.Tensor, batch: int) -> int:
     return output.numel() // max(batch, 1) // module.weight.shape[0]
 
 
+def _steps(module: nn.RNNBase, input: Any) -> int:
+    """Time steps per sample of a recurrent net's input (the mean length if packed)."""
+    if isinstance(input, PackedSequence):
+        return int(input.batch_sizes.sum()) // max(int(input.batch_sizes[0]), 1)
+    if input.dim() == 2:  # unbatched: [steps, features]
+        return input.shape[0]
+    return input.shape[1] if module.batch_first else input.shape[0]
+
+
 def count(model: nn.Module, example_input: Any) -> Counts:
     """Count parameters and multiply-accumulates (MACs) per sample, per layer and in total.
 
     ``example_input`` is run through ``model`` once (under ``torch.no_grad``) with forward
-    hooks on its linear and convolution layers, so a convolution's MACs follow from its real
-    output size. A layer's dense MACs are ``weight entries x output positions`` (for a
-    convolution, ``out x in/groups x kernel x output pixels``); its effective MACs count only
-    the weights its mask keeps. The hidden layers of a :class:`MaskedDeepDAN` run inside one
+    hooks on its linear, convolution and recurrent layers, so a convolution's MACs follow
+    from its real output size. A layer's dense MACs are ``weight entries x output
+    positions`` (for a convolution, ``out x in/groups x kernel x output pixels``; for a
+    recurrent net, all its weight entries x time steps); its effective MACs count only the
+    weights its masks keep. The hidden layers of a :class:`MaskedDeepDAN` run inside one
     kernel that no hook sees; they are counted from their shapes (one position each).
     The model is left as it was: the hooks are removed and its training mode restored.
 
@@ -158,14 +194,17 @@ def count(model: nn.Module, example_input: Any) -> Counts:
     batch = first.shape[0] if first is not None and first.dim() > 0 else 1
     positions: dict[nn.Module, int] = {}
 
-    def hook(module: nn.Module, _inputs: Any, output: Any) -> None:
-        if isinstance(output, torch.Tensor):
+    def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+        if isinstance(module, nn.RNNBase):
+            # every weight matrix (each layer and direction) is applied once per step
+            positions[module] = positions.get(module, 0) + _steps(module, inputs[0])
+        elif isinstance(output, torch.Tensor):
             positions[module] = positions.get(module, 0) + _positions(module, output, batch)
 
     handles = [
         module.register_forward_hook(hook)
         for module in model.modules()
-        if isinstance(module, _WEIGHTED)
+        if isinstance(module, _COUNTED)
     ]
     try:
         with evaluating(model), torch.no_grad():
@@ -179,11 +218,11 @@ def count(model: nn.Module, example_input: Any) -> Counts:
 
     layers = []
     for name, module in model.named_modules():
-        params = sum(parameter.numel() for parameter in module.parameters(recurse=False))
+        params = _params(module)
         if params == 0 and module not in positions:
             continue
         macs = effective = 0
-        if isinstance(module, _WEIGHTED):
+        if isinstance(module, _COUNTED):
             entries, active = _weight_density(module)
             calls = positions.get(module, 0)
             macs, effective = entries * calls, active * calls

@@ -60,8 +60,8 @@ def describe(module: nn.Module) -> dict[str, Any]:
     """The architecture of ``module`` as nested plain data (see :func:`save`)."""
     if isinstance(module, _Function):
         function = module.function
-        path = f"{getattr(function, '__module__', '')}.{getattr(function, '__qualname__', '')}"
-        if not path.startswith(_TRUSTED) or _resolve_function(path) is not function:
+        path = _function_path(function)
+        if path is None:
             raise ConfigError(
                 f"the activation {function!r} is not a torch function, so it cannot be saved "
                 "by name; use an nn.Module activation (nn.ReLU, ...) or torch.save the model"
@@ -102,6 +102,21 @@ def describe(module: nn.Module) -> dict[str, Any]:
             value = value is not None
         arguments[name] = _plain(value, f"{cls.__name__}.{name}")
     return {"class": path, "arguments": arguments}
+
+
+def _function_path(function: Any) -> str | None:
+    """The import path of a torch (or pypaddle) function, or None if it has none.
+
+    Torch's built-in functions carry a qualified name of an internal class
+    (``torch.tanh.__qualname__`` is ``_VariableFunctionsClass.tanh``), so the plain name in
+    the function's module is tried too.
+    """
+    module = getattr(function, "__module__", None) or ""
+    for name in (getattr(function, "__qualname__", None), getattr(function, "__name__", None)):
+        path = f"{module}.{name}"
+        if name and path.startswith(_TRUSTED) and _resolve_function(path) is function:
+            return path
+    return None
 
 
 def _resolve_function(path: str) -> Any:

@@ -9,8 +9,8 @@ into inconsistency.
 
 What is refused, before anything is written: undirected graphs, multigraphs, self-loops,
 cycles, labels other than ``int`` / ``str`` (tuples, floats, bools; relabel them, e.g.
-with :func:`networkx.convert_node_labels_to_integers` and ``label_attribute=``; numpy
-integers are written as ints and come back as Python ints), and attribute values a
+with ``networkx.relabel_nodes(graph, str)``; numpy integers are written as ints and come
+back as Python ints), and attribute values a
 format cannot give back as they were. In GraphML these are values other than ``bool``,
 ``int``, ``float`` and ``str``, one name holding values of different types, and ints and
 strs mixed as labels. In JSON they are tuples, sets, numpy values and other non-JSON
@@ -95,8 +95,9 @@ def _plain_labels(graph: nx.DiGraph, suffix: str) -> tuple[str, dict[Hashable, i
         else:
             raise InputTypeError(
                 f"vertex label {vertex!r} of type {type(vertex).__name__} cannot be written: "
-                "labels must be int or str; relabel the graph with networkx."
-                "convert_node_labels_to_integers(graph, label_attribute='label') first"
+                "labels must be int or str; relabel the graph first, e.g. with "
+                "networkx.relabel_nodes(graph, str) (each label becomes its text) or "
+                "networkx.convert_node_labels_to_integers(graph)"
             )
     kinds = {type(label) for label in plain.values()}
     if kinds == {int, str}:

@@ -8,6 +8,7 @@ methods; none of them reaches into a module.
 from __future__ import annotations
 
 import numbers
+import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -43,6 +44,26 @@ def _check_scope(scope: str) -> str:
     if scope not in SCOPES:
         raise ConfigError(f"unknown scope {scope!r}; valid: {', '.join(SCOPES)}")
     return scope
+
+
+def _warn_if_already_there(
+    starts: list[int], finals: list[int], totals: list[int], target: float, what: str
+) -> None:
+    """Say so when a schedule has nothing to prune: the model is already at its target.
+
+    Densities count every entry of every mask; a MaskedDeepDAN's masks hold its non-edges
+    too, so a fresh DAN starts well below 1.
+    """
+    if target < 1 and sum(starts) and all(final >= start for start, final in zip(starts, finals)):
+        warnings.warn(
+            f"the model already has {sum(starts)} of {sum(totals)} weights (or groups) "
+            f"active, a density of {sum(starts) / sum(totals):.4g} <= the target {what} "
+            f"{target:.4g}, so nothing is pruned. Densities count every mask entry; a "
+            "MaskedDeepDAN's masks also hold the non-edges of its structure. Give a lower "
+            "target, or use prune(model, amount) to remove a fraction of the active weights",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _zero_masked(targets: Iterable[Target]) -> None:
@@ -93,6 +114,7 @@ def prune_iteratively(
     scorer = resolve_criterion(criterion, criterion_options)
     starts, totals = unit_counts(targets, grouping, scope)
     finals = [min(round(density * total), start) for start, total in zip(starts, totals)]
+    _warn_if_already_there(starts, finals, totals, density, "density")
     densities = []
     for round_ in range(1, rounds + 1):
         if train is not None:
@@ -185,6 +207,9 @@ class GradualPruning:
             self.granularity.check(target.weight.shape, target.name)
         self.scorer = resolve_criterion(criterion, criterion_options)
         self.step_count = 0
+        starts, totals = unit_counts(self.targets, self.granularity, self.scope)
+        finals = [round((1.0 - self.final_sparsity) * total) for total in totals]
+        _warn_if_already_there(starts, finals, totals, 1.0 - self.final_sparsity, "density")
 
     def sparsity(self, step: int | None = None) -> float:
         """The scheduled sparsity at ``step`` (the next step by default)."""

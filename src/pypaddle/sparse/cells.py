@@ -286,7 +286,12 @@ class DeepCellDAN(MaskedModel):
         checked before any is cut.
         """
         cuts: dict[int, list[int]] = {}
-        for u, v in edges:
+        for edge in edges:
+            if isinstance(edge, (str, bytes)) or not isinstance(edge, Sequence) or len(edge) != 2:
+                raise InputTypeError(
+                    f"prune_edges takes (u, v) pairs, got {edge!r}; give e.g. [(u, v), ...]"
+                )
+            u, v = edge
             target = self._position(v)
             inputs = self._inputs[target]
             source = self._position(u)

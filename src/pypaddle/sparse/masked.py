@@ -210,13 +210,16 @@ class MaskableModule(nn.Module):
 
         Converting a mask and checking it for zeros costs about as much as the masking
         itself, so the result is cached and recomputed only when the buffer is edited
-        (every in-place edit, through a view or not, bumps its version counter) or swapped
-        (``.to(device)``). Tracing and compiling get the plain conversion.
+        (every in-place edit, through a view or not, bumps its version counter), swapped
+        (``.to(device)``) or given new data (``mask.data = new_mask``, which moves its
+        storage). Edits that bypass the version counter, in place through ``mask.data``
+        or a numpy view of it, are not seen: edit the mask itself (``mask[...] = ...``,
+        ``mask.copy_(...)``, ``set_mask``). Tracing and compiling get the plain conversion.
         """
         mask = self._buffers[name]
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
             return mask.to(dtype)
-        key = (mask, mask._version, dtype)
+        key = (mask, mask._version, mask.data_ptr(), dtype)
         cached = self._mask_value_cache.get(name)
         if cached is not None and cached[0][0] is mask and cached[0][1:] == key[1:]:
             return cached[1]
