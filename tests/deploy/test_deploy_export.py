@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from pypaddle.deploy import CompactDAN, compact, export_onnx, load, save
-from pypaddle.errors import ConfigError
+from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.sparse import MaskedConv2d, MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer
 
 
@@ -142,3 +142,9 @@ class TestOnnx:
         )
         with pytest.raises(ConfigError, match=r"pip install 'pypaddle\[onnx\]'"):
             export_onnx(nn.Linear(2, 2), tmp_path / "m.onnx", torch.randn(1, 2))
+
+    def test_swapped_arguments_are_named(self, tmp_path):
+        pytest.importorskip("onnxscript")
+        with pytest.raises(InputTypeError, match=r"\(model, path, example_input\)"):
+            export_onnx(nn.Linear(2, 2), torch.randn(1, 2), tmp_path / "m.onnx")
+        assert not (tmp_path / "m.onnx").exists()

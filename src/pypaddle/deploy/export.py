@@ -218,6 +218,11 @@ def export_onnx(
         )
     if not isinstance(model, nn.Module):
         raise InputTypeError(f"export_onnx needs a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(path, str | os.PathLike) or not isinstance(example_input, torch.Tensor):
+        raise InputTypeError(
+            "export_onnx takes (model, path, example_input): a file path and an input tensor, "
+            f"got a {type(path).__name__} and a {type(example_input).__name__}"
+        )
     dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
     with evaluating(model), warnings.catch_warnings():
         # torch's exporter trips over its own pytree deprecation; no user can fix that
