@@ -178,3 +178,49 @@ class TestMaskedWeightsStayOut:
         assert torch.equal(model(probe), zeroed(probe))
         moved = any((layer.weight[~layer.mask] != 0).any() for layer in maskable_layers(model))
         assert moved  # momentum did move the hidden values, yet they stay out of the function
+
+
+class TestRewiringTheStructureAsItIs:
+    """``density=None``: keep the model's masks and counts, e.g. a DAN's sparse structure."""
+
+    @staticmethod
+    def _dan():
+        from pypaddle.graph import watts_strogatz
+        from pypaddle.sparse import MaskedDeepDAN
+
+        torch.manual_seed(0)
+        return MaskedDeepDAN(8, 3, watts_strogatz(40, 4, 0.3, seed=1))
+
+    @pytest.mark.parametrize("method", [SET, RigL])
+    def test_a_dan_keeps_its_edge_count_and_rewires_into_a_dan(self, method):
+        from pypaddle.sparse import MaskedDeepDAN
+
+        dan = self._dan()
+        edges = dan.generate_structure().number_of_edges()
+        before = masks(dan)
+        optimizer = torch.optim.SGD(dan.parameters(), lr=0.1, momentum=0.9)
+        dst = method(dan, optimizer, None, end_step=20, update_frequency=4, seed=0)
+        assert all(map(torch.equal, masks(dan), before))  # untouched at the start
+        counts = [int(layer.mask.sum()) for layer in maskable_layers(dan)]
+        inputs = torch.randn(16, 8)
+        for _ in range(12):
+            loss = dan(inputs).square().mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if method is RigL:
+                dst.step(lambda: dan(inputs).square().mean())
+            else:
+                dst.step()
+        assert [int(layer.mask.sum()) for layer in maskable_layers(dan)] == counts
+        assert not all(map(torch.equal, masks(dan), before))  # connections moved
+        rewired = dan.generate_structure()
+        assert rewired.number_of_edges() == edges
+        rebuilt = MaskedDeepDAN(8, 3, rewired)
+        assert set(rebuilt.generate_structure().edges) == set(rewired.edges)
+
+    def test_a_density_the_dan_cannot_reach_points_to_none(self):
+        dan = self._dan()
+        optimizer = torch.optim.SGD(dan.parameters(), lr=0.1)
+        with pytest.raises(ConfigError, match="density=None"):
+            RigL(dan, optimizer, 0.5, end_step=10)

@@ -9,6 +9,12 @@ fraction moved decays from ``drop_fraction`` with a cosine. Grown weights start 
 the optimizer state of every moved weight is reset, and each layer keeps exactly its
 number of active weights.
 
+``density=None`` keeps the masks the model has and each layer's number of active weights:
+the way to rewire a :class:`~pypaddle.sparse.MaskedDeepDAN`, whose layer matrices also
+cover pairs of vertices that are not edges of its structure (a fresh DAN built from a
+sparse graph is already sparse). Growing there adds edges from earlier to later layers,
+so the structure stays acyclic; ``generate_structure()`` returns the rewired graph.
+
 Call :meth:`step` after every ``optimizer.step()``; it also zeroes the masked weights so
 momentum or weight decay can never move them.
 """
@@ -88,7 +94,7 @@ class _DynamicSparsity:
         self,
         model: nn.Module,
         optimizer: torch.optim.Optimizer,
-        density: float,
+        density: float | None,
         *,
         end_step: int,
         distribution: str = "uniform",
@@ -101,7 +107,7 @@ class _DynamicSparsity:
             raise InputTypeError(
                 f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        self.density = _fraction(density, "density", low_open=True)
+        self.density = None if density is None else _fraction(density, "density", low_open=True)
         self.drop_fraction = _fraction(drop_fraction, "drop_fraction")
         self.update_frequency = _count(update_frequency, "update_frequency")
         self.end_step = _count(end_step, "end_step")
@@ -109,10 +115,22 @@ class _DynamicSparsity:
         self.optimizer = optimizer
         self.targets = collect_targets(model)
         self.generator = random_generator(seed, generator)
+        self.step_count = 0
+        if self.density is None:
+            self.densities = [float(target.mask.float().mean()) for target in self.targets]
+            self._keep_masks()
+            return
         shapes = [tuple(target.weight.shape) for target in self.targets]
         self.densities = layer_densities(shapes, self.density, distribution)
-        self.step_count = 0
         self._initial_masks()
+
+    @torch.no_grad()
+    def _keep_masks(self) -> None:
+        """Start from the masks as they are (``density=None``)."""
+        self.active_counts = [int(target.mask.sum()) for target in self.targets]
+        for target in self.targets:
+            reset_optimizer_state(self.optimizer, target.weight, ~target.mask)
+        _zero_masked(self.targets)
 
     @torch.no_grad()
     def _initial_masks(self) -> None:
@@ -124,7 +142,9 @@ class _DynamicSparsity:
             if keep > active:
                 raise ConfigError(
                     f"{target.name} has {active} active weights, fewer than the {keep} that "
-                    f"density {density:.4g} needs; start from a denser model"
+                    f"density {density:.4g} needs; start from a denser model, or pass "
+                    "density=None to keep every layer's active weights (as for a "
+                    "MaskedDeepDAN built from a sparse graph)"
                 )
             counts.append(keep)
         for target, keep in zip(self.targets, counts):
