@@ -80,22 +80,7 @@ class _MaskedConv(MaskableModule):
         With a full mask this is exactly torch's initialisation. With a partial mask kept,
         each filter is drawn with the bound torch would use for its *active* fan-in.
         """
-        has_masks = "mask" in self._buffers
-        if has_masks and not keep_mask:
-            with torch.no_grad():
-                self.mask.fill_(True)
-                if self.bias_mask is not None:
-                    self.bias_mask.fill_(True)
-        if not has_masks or bool(self.mask.all()):
-            super().reset_parameters()  # type: ignore[misc]
-            return
-        with torch.no_grad():
-            fan_in = self.mask.flatten(1).sum(1).clamp(min=1).to(self.weight.dtype)
-            bound = fan_in.rsqrt()
-            shape = (-1,) + (1,) * (self.weight.dim() - 1)
-            self.weight.uniform_(-1.0, 1.0).mul_(bound.reshape(shape))
-            if self.bias is not None:
-                self.bias.uniform_(-1.0, 1.0).mul_(bound)
+        self._reset_by_active_fan_in(keep_mask, super().reset_parameters)  # type: ignore[misc]
 
     # -- geometry of groups ------------------------------------------------------------
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -156,6 +156,32 @@ class MaskableModule(nn.Module):
         if input.is_floating_point() and input.dtype != self.weight.dtype:
             return input.to(self.weight.dtype)
         return input
+
+    def _reset_by_active_fan_in(self, keep_mask: bool, torch_reset: Callable[[], None]) -> None:
+        """``reset_parameters`` of a single-weight masked layer (linear or conv).
+
+        Resets the masks to all True unless ``keep_mask``. With full masks (or while torch's
+        constructor runs, before the masks exist) it is ``torch_reset`` itself; with a
+        partial mask kept, every output unit is drawn with the bound torch would use for
+        its *active* fan-in, ``1 / sqrt(fan_in)``.
+        """
+        has_masks = "mask" in self._buffers
+        if has_masks and not keep_mask:
+            with torch.no_grad():
+                self.mask.fill_(True)
+                if self.bias_mask is not None:
+                    self.bias_mask.fill_(True)
+        if not has_masks or bool(self.mask.all()):
+            torch_reset()
+            return
+        with torch.no_grad():
+            fan_in = self.mask.flatten(1).sum(1).clamp(min=1).to(self.weight.dtype)
+            bound = fan_in.rsqrt()
+            self.weight.uniform_(-1.0, 1.0).mul_(
+                bound.reshape((-1,) + (1,) * (self.weight.dim() - 1))
+            )
+            if self.bias is not None:
+                self.bias.uniform_(-1.0, 1.0).mul_(bound)
 
     def _mask_of(self, weight: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The parameter ``weight`` and its mask buffer, or a MaskError listing the masked ones."""
@@ -323,21 +349,7 @@ class MaskedLinearLayer(nn.Linear, MaskableModule):
         mask kept, each row is drawn with the bound ``nn.Linear`` would use for its *active*
         fan-in, so a sparse row starts with the same scale as a dense row of that size.
         """
-        has_masks = "mask" in self._buffers
-        if has_masks and not keep_mask:
-            with torch.no_grad():
-                self.mask.fill_(True)
-                if self.bias_mask is not None:
-                    self.bias_mask.fill_(True)
-        if not has_masks or bool(self.mask.all()):
-            super().reset_parameters()
-            return
-        with torch.no_grad():
-            fan_in = self.mask.sum(dim=1, keepdim=True).clamp(min=1).to(self.weight.dtype)
-            bound = fan_in.rsqrt()
-            self.weight.uniform_(-1.0, 1.0).mul_(bound)
-            if self.bias is not None:
-                self.bias.uniform_(-1.0, 1.0).mul_(bound.squeeze(1))
+        self._reset_by_active_fan_in(keep_mask, super().reset_parameters)
 
     # -- first order: neurons and inputs ----------------------------------------------
     @torch.no_grad()
