@@ -140,7 +140,7 @@ class TestRefused:
         (tmp_path / "g.json").write_text("old")
         return tmp_path
 
-    def refused(self, folder, graph, error, match, suffixes=SUFFIXES):
+    def assert_refused(self, folder, graph, error, match, suffixes=SUFFIXES):
         for suffix in suffixes:
             with pytest.raises(error, match=match):
                 write(graph, folder / f"g{suffix}")
@@ -149,21 +149,23 @@ class TestRefused:
 
     def test_self_loop(self, folder):
         graph = nx.DiGraph([(0, 1), (1, 1)])
-        self.refused(folder, graph, StructureError, r"self-loops, e\.g\. \(1, 1\)")
+        self.assert_refused(folder, graph, StructureError, r"self-loops, e\.g\. \(1, 1\)")
 
     def test_multigraph(self, folder):
-        self.refused(folder, nx.MultiDiGraph([(0, 1), (0, 1)]), StructureError, "parallel edges")
+        self.assert_refused(
+            folder, nx.MultiDiGraph([(0, 1), (0, 1)]), StructureError, "parallel edges"
+        )
 
     def test_undirected(self, folder):
-        self.refused(folder, nx.Graph([(0, 1)]), StructureError, "to_dag")
+        self.assert_refused(folder, nx.Graph([(0, 1)]), StructureError, "to_dag")
 
     def test_cycle(self, folder):
-        self.refused(folder, nx.DiGraph([(0, 1), (1, 2), (2, 0)]), StructureError, "cycle")
+        self.assert_refused(folder, nx.DiGraph([(0, 1), (1, 2), (2, 0)]), StructureError, "cycle")
 
     @pytest.mark.parametrize("label", [(0, 1), 1.5, True, frozenset({1})])
     def test_labels_that_do_not_come_back(self, folder, label):
         graph = nx.DiGraph([(label, "x")]) if label is not True else nx.DiGraph([(True, 2)])
-        self.refused(folder, graph, InputTypeError, "labels must be int or str")
+        self.assert_refused(folder, graph, InputTypeError, "labels must be int or str")
 
     @pytest.mark.parametrize("suffix", SUFFIXES)
     def test_the_advice_for_tuple_labels_works(self, tmp_path, suffix):
@@ -178,19 +180,19 @@ class TestRefused:
 
     def test_mixed_labels_in_graphml(self, folder):
         graph = nx.DiGraph([(1, "a")])
-        self.refused(folder, graph, InputTypeError, "mixing int and str", [".graphml"])
+        self.assert_refused(folder, graph, InputTypeError, "mixing int and str", [".graphml"])
 
     def test_not_a_graph(self, folder):
-        self.refused(folder, [(0, 1)], InputTypeError, "networkx.DiGraph")
+        self.assert_refused(folder, [(0, 1)], InputTypeError, "networkx.DiGraph")
 
     def test_values_graphml_cannot_keep(self, folder):
         graph = nx.DiGraph()
         graph.add_node(0, shape=(3, 4))
-        self.refused(folder, graph, InputTypeError, "GraphML keeps only", [".graphml"])
+        self.assert_refused(folder, graph, InputTypeError, "GraphML keeps only", [".graphml"])
         graph = nx.DiGraph()
         graph.add_node(0, size=1)
         graph.add_node(1, size=1.5)
-        self.refused(folder, graph, InputTypeError, "both int and float", [".graphml"])
+        self.assert_refused(folder, graph, InputTypeError, "both int and float", [".graphml"])
 
     @pytest.mark.parametrize(
         "value", [(1, 2), {1, 2}, np.float64(1.0), float("nan"), {1: "a"}, [np.int64(1)]]
@@ -198,18 +200,18 @@ class TestRefused:
     def test_values_json_cannot_keep(self, folder, value):
         graph = nx.DiGraph()
         graph.add_edge(0, 1, value=value)
-        self.refused(folder, graph, InputTypeError, "attribute 'value'", [".json"])
+        self.assert_refused(folder, graph, InputTypeError, "attribute 'value'", [".json"])
 
     def test_reserved_names(self, folder):
         graph = nx.DiGraph()
         graph.add_node(0, id="x")
-        self.refused(folder, graph, InputTypeError, "'id' .* reserved", [".json"])
+        self.assert_refused(folder, graph, InputTypeError, "'id' .* reserved", [".json"])
         graph = nx.DiGraph()
         graph.add_edge(0, 1, source="x")
-        self.refused(folder, graph, InputTypeError, "'source' .* reserved", [".json"])
+        self.assert_refused(folder, graph, InputTypeError, "'source' .* reserved", [".json"])
         graph = nx.DiGraph()
         graph.add_node(0, pypaddle_layer=3)
-        self.refused(folder, graph, InputTypeError, "reserved")
+        self.assert_refused(folder, graph, InputTypeError, "reserved")
 
     def test_unknown_suffix(self, tmp_path):
         with pytest.raises(GraphFileError, match=r"\.graphml .* \.json"):
