@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -11,23 +10,15 @@ import torch
 from torch import nn
 
 from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.graph._arguments import check_count
 from pypaddle.sparse.masked import maskable_layers
 
 __all__ = ["MaskedModel", "check_size", "flatten_input", "input_shape", "resolve_activation"]
 
 
 def check_size(value: Any, name: str) -> int:
-    """``value`` as a positive int, or a ConfigError naming ``name``."""
-    if isinstance(value, bool):
-        # operator.index(True) is 1: a flag passed by mistake must not become a size.
-        raise ConfigError(f"{name} must be a positive int, got {value!r}")
-    try:
-        size = operator.index(value)
-    except TypeError:
-        raise ConfigError(f"{name} must be a positive int, got {value!r}") from None
-    if size <= 0:
-        raise ConfigError(f"{name} must be a positive int, got {size}")
-    return size
+    """``value`` as a positive int (not a bool), or a ConfigError naming ``name``."""
+    return check_count(value, name, 1)
 
 
 def input_shape(size_input: int | Sequence[int]) -> tuple[tuple[int, ...], int]:
