@@ -67,9 +67,10 @@ class TestPackage:
             assert hasattr(pypaddle, name)
 
     def test_import_is_light(self):
-        heavy = ["matplotlib", "typer", "rich", "sklearn"]
+        heavy = ["matplotlib", "typer", "rich", "sklearn", "numba"]
         code = (
-            "import sys, pypaddle\n"
+            "import sys, pypaddle, pypaddle.sparse, networkx\n"
+            "pypaddle.sparse.MaskedDeepDAN(3, 2, networkx.DiGraph([(0, 1)]))\n"
             f"print(','.join(name for name in {heavy!r} if name in sys.modules))\n"
         )
         result = subprocess.run(

@@ -82,8 +82,8 @@ class TestPruneEdgesByMagnitude:
         model = MaskedDeepDAN(2, 1, structure)
         first, second = _edge_layers(model)
         assert second.mask.tolist() == [[True, False, True]]
-        weights = [layer.weight for layer in (first, second)]
-        masks = [layer.mask for layer in (first, second)]
+        packed = (model.hidden_weight, model.hidden_mask)
+        storage = [tensor.data_ptr() for tensor in packed]
         with torch.no_grad():
             first.weight.copy_(torch.tensor([[0.5, -0.1]]))
             second.weight.copy_(torch.tensor([[0.2, 9.0, -0.3]]))
@@ -93,8 +93,10 @@ class TestPruneEdgesByMagnitude:
         assert first.mask.tolist() == [[True, False]]
         assert second.mask.tolist() == [[False, False, True]]  # the masked 9.0 stays masked
         assert first.weight.tolist() == [[0.5, 0.0]]
-        assert [layer.weight for layer in (first, second)] == weights  # same Parameters
-        assert all(a is b for a, b in zip([first.mask, second.mask], masks))
+        # Masks edited in place: the same packed parameter and mask, in the same storage.
+        assert model.hidden_weight is packed[0]
+        assert model.hidden_mask is packed[1]
+        assert [tensor.data_ptr() for tensor in packed] == storage
         assert bool(model.layers_main_hidden[0].mask.all())
         assert bool(model.layer_out.mask.all())
         assert set(model.generate_structure().edges) == {(0, 2), (2, 3)}

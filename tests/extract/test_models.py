@@ -114,6 +114,8 @@ class TestMaskedDeepDAN:
         torch.manual_seed(0)
         dan = MaskedDeepDAN(6, 3, dag_with_skips())
         model = nn.Sequential(nn.Flatten(), dan, nn.ReLU(), nn.Linear(3, 2))
+        with torch.no_grad():
+            model[3].weight.copy_(torch.tensor([[0.5, -0.6, 0.7], [0.1, 0.9, -0.8]]))
         masks = [layer.mask.clone() for layer in maskable_layers(dan)]
         graph = to_graph(model, torch.randn(1, 2, 3), threshold=0.2)
         pruned = copy.deepcopy(dan)

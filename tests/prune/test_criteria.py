@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from pypaddle.errors import ConfigError
+from pypaddle.graph import watts_strogatz
 from pypaddle.prune import importance, prune
-from pypaddle.sparse import MaskedDeepFFN, MaskedLinear
+from pypaddle.sparse import MaskedDeepDAN, MaskedDeepFFN, MaskedLinear
 
 
 def _layer(values: list[list[float]], bias: bool = False) -> MaskedLinear:
@@ -134,3 +135,31 @@ class TestSynFlow:
     def test_needs_the_input_shape(self):
         with pytest.raises(ConfigError, match="input_shape"):
             prune(self._two_layers(), 0.5, criterion="synflow")
+
+
+class TestDanLayers:
+    """Criteria that differentiate reach the hidden layers of a MaskedDeepDAN, which are
+    views into its packed weight, whichever kernel runs it."""
+
+    @pytest.mark.parametrize("kernel", ["compiled", "torch", "modules"])
+    def test_snip_scores_are_gradient_times_weight(self, kernel):
+        torch.manual_seed(0)
+        structure = watts_strogatz(20, 4, 0.3, seed=0)
+        model = MaskedDeepDAN(4, 2, structure, activation=nn.Tanh, kernel=kernel)
+        inputs, targets = torch.randn(8, 4), torch.tensor([0, 1] * 4)
+        scores = importance(model, "snip", inputs=inputs, targets=targets)
+        loss = F.cross_entropy(model(inputs), targets)
+        gradient = torch.autograd.grad(loss, model.hidden_weight)[0]
+        for index, layer in enumerate(model.layers_main_hidden):
+            start, end = model._plan.blocks[index]
+            expected = (gradient[start:end].view_as(layer.weight) * layer.weight).abs()
+            torch.testing.assert_close(scores[f"layers_main_hidden.{index}"], expected)
+        assert all(float(score.sum()) > 0 for score in scores.values())
+        assert model.hidden_weight.grad is None
+
+    def test_synflow_scores_every_hidden_layer(self):
+        torch.manual_seed(0)
+        model = MaskedDeepDAN(4, 2, watts_strogatz(20, 4, 0.3, seed=0), activation=nn.Identity)
+        scores = importance(model, "synflow", iterations=1)
+        hidden = [scores[f"layers_main_hidden.{i}"] for i in range(len(model.layer_widths))]
+        assert all(float(score.sum()) > 0 for score in hidden)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import io
 import sys
 
 import networkx as nx
@@ -14,7 +15,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 import pypaddle.sparse
-from pypaddle.errors import ConfigError, StructureError
+import pypaddle.sparse._dan_numba
+from pypaddle.errors import ConfigError, InputTypeError, MaskError, StructureError
+from pypaddle.prune import reset_optimizer_state
 from pypaddle.sparse import CachedLayeredGraph, MaskedDeepDAN, maskable_layers
 
 
@@ -115,17 +118,21 @@ class TestSemantics:
         assert all(layer.mask.dtype == torch.bool for layer in maskable_layers(model))
 
 
-class TestFastPathMatchesModules:
+class TestKernelsAgree:
+    """The compiled and torch kernels against the module-by-module path."""
+
+    @pytest.mark.parametrize("kernel", ["compiled", "torch"])
     @pytest.mark.parametrize("input_grad", [True, False])
     @pytest.mark.parametrize("activation", [nn.ReLU, nn.Tanh, nn.Sigmoid, None])
-    def test_outputs_and_gradients(self, activation, input_grad):
+    def test_outputs_and_gradients(self, kernel, activation, input_grad):
         torch.manual_seed(1)
         structure = oriented(nx.newman_watts_strogatz_graph(30, 4, 0.5, seed=1))
         structure.add_node(30)  # isolated: a sink in layer 0, so the sinks are not contiguous
-        model = MaskedDeepDAN(6, 3, structure, activation=activation).double()
+        model = MaskedDeepDAN(6, 3, structure, activation=activation, kernel=kernel).double()
         assert model._plan.sinks is None
         model.layers_main_hidden[3].mask.fill_(False)
         model.layers_main_hidden[0].prune_neurons([0])
+        model.layers_main_hidden[5].prune_neurons([0])
         x = torch.randn(5, 6, dtype=torch.float64, requires_grad=input_grad)
         results = []
         for forward in (model, model._forward_by_modules):
@@ -136,11 +143,41 @@ class TestFastPathMatchesModules:
             results.append(
                 (forward(x), input_grad_value, [p.grad.clone() for p in model.parameters()])
             )
+        assert model._kernel_for(x) == kernel
         (out_fast, dx_fast, grads_fast), (out_slow, dx_slow, grads_slow) = results
         torch.testing.assert_close(out_fast, out_slow)
         torch.testing.assert_close(dx_fast, dx_slow)
         for fast, slow in zip(grads_fast, grads_slow):
             torch.testing.assert_close(fast, slow)
+        assert bool((model.hidden_weight.grad[~model.hidden_mask] == 0).all())
+        assert bool((model.hidden_bias.grad[~model.hidden_bias_mask] == 0).all())
+
+    @pytest.mark.parametrize("kernel", ["compiled", "torch"])
+    def test_mask_edits_after_a_forward_are_seen(self, kernel):
+        torch.manual_seed(2)
+        structure = oriented(nx.watts_strogatz_graph(25, 4, 0.5, seed=2))
+        model = MaskedDeepDAN(4, 2, structure, activation=nn.Tanh, kernel=kernel)
+        x = torch.randn(3, 4)
+        before = model(x)
+        for layer in model.layers_main_hidden[1:]:
+            layer.mask[:, ::2] = False
+        after = model(x)
+        assert not torch.allclose(before, after)
+        torch.testing.assert_close(after, model._forward_by_modules(x))
+
+    def test_float32_kernels_agree(self):
+        torch.manual_seed(3)
+        structure = oriented(nx.barabasi_albert_graph(60, 2, seed=3))
+        x = torch.randn(16, 5)
+        outputs = []
+        for kernel in ("compiled", "torch", "modules"):
+            torch.manual_seed(3)
+            model = MaskedDeepDAN(5, 2, structure, kernel=kernel)
+            model(x).sum().backward()
+            outputs.append((model(x), model.hidden_weight.grad))
+        for output, grad in outputs[1:]:
+            torch.testing.assert_close(output, outputs[0][0])
+            torch.testing.assert_close(grad, outputs[0][1])
 
     def test_layer_norm_and_custom_activation_train(self):
         structure = oriented(nx.watts_strogatz_graph(20, 4, 0.3, seed=0))
@@ -272,11 +309,11 @@ class TestVectorised:
             )
             assert many < 1.2 * few
 
-    def test_forward_one_matrix_product_per_layer_and_no_networkx(self):
+    def test_torch_kernel_one_matrix_product_per_layer_and_no_networkx(self):
         structure = self.layered([20] * 6, 0.3, seed=1)
         extra = [(u, v) for u in range(20) for v in range(60, 120, 7)]  # skips from layer 0
         structure.add_edges_from(extra)
-        model = MaskedDeepDAN(8, 2, structure)
+        model = MaskedDeepDAN(8, 2, structure, kernel="torch")
         products = []
 
         class Count(torch.overrides.TorchFunctionMode):
@@ -301,6 +338,30 @@ class TestVectorised:
             sys.setprofile(None)
         assert len(products) == len(model.layer_widths) + 1  # + the output layer
         assert touched == []
+
+    @staticmethod
+    def chain(length: int) -> nx.DiGraph:
+        """A path with skips of 2 and 5: ``length`` layers of one vertex each."""
+        structure = nx.DiGraph()
+        structure.add_nodes_from(range(length))
+        for step in (1, 2, 5):
+            structure.add_edges_from((v, v + step) for v in range(length - step))
+        return structure
+
+    def test_compiled_kernel_makes_the_same_python_calls_at_any_depth(self):
+        counts = []
+        x = torch.randn(8, 6)
+        for length in (20, 200):
+            model = MaskedDeepDAN(6, 3, self.chain(length), kernel="compiled")
+            assert len(model.layer_widths) == length
+
+            def step(model=model):
+                model(x).sum().backward()
+
+            step()  # compiles, builds the edge index
+            counts.append(self.python_calls(step))
+        few, many = counts
+        assert many <= few + 10
 
 
 class TestStateAndCopies:
@@ -365,3 +426,115 @@ class TestBadInput:
         model = MaskedDeepDAN(3, 2, nx.DiGraph([(0, 1)]))
         with pytest.raises(ValueError, match="3 input features"):
             model(torch.randn(4, 5))
+
+
+class TestPackedLayers:
+    """Each hidden layer is a masked linear layer viewing the DAN's packed tensors."""
+
+    def test_layers_are_views_of_the_packed_tensors(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        layer = model.layers_main_hidden[2]
+        start, end = model._plan.blocks[2]
+        assert layer.weight.shape == layer.mask.shape == (1, 3)
+        with torch.no_grad():
+            layer.weight.fill_(2.0)
+        assert bool((model.hidden_weight[start:end] == 2).all())
+        layer.mask[0, 0] = False
+        assert not model.hidden_mask[start]
+        layer.prune_neurons([0])
+        assert not model.hidden_bias_mask[model._plan.writes[2][0]]
+        assert [name for name, _ in model.named_parameters()] == [
+            "hidden_weight",
+            "hidden_bias",
+            "layer_out.weight",
+            "layer_out.bias",
+        ]
+        assert list(layer.parameters()) == []
+        assert layer.state_dict() == {}
+
+    def test_layer_gradient_is_its_part_of_the_packed_gradient(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny, activation=nn.Tanh)
+        model(torch.randn(4, 3)).sum().backward()
+        plan = model._plan
+        for layer, (start, end), (low, high) in zip(
+            model.layers_main_hidden, plan.blocks, plan.writes
+        ):
+            assert torch.equal(layer.weight.grad.flatten(), model.hidden_weight.grad[start:end])
+            assert torch.equal(layer.bias.grad, model.hidden_bias.grad[low:high])
+        assert float(model.hidden_weight.grad.abs().sum()) > 0
+
+    def test_a_penalty_on_layer_weights_reaches_the_packed_parameter(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        penalty = sum(layer.weight.square().sum() for layer in model.layers_main_hidden)
+        penalty.backward()
+        torch.testing.assert_close(model.hidden_weight.grad, 2 * model.hidden_weight.detach())
+
+    def test_replacing_a_layer_tensor_is_refused_and_changes_nothing(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        layer = model.layers_main_hidden[1]
+        weight, mask = model.hidden_weight.clone(), model.hidden_mask.clone()
+        with pytest.raises(InputTypeError, match="in place"):
+            layer.weight = nn.Parameter(torch.zeros(1, 2))
+        with pytest.raises(MaskError, match=r"\(2, 2\).*\(1, 2\)"):
+            layer.mask = torch.ones(2, 2, dtype=torch.bool)
+        assert torch.equal(model.hidden_weight, weight)
+        assert torch.equal(model.hidden_mask, mask)
+        layer.mask = [[0, 1]]
+        assert layer.mask.tolist() == [[False, True]]
+
+    def test_dtype_copies_and_pickles_keep_the_layers_on_their_model(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny).to(torch.float64)
+        assert model.layers_main_hidden[1].weight.dtype == torch.float64
+        clone = copy.deepcopy(model)
+        with torch.no_grad():
+            clone.layers_main_hidden[1].weight.fill_(7.0)
+        assert clone.hidden_weight[model._plan.blocks[1][0]] == 7.0
+        assert not (model.layers_main_hidden[1].weight == 7.0).any()
+        buffer = io.BytesIO()
+        torch.save(model, buffer)
+        buffer.seek(0)
+        loaded = torch.load(buffer, weights_only=False)
+        assert loaded.layers_main_hidden[1]._owner is loaded
+        x = torch.randn(2, 3, dtype=torch.float64)
+        torch.testing.assert_close(loaded(x), model(x))
+
+    def test_optimizer_state_of_one_layer(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny, activation=nn.Tanh)
+        optimizer = torch.optim.Adam(model.parameters())
+        model(torch.randn(4, 3)).sum().backward()
+        optimizer.step()
+        leaf, cut = model.layers_main_hidden[2].parameter_leaf()
+        assert leaf is model.hidden_weight
+        reset_optimizer_state(optimizer, leaf, torch.tensor([[True, False, False]]), cut=cut)
+        moment = cut(optimizer.state[model.hidden_weight]["exp_avg"])
+        assert moment[0, 0] == 0
+        assert moment[0, 2] != 0
+
+
+class TestKernelChoice:
+    def test_auto_compiles_deep_narrow_graphs_and_uses_blas_for_wide_dense_ones(self):
+        x = torch.randn(64, 8)
+        deep = MaskedDeepDAN(8, 2, TestVectorised.chain(100))
+        wide = MaskedDeepDAN(8, 2, TestVectorised.layered([128] * 3, 0.9, seed=0))
+        assert deep._kernel_for(x) == "compiled"
+        assert wide._kernel_for(x) == "torch"
+        assert deep._kernel_for(x.to(torch.bfloat16)) == "torch"
+
+    def test_without_numba_auto_uses_torch_and_compiled_says_why(self, monkeypatch):
+        monkeypatch.setattr(pypaddle.sparse._dan_numba, "available", lambda: False)
+        model = MaskedDeepDAN(8, 2, TestVectorised.chain(50))
+        x = torch.randn(4, 8)
+        assert model._kernel_for(x) == "torch"
+        model.kernel = "compiled"
+        with pytest.raises(ConfigError, match=r"pypaddle\[fast\].*not installed"):
+            model(x)
+
+    def test_compiled_refuses_other_dtypes_and_unknown_kernels_are_named(self):
+        model = MaskedDeepDAN(4, 2, TestVectorised.chain(10), kernel="compiled")
+        with pytest.raises(ConfigError, match="bfloat16"):
+            model.to(torch.bfloat16)(torch.randn(2, 4))
+        with pytest.raises(ConfigError, match="unknown kernel 'fast'"):
+            MaskedDeepDAN(4, 2, nx.DiGraph([(0, 1)]), kernel="fast")
+        model.kernel = "fast"
+        with pytest.raises(ConfigError, match="unknown kernel 'fast'"):
+            model(torch.randn(2, 4))

@@ -13,6 +13,7 @@ from torch.nn.utils.rnn import PackedSequence
 from pypaddle.deploy._modes import evaluating
 from pypaddle.deploy.sparse_kernels import SparseLinear
 from pypaddle.errors import InputTypeError
+from pypaddle.sparse._dan_layer import DanLayer
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.masked import MaskableModule
 
@@ -108,10 +109,20 @@ class Counts:
 
 
 def _params(module: nn.Module) -> int:
-    """Parameters of ``module`` itself (a SparseLinear's weight and bias as if dense)."""
+    """Parameters of ``module`` itself (a SparseLinear's weight and bias as if dense).
+
+    A MaskedDeepDAN's packed hidden parameters are counted in the layers that view them.
+    """
     if isinstance(module, SparseLinear):
         return (module.in_features + 1) * module.out_features
-    return sum(parameter.numel() for parameter in module.parameters(recurse=False))
+    if isinstance(module, DanLayer):
+        return module.weight.numel() + module.bias.numel()
+    packed = (module.hidden_weight, module.hidden_bias) if isinstance(module, MaskedDeepDAN) else ()
+    return sum(
+        parameter.numel()
+        for parameter in module.parameters(recurse=False)
+        if not any(parameter is seen for seen in packed)
+    )
 
 
 def _active_params(module: nn.Module) -> int:
@@ -123,8 +134,8 @@ def _active_params(module: nn.Module) -> int:
     if not isinstance(module, MaskableModule):
         return total
     for _, mask in module.masked_parameters():
-        total -= int((~module._buffers[mask]).sum())
-    bias_mask = module._buffers.get("bias_mask")
+        total -= int((~module._tensor(mask)).sum())
+    bias_mask = module._tensor("bias_mask")
     if bias_mask is not None:
         total -= int((~bias_mask).sum())
     return total
@@ -146,7 +157,7 @@ def _weight_density(module: nn.Module) -> tuple[int, int]:
     weight = module.weight
     if isinstance(module, SparseLinear):
         return module.in_features * module.out_features, weight.values().numel()
-    if isinstance(module, MaskableModule) and "mask" in module._buffers:
+    if isinstance(module, MaskableModule) and module._tensor("mask") is not None:
         return weight.numel(), int(module.mask.sum())
     return weight.numel(), weight.numel()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import NamedTuple
 
 import torch
@@ -11,7 +11,7 @@ from torch import nn
 from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.sparse.masked import MaskableModule, maskable_layers
 
-__all__ = ["Target", "collect_targets", "root_model"]
+__all__ = ["Target", "collect_targets", "gradients", "root_model"]
 
 
 class Target(NamedTuple):
@@ -24,11 +24,20 @@ class Target(NamedTuple):
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.module._parameters[self.weight_name]
+        return self.module._tensor(self.weight_name)
 
     @property
     def mask(self) -> torch.Tensor:
-        return self.module._buffers[self.mask_name]
+        return self.module._tensor(self.mask_name)
+
+    def leaf(self) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """The autograd leaf holding this weight, and the cut from the leaf to the weight.
+
+        Gradients and optimizer state belong to the leaf; for most layers it is the
+        weight itself, for the hidden layers of a MaskedDeepDAN the packed weight.
+        """
+        leaf, cut = self.module.parameter_leaf(self.weight_name)
+        return leaf, (cut if cut is not None else _whole)
 
     @property
     def conv_groups(self) -> int:
@@ -42,7 +51,23 @@ class Target(NamedTuple):
         """The per-output bias mask that goes with this weight, if it has one."""
         if self.weight_name != "weight":
             return None
-        return self.module._buffers.get("bias_mask")
+        return self.module._tensor("bias_mask")
+
+
+def _whole(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor
+
+
+def gradients(loss: torch.Tensor, targets: Sequence[Target]) -> list[torch.Tensor | None]:
+    """d ``loss`` / d weight of every target (None where the weight took no part).
+
+    Differentiates with respect to the targets' leaves (each once) and cuts every
+    target's part out, so layers that are views into a packed parameter work too.
+    """
+    sources = [target.leaf() for target in targets]
+    leaves = list({id(leaf): leaf for leaf, _ in sources}.values())
+    by_leaf = dict(zip(map(id, leaves), torch.autograd.grad(loss, leaves, allow_unused=True)))
+    return [None if by_leaf[id(leaf)] is None else cut(by_leaf[id(leaf)]) for leaf, cut in sources]
 
 
 def _modules(model_or_modules: nn.Module | Iterable[nn.Module]) -> list[tuple[str, MaskableModule]]:

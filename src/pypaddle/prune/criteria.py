@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.prune._targets import Target, random_generator, root_model
+from pypaddle.prune._targets import Target, gradients, random_generator, root_model
 
 __all__ = ["CRITERIA", "SNIP", "Magnitude", "Random", "SynFlow", "Taylor", "resolve_criterion"]
 
@@ -108,15 +108,15 @@ def _batch(inputs: Any, targets: Any, loss_fn: Any, what: str) -> tuple[torch.Te
 
 def _gradients(
     model: nn.Module,
-    weights: list[torch.Tensor],
+    pruned: Sequence[Target],
     loss_fn: Callable[..., torch.Tensor],
     inputs: torch.Tensor,
     targets: Any,
-) -> tuple[torch.Tensor, ...]:
-    """Gradients of the loss w.r.t. ``weights``, leaving every ``.grad`` untouched."""
+) -> list[torch.Tensor | None]:
+    """Gradients of the loss w.r.t. the weights of ``pruned``, leaving every ``.grad``
+    untouched."""
     with torch.enable_grad():
-        loss = loss_fn(model(inputs), targets)
-        return torch.autograd.grad(loss, weights, allow_unused=True)
+        return gradients(loss_fn(model(inputs), targets), pruned)
 
 
 def _zeros_for_unused(
@@ -146,10 +146,10 @@ class SNIP(_ModelScores):
         self.loss_fn = loss_fn
 
     def _compute(self, model, targets, weights):
-        gradients = _gradients(model, weights, self.loss_fn, self.inputs, self.targets)
+        found = _gradients(model, targets, self.loss_fn, self.inputs, self.targets)
         return [
             (gradient * weight).detach().abs()
-            for gradient, weight in zip(_zeros_for_unused(gradients, weights), weights)
+            for gradient, weight in zip(_zeros_for_unused(found, weights), weights)
         ]
 
 
@@ -185,8 +185,8 @@ class Taylor(_ModelScores):
         for start in starts:
             chunk = slice(start, start + self.batch_size)
             labels = None if self.targets is None else self.targets[chunk]
-            gradients = _gradients(model, weights, self.loss_fn, self.inputs[chunk], labels)
-            for total, gradient in zip(fisher, _zeros_for_unused(gradients, weights)):
+            found = _gradients(model, targets, self.loss_fn, self.inputs[chunk], labels)
+            for total, gradient in zip(fisher, _zeros_for_unused(found, weights)):
                 total.add_(gradient.detach().square())
         count = max(len(starts), 1)
         return [
@@ -230,16 +230,15 @@ class SynFlow(_ModelScores):
         with torch.no_grad():
             for parameter in linear.parameters():
                 parameter.abs_()
-        copies = [memo[id(target.module)]._parameters[target.weight_name] for target in targets]
+        copied = [target._replace(module=memo[id(target.module)]) for target in targets]
+        copies = [target.weight for target in copied]
         device = copies[0].device
         with torch.enable_grad():
             flow = linear(torch.ones(1, *shape, dtype=torch.float64, device=device)).sum()
-            gradients = torch.autograd.grad(flow, copies, allow_unused=True)
+            found = gradients(flow, copied)
         return [
             (gradient * weight).detach().abs().to(original.dtype)
-            for gradient, weight, original in zip(
-                _zeros_for_unused(gradients, copies), copies, weights
-            )
+            for gradient, weight, original in zip(_zeros_for_unused(found, copies), copies, weights)
         ]
 
 

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.prune._targets import collect_targets, random_generator
+from pypaddle.prune._targets import Target, collect_targets, gradients, random_generator
 from pypaddle.prune.schedules import _count, _fraction, _zero_masked
 from pypaddle.prune.select import lowest
 
@@ -72,19 +72,30 @@ def layer_densities(
 
 @torch.no_grad()
 def reset_optimizer_state(
-    optimizer: torch.optim.Optimizer, parameter: torch.Tensor, positions: torch.Tensor
+    optimizer: torch.optim.Optimizer,
+    parameter: torch.Tensor,
+    positions: torch.Tensor,
+    *,
+    cut: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> None:
     """Zero the optimizer's per-weight state (momentum, Adam moments...) at ``positions``.
 
     Every state tensor of the parameter's shape is edited in place; scalars such as Adam's
-    step count are left alone.
+    step count are left alone. For a weight that is a view into a packed parameter (a
+    MaskedDeepDAN layer), pass the packed parameter and the cut to the weight, as
+    ``layer.parameter_leaf()`` returns them: ``positions`` are then the weight's.
     """
     state = optimizer.state.get(parameter)
     if not state:
         return
     for value in state.values():
         if isinstance(value, torch.Tensor) and value.shape == parameter.shape:
-            value.masked_fill_(positions, 0)
+            (value if cut is None else cut(value)).masked_fill_(positions, 0)
+
+
+def _reset_state(optimizer: torch.optim.Optimizer, target: Target, positions: torch.Tensor) -> None:
+    leaf, cut = target.leaf()
+    reset_optimizer_state(optimizer, leaf, positions, cut=cut)
 
 
 class _DynamicSparsity:
@@ -129,7 +140,7 @@ class _DynamicSparsity:
         """Start from the masks as they are (``density=None``)."""
         self.active_counts = [int(target.mask.sum()) for target in self.targets]
         for target in self.targets:
-            reset_optimizer_state(self.optimizer, target.weight, ~target.mask)
+            _reset_state(self.optimizer, target, ~target.mask)
         _zero_masked(self.targets)
 
     @torch.no_grad()
@@ -152,7 +163,7 @@ class _DynamicSparsity:
             scores = self._random(mask)
             removed = lowest(scores.reshape(-1), mask.reshape(-1), int(mask.sum()) - keep)
             mask.logical_and_(~removed.reshape(mask.shape))
-            reset_optimizer_state(self.optimizer, target.weight, ~mask)
+            _reset_state(self.optimizer, target, ~mask)
         self.active_counts = counts
         _zero_masked(self.targets)
 
@@ -199,7 +210,7 @@ class _DynamicSparsity:
             mask.logical_and_(~dropped).logical_or_(grown)
             target.weight.view(-1).masked_fill_(grown, 0)
             moved = (dropped | grown).reshape(target.weight.shape)
-            reset_optimizer_state(self.optimizer, target.weight, moved)
+            _reset_state(self.optimizer, target, moved)
 
 
 class SET(_DynamicSparsity):
@@ -269,13 +280,12 @@ class RigL(_DynamicSparsity):
                 for target in self.targets:
                     target.mask.fill_(True)
             with torch.enable_grad():
-                loss = closure()
-                gradients = torch.autograd.grad(loss, weights, allow_unused=True)
+                found = gradients(closure(), self.targets)
         finally:
             with torch.no_grad():
                 for target, mask in zip(self.targets, masks):
                     target.mask.copy_(mask)
         return [
             torch.zeros_like(weight) if gradient is None else gradient.detach().abs()
-            for gradient, weight in zip(gradients, weights)
+            for gradient, weight in zip(found, weights)
         ]

@@ -1,4 +1,4 @@
-"""The hidden part of a MaskedDeepDAN as one autograd node.
+"""The hidden part of a MaskedDeepDAN as one autograd node, with torch operations.
 
 A DAN layer reads a contiguous range of earlier activations. Run with ordinary autograd,
 that range has to be concatenated from per-layer tensors first, and every layer costs
@@ -7,6 +7,11 @@ vertices) the bookkeeping, not the arithmetic, dominates. Here all vertex activa
 live in one ``[vertices, batch]`` buffer (vertices in layer order), so the range a layer
 reads is a contiguous row slice, and forward and backward are each one loop of BLAS calls
 per layer writing straight into that buffer. Layer 0 reads the input itself, untouched.
+The weights of all layers come packed in one tensor (each layer's ``[rows, reads]`` block
+after the previous one), so autograd sees one weight and one bias, however deep the graph.
+
+This kernel runs on any device and dtype. On the CPU, :mod:`._dan_numba` runs the same
+computation compiled, edge by edge, which is faster for deep and narrow graphs.
 """
 
 from __future__ import annotations
@@ -33,14 +38,27 @@ class DanPlan:
     """Where each layer reads and writes in the ``[vertices, batch]`` activation buffer.
 
     Layer 0 reads the input; layer ``i > 0`` reads rows ``reads[i]``. Layer ``i`` writes
-    rows ``writes[i]``. The sinks are rows ``sinks`` (a range) or, when they are not
-    contiguous, the rows listed in the tensor given to :func:`dan_sinks`.
+    rows ``writes[i]``, and its weight is the ``[rows, columns[i]]`` block at
+    ``blocks[i]`` of the packed weight (row-major). The sinks are rows ``sinks`` (a range)
+    or, when they are not contiguous, the rows listed in the tensor given to
+    :func:`dan_sinks`.
     """
 
     vertices: int
     reads: tuple[tuple[int, int], ...]
     writes: tuple[tuple[int, int], ...]
+    columns: tuple[int, ...]
+    blocks: tuple[tuple[int, int], ...]
     sinks: tuple[int, int] | None
+
+    def layer_weights(self, packed: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's ``[rows, columns]`` view of a packed weight (or its gradient)."""
+        return [
+            packed[start:end].view(rows_end - rows_start, columns)
+            for (start, end), (rows_start, rows_end), columns in zip(
+                self.blocks, self.writes, self.columns
+            )
+        ]
 
 
 def _relu_(tensor: torch.Tensor) -> torch.Tensor:
@@ -74,33 +92,27 @@ class _DanSinks(torch.autograd.Function):
         activation: str,
         sink_index: torch.Tensor,
         features: torch.Tensor,
-        *tensors: torch.Tensor | None,
+        weight: torch.Tensor,
+        weight_mask: torch.Tensor | None,
+        bias: torch.Tensor,
+        bias_mask: torch.Tensor | None,
     ):
-        count = len(plan.writes)
-        weights, masks = tensors[:count], tensors[count : 2 * count]
-        biases, bias_masks = tensors[2 * count : 3 * count], tensors[3 * count :]
         # Masks come as 0/1 values of the weight dtype, None when all True.
-        masked_weights = [
-            weight if mask is None else weight * mask for weight, mask in zip(weights, masks)
-        ]
-        bias_mask = torch.cat(
-            [torch.ones_like(b) if mask is None else mask for b, mask in zip(biases, bias_masks)]
-        )
-        masked_biases = (torch.cat(biases) * bias_mask).unsqueeze(1)
+        masked = weight if weight_mask is None else weight * weight_mask
+        masked_bias = (bias if bias_mask is None else bias * bias_mask).unsqueeze(1)
         activations = features.new_empty(plan.vertices, features.shape[0])
         activate = _ACTIVATE_IN_PLACE[activation]
-        for layer, (weight, (low, high), (start, end)) in enumerate(
-            zip(masked_weights, plan.reads, plan.writes)
+        for layer, (block, (low, high), (start, end)) in enumerate(
+            zip(plan.layer_weights(masked), plan.reads, plan.writes)
         ):
             reads = features.t() if layer == 0 else activations[low:high]
             out = activations[start:end]
-            torch.addmm(masked_biases[start:end], weight, reads, out=out)
+            torch.addmm(masked_bias[start:end], block, reads, out=out)
             if activate is not None:
                 activate(out)
         ctx.plan = plan
         ctx.activation = activation
-        ctx.masked_weights = masked_weights
-        ctx.save_for_backward(features, activations, bias_mask, sink_index, *masks)
+        ctx.save_for_backward(features, activations, masked, sink_index, weight_mask, bias_mask)
         if plan.sinks is not None:
             return activations[plan.sinks[0] : plan.sinks[1]].t()
         return activations.index_select(0, sink_index).t()
@@ -109,8 +121,8 @@ class _DanSinks(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_sinks: torch.Tensor):
         plan: DanPlan = ctx.plan
-        features, activations, bias_mask, sink_index, *masks = ctx.saved_tensors
-        count = len(plan.writes)
+        features, activations, masked, sink_index, weight_mask, bias_mask = ctx.saved_tensors
+        blocks = plan.layer_weights(masked)
         # Gradients with respect to each vertex's pre-activation, once its layer's turn
         # comes; until then, with respect to its output.
         grads = torch.zeros_like(activations)
@@ -119,28 +131,29 @@ class _DanSinks(torch.autograd.Function):
         else:
             grads.index_copy_(0, sink_index, grad_sinks.t())
         derivative = _derivative(ctx.activation, activations)
-        for layer in range(count - 1, -1, -1):
+        for layer in range(len(plan.writes) - 1, -1, -1):
             (low, high), (start, end) = plan.reads[layer], plan.writes[layer]
             grad = grads[start:end]
             if derivative is not None:
                 grad.mul_(derivative[start:end])
             if layer > 0:
-                grads[low:high].addmm_(ctx.masked_weights[layer].t(), grad)
+                grads[low:high].addmm_(blocks[layer].t(), grad)
         first_start, first_end = plan.writes[0]
         input_grad = None
         if ctx.needs_input_grad[3]:
-            input_grad = grads[first_start:first_end].t() @ ctx.masked_weights[0]
+            input_grad = grads[first_start:first_end].t() @ blocks[0]
         by_batch = activations.t()
-        weight_grads = [
-            torch.mm(grads[start:end], features if layer == 0 else by_batch[:, low:high])
-            for layer, ((low, high), (start, end)) in enumerate(zip(plan.reads, plan.writes))
-        ]
-        for grad, mask in zip(weight_grads, masks):
-            if mask is not None:
-                grad.mul_(mask)
-        bias_grads = (grads.sum(1) * bias_mask).split([end - start for start, end in plan.writes])
-        none = [None] * count
-        return (None, None, None, input_grad, *weight_grads, *none, *bias_grads, *none)
+        weight_grad = torch.empty_like(masked)
+        for layer, (out, (low, high), (start, end)) in enumerate(
+            zip(plan.layer_weights(weight_grad), plan.reads, plan.writes)
+        ):
+            torch.mm(grads[start:end], features if layer == 0 else by_batch[:, low:high], out=out)
+        if weight_mask is not None:
+            weight_grad.mul_(weight_mask)
+        bias_grad = grads.sum(1)
+        if bias_mask is not None:
+            bias_grad.mul_(bias_mask)
+        return None, None, None, input_grad, weight_grad, None, bias_grad, None
 
 
 def dan_sinks(
@@ -148,16 +161,17 @@ def dan_sinks(
     activation: str,
     sink_index: torch.Tensor,
     features: torch.Tensor,
-    weights: list[torch.Tensor],
-    masks: list[torch.Tensor | None],
-    biases: list[torch.Tensor],
-    bias_masks: list[torch.Tensor | None],
+    weight: torch.Tensor,
+    weight_mask: torch.Tensor | None,
+    bias: torch.Tensor,
+    bias_mask: torch.Tensor | None,
 ) -> torch.Tensor:
     """Activations ``[batch, sinks]`` of the sink vertices for ``features [batch, in]``.
 
-    ``masks`` and ``bias_masks`` hold 0/1 values of the weight dtype, or None for a mask
-    that is all True. Masked weights and biases get exactly zero gradient.
+    ``weight`` and ``bias`` are the packed hidden parameters; ``weight_mask`` and
+    ``bias_mask`` hold their 0/1 values in the weight dtype, or None for a mask that is
+    all True. Masked weights and biases get exactly zero gradient.
     """
     return _DanSinks.apply(
-        plan, activation, sink_index, features, *weights, *masks, *biases, *bias_masks
+        plan, activation, sink_index, features, weight, weight_mask, bias, bias_mask
     )

@@ -10,9 +10,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from pypaddle.errors import StructureError
+from pypaddle.errors import ConfigError, StructureError
 from pypaddle.graph import CachedLayeredGraph
 from pypaddle.graph.layering import edge_index, layer_array
+from pypaddle.sparse import _dan_numba as compiled
 from pypaddle.sparse._common import (
     MaskedModel,
     check_size,
@@ -21,15 +22,25 @@ from pypaddle.sparse._common import (
     resolve_activation,
 )
 from pypaddle.sparse._dan_kernel import FAST_ACTIVATIONS, DanPlan, dan_sinks
+from pypaddle.sparse._dan_layer import DanLayer
+from pypaddle.sparse._dan_numba import dan_sinks_compiled
 from pypaddle.sparse._structure import (
     input_vertex,
     mask_edges,
     output_vertex,
     structure_from_positions,
 )
-from pypaddle.sparse.masked import MaskedLinearLayer
+from pypaddle.sparse.masked import MaskedLinearLayer, cached_mask_values
 
-__all__ = ["MaskedDeepDAN"]
+__all__ = ["KERNELS", "MaskedDeepDAN"]
+
+KERNELS = ("auto", "compiled", "torch", "modules")
+
+
+def _check_kernel(kernel: Any) -> None:
+    if kernel not in KERNELS:
+        choices = ", ".join(map(repr, KERNELS))
+        raise ConfigError(f"unknown kernel {kernel!r}; choose one of {choices}")
 
 
 class MaskedDeepDAN(MaskedModel):
@@ -79,10 +90,12 @@ class MaskedDeepDAN(MaskedModel):
         *,
         use_layer_norm: bool = False,
         activation: Any = nn.ReLU,
+        kernel: str = "auto",
     ) -> None:
         super().__init__()
         shape, features = input_shape(size_input)
         size_output = check_size(size_output, "size_output")
+        _check_kernel(kernel)
         vertices, layers = layer_array(structure)
         if not vertices:
             raise StructureError(
@@ -114,29 +127,48 @@ class MaskedDeepDAN(MaskedModel):
         # and block k + 1 is layer k: one contiguous slice of the concatenation.
         self._first_block = (0, *(int(layer) + 1 for layer in lowest_source_layer[1:]))
 
-        hidden = []
-        edge_order = np.argsort(target_layers, kind="stable")
-        edges_per_layer = np.split(edge_order, np.cumsum(np.bincount(target_layers))[:-1])
-        for layer, width in enumerate(self.layer_widths):
-            if layer == 0:
-                hidden.append(MaskedLinearLayer(features, width))
-                continue
-            first_hidden = starts[self._first_block[layer] - 1]
-            linear = MaskedLinearLayer(int(starts[layer] - first_hidden), width)
-            incoming = edges_per_layer[layer]
-            mask = torch.zeros_like(linear.mask)
-            rows = torch.from_numpy(targets[incoming] - starts[layer])
-            columns = torch.from_numpy(sources[incoming] - first_hidden)
-            mask[rows, columns] = True
-            linear.set_mask(mask)
-            linear.reset_parameters(keep_mask=True)
-            hidden.append(linear)
-        self.layers_main_hidden = nn.ModuleList(hidden)
+        # Layer L is a [width, columns] block of the packed weight, row-major, blocks in
+        # layer order; its mask holds exactly the graph's edges into L (layer 0: all True).
+        first_blocks = np.asarray(self._first_block[1:], dtype=np.int64)
+        first_hidden = np.concatenate(([0], starts[first_blocks - 1]))
+        columns = np.where(np.arange(widths.size) == 0, features, starts[:-1] - first_hidden)
+        block_starts = np.concatenate(([0], np.cumsum(widths * columns)))
+        mask = torch.zeros(int(block_starts[-1]), dtype=torch.bool)
+        mask[: int(block_starts[1])] = True
+        entries = (
+            block_starts[target_layers]
+            + (targets - starts[target_layers]) * columns[target_layers]
+            + sources
+            - first_hidden[target_layers]
+        )
+        mask[torch.from_numpy(entries)] = True
+        # Each vertex drawn as nn.Linear draws a neuron, with its *active* fan-in.
+        fan_in = np.bincount(targets, minlength=order.size)
+        fan_in[: widths[0]] = features
+        bound = torch.from_numpy(1 / np.sqrt(np.maximum(fan_in, 1)))
+        row_length = torch.from_numpy(np.repeat(columns, widths))
+        weight = torch.empty(mask.numel()).uniform_(-1, 1)
+        bias = torch.empty(order.size).uniform_(-1, 1)
+        self.hidden_weight = nn.Parameter(weight.mul_(bound.repeat_interleave(row_length)))
+        self.hidden_bias = nn.Parameter(bias.mul_(bound))
+        self.register_buffer("hidden_mask", mask)
+        self.register_buffer("hidden_bias_mask", torch.ones(order.size, dtype=torch.bool))
+        self.layers_main_hidden = nn.ModuleList(
+            DanLayer(
+                self,
+                int(columns[layer]),
+                int(widths[layer]),
+                (int(block_starts[layer]), int(block_starts[layer + 1])),
+                (int(starts[layer]), int(starts[layer + 1])),
+            )
+            for layer in range(widths.size)
+        )
         self.layer_norms = nn.ModuleList(
             nn.LayerNorm(width) if self.use_layer_norm else nn.Identity()
             for width in self.layer_widths
         )
         self.activation = resolve_activation(activation)
+        self.kernel = kernel
 
         out_degree = np.bincount(sources, minlength=order.size)
         sinks = np.flatnonzero(out_degree == 0)
@@ -146,11 +178,16 @@ class MaskedDeepDAN(MaskedModel):
         self._plan = DanPlan(
             vertices=int(starts[-1]),
             reads=tuple(
-                (0, 0) if layer == 0 else (int(starts[first - 1]), int(starts[layer]))
-                for layer, first in enumerate(self._first_block)
+                (0, 0) if layer == 0 else (int(first_hidden[layer]), int(starts[layer]))
+                for layer in range(widths.size)
             ),
             writes=tuple(
                 (int(starts[layer]), int(starts[layer + 1])) for layer in range(widths.size)
+            ),
+            columns=tuple(int(width) for width in columns),
+            blocks=tuple(
+                (int(block_starts[layer]), int(block_starts[layer + 1]))
+                for layer in range(widths.size)
             ),
             sinks=(int(sinks[0]), int(sinks[-1]) + 1) if contiguous else None,
         )
@@ -158,26 +195,74 @@ class MaskedDeepDAN(MaskedModel):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         features = flatten_input(input, self.size_input)
-        dtype = self.layer_out.weight.dtype
+        dtype = self.hidden_weight.dtype
         if features.is_floating_point():
             features = features.to(dtype)
-        kind = FAST_ACTIVATIONS.get(type(self.activation))
-        if kind is not None and not self.use_layer_norm and features.is_floating_point():
-            layers = self.layers_main_hidden
-            sinks = dan_sinks(
-                self._plan,
-                kind,
-                self.sink_index,
-                features,
-                # Straight from the modules' dicts: nn.Module.__getattr__ would cost a few
-                # microseconds per layer and call on deep graphs.
-                [layer._parameters["weight"] for layer in layers],
-                [layer.mask_values("mask", dtype) for layer in layers],
-                [layer._parameters["bias"] for layer in layers],
-                [layer.mask_values("bias_mask", dtype) for layer in layers],
+        kernel = self._kernel_for(features)
+        if kernel == "modules":
+            return self._forward_by_modules(features)
+        arguments = (
+            self.sink_index,
+            features,
+            self.hidden_weight,
+            self.packed_mask_values("hidden_mask", dtype),
+            self.hidden_bias,
+            self.packed_mask_values("hidden_bias_mask", dtype),
+        )
+        activation = FAST_ACTIVATIONS[type(self.activation)]
+        if kernel == "compiled":
+            edges = self._active_edges()
+            sinks = dan_sinks_compiled(self._plan, activation, edges, *arguments)
+        else:
+            sinks = dan_sinks(self._plan, activation, *arguments)
+        return self.layer_out(sinks)
+
+    def _kernel_for(self, features: torch.Tensor) -> str:
+        """Which of "compiled", "torch" or "modules" runs the hidden layers (see ``kernel``)."""
+        _check_kernel(self.kernel)
+        if (
+            self.kernel == "modules"
+            or type(self.activation) not in FAST_ACTIVATIONS
+            or self.use_layer_norm
+            or not features.is_floating_point()
+            or torch.jit.is_tracing()
+            or torch.compiler.is_compiling()
+        ):
+            return "modules"
+        if self.kernel == "torch":
+            return "torch"
+        if compiled.supports(features):
+            if self.kernel == "compiled":
+                return "compiled"
+            preferred = compiled.preferred(self._plan, self._active_edges(), features.shape[0])
+            return "compiled" if preferred else "torch"
+        if self.kernel == "compiled":
+            raise ConfigError(
+                "kernel='compiled' needs numba (pip install 'pypaddle[fast]') and a float32 "
+                f"or float64 input on the CPU; got {features.dtype} on {features.device}"
+                + ("" if compiled.available() else " and numba is not installed")
             )
-            return self.layer_out(sinks)
-        return self._forward_by_modules(features)
+        return "torch"
+
+    def packed_mask_values(self, name: str, dtype: torch.dtype) -> torch.Tensor | None:
+        """The packed mask buffer ``name`` as 0/1 values of ``dtype`` (None if all True),
+        cached until the mask is edited (through any layer's view or directly)."""
+        cache = self.__dict__.setdefault("_packed_masks", {})
+        return cached_mask_values(cache, name, self._buffers[name], dtype)
+
+    def _active_edges(self) -> compiled.ActiveEdges:
+        mask = self.hidden_mask
+        key = (mask, mask._version, mask.data_ptr())
+        cached = self.__dict__.get("_edges")
+        if cached is None or cached[0][0] is not mask or cached[0][1:] != key[1:]:
+            cached = self.__dict__["_edges"] = (key, compiled.active_edges(self._plan, mask))
+        return cached[1]
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        state.pop("_packed_masks", None)
+        state.pop("_edges", None)
+        return state
 
     def _forward_by_modules(self, features: torch.Tensor) -> torch.Tensor:
         """Layer by layer with ordinary autograd: any activation, layer norm, module hooks."""

@@ -49,6 +49,26 @@ def _as_bool_mask(value: Any, shape: torch.Size, what: str) -> torch.Tensor:
     return tensor != 0
 
 
+def cached_mask_values(
+    cache: dict, name: str, mask: torch.Tensor, dtype: torch.dtype
+) -> torch.Tensor | None:
+    """``mask`` as 0/1 values of ``dtype`` (None if all True), cached in ``cache[name]``.
+
+    The entry is reused while the mask is the same tensor with the same version counter
+    and data pointer, so any edit through torch (in place, through a view, or a new
+    ``mask.data``) is seen. Tracing and compiling get the plain conversion.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return mask.to(dtype)
+    key = (mask, mask._version, mask.data_ptr(), dtype)
+    cached = cache.get(name)
+    if cached is not None and cached[0][0] is mask and cached[0][1:] == key[1:]:
+        return cached[1]
+    values = None if bool(mask.all()) else mask.to(dtype)
+    cache[name] = (key, values)
+    return values
+
+
 def _is_integer(tensor: torch.Tensor) -> bool:
     return not tensor.is_floating_point() and not tensor.is_complex() and tensor.dtype != torch.bool
 
@@ -124,14 +144,14 @@ class MaskableModule(nn.Module):
             if name not in weights:
                 super().__setattr__(name, value)
                 return
-            checked = _as_bool_mask(value, self._parameters[weights[name]].shape, name)
+            checked = _as_bool_mask(value, self._tensor(weights[name]).shape, name)
             with torch.no_grad():
                 buffers[name].copy_(checked)
         else:
             super().__setattr__(name, value)
 
     def _set_bias_mask(self, value: Any) -> None:
-        bias_mask = self._buffers["bias_mask"]
+        bias_mask = self._tensor("bias_mask")
         if bias_mask is None:
             if value is not None:
                 raise MaskError(
@@ -147,7 +167,7 @@ class MaskableModule(nn.Module):
         """Register ``mask`` (all True, shaped like ``weight``) and ``bias_mask`` (None
         without a bias), as every single-weight masked layer holds them."""
         self.register_buffer("mask", torch.ones_like(self.weight, dtype=torch.bool))
-        bias = self._parameters.get("bias")
+        bias = self._tensor("bias")
         bias_mask = None if bias is None else torch.ones_like(bias, dtype=torch.bool)
         self.register_buffer("bias_mask", bias_mask)
 
@@ -165,7 +185,7 @@ class MaskableModule(nn.Module):
         partial mask kept, every output unit is drawn with the bound torch would use for
         its *active* fan-in, ``1 / sqrt(fan_in)``.
         """
-        has_masks = "mask" in self._buffers
+        has_masks = self._tensor("mask") is not None
         if has_masks and not keep_mask:
             with torch.no_grad():
                 self.mask.fill_(True)
@@ -192,7 +212,7 @@ class MaskableModule(nn.Module):
                 f"{type(self).__name__} has no masked weight {weight!r}; its masked weights "
                 f"are: {names}. Name one of them, e.g. get_mask({next(iter(pairs), 'weight')!r})"
             )
-        return self._parameters[weight], self._buffers[pairs[weight]]
+        return self._tensor(weight), self._tensor(pairs[weight])
 
     def get_mask(self, weight: str = "weight") -> torch.Tensor:
         """The mask buffer of ``weight`` itself (edits to it take effect).
@@ -225,8 +245,8 @@ class MaskableModule(nn.Module):
 
     def masked_bias(self) -> torch.Tensor | None:
         """The bias with the entries of masked outputs zeroed, or None without a bias."""
-        bias = self._parameters.get("bias")
-        if bias is None or self._buffers.get("bias_mask") is None:
+        bias = self._tensor("bias")
+        if bias is None or self._tensor("bias_mask") is None:
             return bias
         values = self.mask_values("bias_mask", bias.dtype)
         return bias if values is None else bias * values
@@ -242,16 +262,7 @@ class MaskableModule(nn.Module):
         or a numpy view of it, are not seen: edit the mask itself (``mask[...] = ...``,
         ``mask.copy_(...)``, ``set_mask``). Tracing and compiling get the plain conversion.
         """
-        mask = self._buffers[name]
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return mask.to(dtype)
-        key = (mask, mask._version, mask.data_ptr(), dtype)
-        cached = self._mask_value_cache.get(name)
-        if cached is not None and cached[0][0] is mask and cached[0][1:] == key[1:]:
-            return cached[1]
-        values = None if bool(mask.all()) else mask.to(dtype)
-        self._mask_value_cache[name] = (key, values)
-        return values
+        return cached_mask_values(self._mask_value_cache, name, self._tensor(name), dtype)
 
     @property
     def _mask_value_cache(self) -> dict:
@@ -260,6 +271,29 @@ class MaskableModule(nn.Module):
             cache = self.__dict__["_mask_values"] = {}
         return cache
 
+    def _tensor(self, name: str) -> torch.Tensor | None:
+        """The parameter or buffer ``name`` of this module (None if absent or None).
+
+        Generic code (masks, pruning, counting) reads weights and masks through this
+        rather than ``_parameters`` / ``_buffers``, so that modules whose tensors are views
+        into storage their model packs (the hidden layers of a ``MaskedDeepDAN``) take part.
+        """
+        tensor = self._parameters.get(name)
+        return tensor if tensor is not None else self._buffers.get(name)
+
+    def parameter_leaf(
+        self, name: str = "weight"
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor] | None]:
+        """The autograd leaf that holds parameter ``name``, and how to cut it out.
+
+        For an ordinary layer the leaf is the parameter itself and the cut is None. A layer
+        whose weight is a view into a packed parameter returns that parameter and a
+        function taking any tensor shaped like it (its gradient, an optimizer's moment) to
+        the view of this layer's part. Gradients with respect to the weight, and optimizer
+        state, live on the leaf.
+        """
+        return self._tensor(name), None
+
     def __getstate__(self) -> dict:
         state = super().__getstate__()
         state.pop("_mask_values", None)
@@ -267,8 +301,7 @@ class MaskableModule(nn.Module):
 
     def _mask_pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [
-            (self._parameters[weight], self._buffers[mask])
-            for weight, mask in self.masked_parameters()
+            (self._tensor(weight), self._tensor(mask)) for weight, mask in self.masked_parameters()
         ]
 
     @torch.no_grad()
@@ -276,9 +309,9 @@ class MaskableModule(nn.Module):
         """Zero the masked weights (and masked biases) for good; the masks are kept."""
         for weight, mask in self._mask_pairs():
             weight.masked_fill_(~mask, 0.0)
-        bias_mask = self._buffers.get("bias_mask")
+        bias_mask = self._tensor("bias_mask")
         if bias_mask is not None:
-            self._parameters["bias"].masked_fill_(~bias_mask, 0.0)
+            self._tensor("bias").masked_fill_(~bias_mask, 0.0)
 
     @torch.no_grad()
     def recompute_mask(self, theta: float = 0.001) -> None:
