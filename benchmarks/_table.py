@@ -54,7 +54,7 @@ def _duration(seconds: float | None) -> str:
 class Table:
     """Prints rows as they come and a summary of the goals at the end."""
 
-    layout = "{:<56} {:>10} {:>10} {:>8}  {:<9} {}"
+    layout = "{:<68} {:>10} {:>10} {:>8}  {:<9} {}"
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
@@ -63,7 +63,7 @@ class Table:
                 "benchmark (ratio = first / second)", "pypaddle", "other", "ratio", "goal", "met"
             )
         )
-        print("-" * 102, flush=True)
+        print("-" * 114, flush=True)
 
     def section(self, title: str) -> None:
         print(f"[{title}]", flush=True)
@@ -92,7 +92,7 @@ class Table:
         judged = [row for row in self.rows if row.goal is not None]
         verdicts = [(row, row.goal.met(row)) for row in judged]
         met = sum(verdict is True for _, verdict in verdicts)
-        print("-" * 102)
+        print("-" * 114)
         print(f"goals met: {met} of {len(judged)}")
         for row, verdict in verdicts:
             if verdict is not True:

@@ -77,6 +77,11 @@ def _not_runnable(
     return Row(label, pypaddle, goal=goal, note=f"deepstruct: not runnable here ({reason})")
 
 
+def _kernel(model: MaskedDeepDAN, inputs: torch.Tensor) -> str:
+    """Which kernel ``kernel="auto"`` runs the DAN's hidden layers with on ``inputs``."""
+    return f"{model._kernel_for(inputs)} kernel"
+
+
 def _edges(graph: nx.DiGraph) -> str:
     return f" ({graph.number_of_edges() / 1000:.0f}k edges)"
 
@@ -87,7 +92,7 @@ def _fresh(make: Callable[[], nx.DiGraph], count: int) -> Iterator[nx.DiGraph]:
 
 
 # -- 1. masked feed-forward network against nn.Linear ------------------------------------
-def bench_ffn(table: Table) -> None:
+def bench_ffn(table: Table, *, quick: bool = False) -> None:
     table.section("1. masked FFN vs dense, forward+backward, batch 256")
     inputs = _inputs()
     torch.manual_seed(SEED)
@@ -106,14 +111,18 @@ def bench_ffn(table: Table) -> None:
 
 
 # -- 2. DAN on layered random DAGs against dense networks --------------------------------
-def bench_layered_dan(table: Table) -> None:
+def bench_layered_dan(table: Table, *, quick: bool = False) -> None:
     table.section("2. MaskedDeepDAN on a layered random DAG 8 x 256, forward+backward, batch 256")
     inputs = _inputs()
     widths = [256] * 8
     cases = [
-        ("DAN 8x256 30%{edges}: pypaddle / dense MLP", 0.0, mlp([FEATURES, *widths, OUTPUTS])),
         (
-            "DAN 8x256 + skips{edges}: pypaddle / concat MLP",
+            "DAN 8x256 30%{edges}, {kernel}: pypaddle / dense MLP",
+            0.0,
+            mlp([FEATURES, *widths, OUTPUTS]),
+        ),
+        (
+            "DAN 8x256 + skips{edges}, {kernel}: pypaddle / concat MLP",
             0.05,
             ConcatMLP(FEATURES, OUTPUTS, widths),
         ),
@@ -127,7 +136,7 @@ def bench_layered_dan(table: Table) -> None:
         result = compare(train_step(model, inputs), train_step(dense, inputs))
         table.add(
             Row(
-                label.format(edges=_edges(structure)),
+                label.format(edges=_edges(structure), kernel=_kernel(model, inputs)),
                 result.subject,
                 result.reference,
                 result.ratio,
@@ -146,8 +155,10 @@ def bench_deepstruct_dan(table: Table, *, quick: bool) -> None:
     depth = len(model.layer_widths)
     step = train_step(model, inputs)
 
-    label = f"DAN fwd+bwd, {depth} layers: deepstruct / pypaddle"
+    label = f"DAN fwd+bwd, {depth} layers, {_kernel(model, inputs)}: deepstruct / pypaddle"
     goal = Goal(10, at_most=False)
+    torch_kernel = MaskedDeepDAN(FEATURES, OUTPUTS, structure, kernel="torch")
+    torch_label = f"DAN fwd+bwd, {depth} layers, torch kernel: deepstruct / pypaddle"
     try:
         torch.manual_seed(SEED)
         peer = deepstruct.dan(FEATURES, OUTPUTS, deepstruct.layered_graph(structure))
@@ -159,6 +170,8 @@ def bench_deepstruct_dan(table: Table, *, quick: bool) -> None:
     else:
         result = compare(step, peer_step)
         table.add(Row(label, result.subject, result.reference, 1 / result.ratio, goal))
+        result = compare(train_step(torch_kernel, inputs), peer_step)
+        table.add(Row(torch_label, result.subject, result.reference, 1 / result.ratio))
 
     dense = mlp([FEATURES, *model.layer_widths, OUTPUTS])
     result = compare(step, train_step(dense, inputs))
@@ -249,11 +262,34 @@ def _layer_index_case(table: Table, graph: nx.DiGraph, width: int, *, quick: boo
         table.add(Row(f"layer index 4x{width}: pypaddle time", ours, goal=goal))
 
 
+SECTIONS: dict[str, Callable[..., None]] = {
+    "ffn": bench_ffn,
+    "dan": bench_layered_dan,
+    "deepstruct": bench_deepstruct_dan,
+    "layer-index": bench_layer_index,
+    "prune": bench_prune.run,
+    "rnn": bench_rnn.run,
+    "cells": bench_cells.run,
+    "deploy": bench_deploy.run,
+    "experiments": bench_experiments.run,
+    "extract": bench_extract.run,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the slowest deepstruct runs")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--only",
+        metavar="SECTIONS",
+        help=f"comma-separated sections to run, of: {', '.join(SECTIONS)} (default: all)",
+    )
     args = parser.parse_args(argv)
+    chosen = list(SECTIONS) if args.only is None else args.only.split(",")
+    unknown = [name for name in chosen if name not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
 
     torch.set_num_threads(args.threads)
     try:
@@ -270,16 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         "the median of the per-round ratios\n"
     )
     table = Table()
-    bench_ffn(table)
-    bench_layered_dan(table)
-    bench_deepstruct_dan(table, quick=args.quick)
-    bench_layer_index(table, quick=args.quick)
-    bench_prune.run(table, quick=args.quick)
-    bench_rnn.run(table, quick=args.quick)
-    bench_cells.run(table, quick=args.quick)
-    bench_deploy.run(table, quick=args.quick)
-    bench_experiments.run(table, quick=args.quick)
-    bench_extract.run(table, quick=args.quick)
+    for name in chosen:
+        SECTIONS[name](table, quick=args.quick)
     table.summary()
     return 0
 

@@ -165,6 +165,22 @@ class TestKernelsAgree:
         assert not torch.allclose(before, after)
         torch.testing.assert_close(after, model._forward_by_modules(x))
 
+    @pytest.mark.parametrize("kernel", ["compiled", "torch"])
+    def test_gradcheck_through_functional_call(self, kernel):
+        torch.manual_seed(4)
+        structure = oriented(nx.gnp_random_graph(12, 0.3, seed=4))
+        model = MaskedDeepDAN(3, 2, structure, activation=nn.Tanh, kernel=kernel).double()
+        model.layers_main_hidden[1].mask[:, 0] = False
+
+        def run(x, weight, bias):
+            packed = {"hidden_weight": weight, "hidden_bias": bias}
+            return torch.func.functional_call(model, packed, (x,))
+
+        x = torch.randn(4, 3, dtype=torch.float64, requires_grad=True)
+        weight = model.hidden_weight.detach().clone().requires_grad_()
+        bias = model.hidden_bias.detach().clone().requires_grad_()
+        assert torch.autograd.gradcheck(run, (x, weight, bias))
+
     def test_float32_kernels_agree(self):
         torch.manual_seed(3)
         structure = oriented(nx.barabasi_albert_graph(60, 2, seed=3))

@@ -54,8 +54,12 @@ class MaskedDeepDAN(MaskedModel):
 
     The graph is compiled once: the vertices of layer ``L`` form one masked linear layer that
     reads the concatenated activations of the layers from the lowest one with an edge into
-    ``L`` up to ``L - 1``; its mask holds exactly the graph's edges. ``forward`` runs one
-    matrix product per layer and never touches networkx. The structure is not modified.
+    ``L`` up to ``L - 1``; its mask holds exactly the graph's edges. The layers' weights,
+    biases and masks are packed into ``hidden_weight``, ``hidden_bias``, ``hidden_mask``
+    and ``hidden_bias_mask`` (layer blocks one after another), and ``layers_main_hidden[i]``
+    is a :class:`~pypaddle.sparse.MaskedLinearLayer` whose tensors are views into them, so
+    a deep graph costs autograd and the optimizer two parameters, not two per layer.
+    ``forward`` never touches networkx. The structure is not modified.
 
     Parameters
     ----------
@@ -70,6 +74,16 @@ class MaskedDeepDAN(MaskedModel):
         Normalise each layer's pre-activations with a ``LayerNorm``.
     activation : nn.Module, nn.Module class or callable
         The activation of every vertex (``nn.ReLU`` by default).
+    kernel : {"auto", "compiled", "torch", "modules"}
+        What runs the hidden layers (also settable later as ``model.kernel``).
+        ``"compiled"``: a numba-compiled loop over the active edges (CPU, float32 or
+        float64; ``pip install 'pypaddle[fast]'``). ``"torch"``: one autograd node running
+        one matrix product per layer, on any device and dtype. ``"modules"``: layer by
+        layer with ordinary autograd, which is also what activations other than
+        ReLU/tanh/sigmoid/identity, layer norm, tracing and ``torch.compile`` get.
+        ``"auto"`` picks compiled or torch by an estimate of their costs (the compiled
+        loop for deep, narrow or sparse graphs; BLAS for wide, dense layers). All give the
+        same outputs and gradients.
 
     Examples
     --------
