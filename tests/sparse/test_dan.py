@@ -545,6 +545,22 @@ class TestKernelChoice:
         with pytest.raises(ConfigError, match=r"pypaddle\[fast\].*not installed"):
             model(x)
 
+    def test_a_broken_numba_warns_and_falls_back(self, monkeypatch):
+        compiled = pypaddle.sparse._dan_numba
+
+        def broken():
+            raise ImportError("numba was built for another numpy")
+
+        monkeypatch.setattr(compiled, "_kernels", broken)
+        compiled.available.cache_clear()
+        try:
+            with pytest.warns(RuntimeWarning, match="another numpy.*torch kernel"):
+                assert not compiled.available()
+            model = MaskedDeepDAN(8, 2, TestVectorised.chain(50))
+            assert model._kernel_for(torch.randn(4, 8)) == "torch"
+        finally:
+            compiled.available.cache_clear()
+
     def test_compiled_refuses_other_dtypes_and_unknown_kernels_are_named(self):
         model = MaskedDeepDAN(4, 2, TestVectorised.chain(10), kernel="compiled")
         with pytest.raises(ConfigError, match="bfloat16"):

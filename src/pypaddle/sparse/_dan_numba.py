@@ -10,6 +10,7 @@ backward each make a handful of calls whatever the depth of the graph.
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -36,8 +37,25 @@ ActiveEdges = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 @cache
 def available() -> bool:
-    """Whether numba is installed (it is imported only when a kernel first runs)."""
-    return importlib.util.find_spec("numba") is not None
+    """Whether the compiled kernels can run: numba is installed and imports.
+
+    numba is imported on the first call (by the first DAN forward on the CPU), not when
+    pypaddle is. A numba that is installed but fails to import (say, built for another
+    numpy) gets a warning naming the error, and the torch kernel runs instead.
+    """
+    if importlib.util.find_spec("numba") is None:
+        return False
+    try:
+        _kernels()
+    except Exception as error:  # any failure of a broken install, not only ImportError
+        warnings.warn(
+            f"numba is installed but cannot be used ({type(error).__name__}: {error}); "
+            "MaskedDeepDAN falls back to its torch kernel",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return False
+    return True
 
 
 @cache

@@ -156,7 +156,7 @@ class MaskedDeepDAN(MaskedModel):
             - first_hidden[target_layers]
         )
         mask[torch.from_numpy(entries)] = True
-        # Each vertex drawn as nn.Linear draws a neuron, with its *active* fan-in.
+        # Every vertex starts as nn.Linear starts a neuron, with its *active* fan-in.
         fan_in = np.bincount(targets, minlength=order.size)
         fan_in[: widths[0]] = features
         bound = torch.from_numpy(1 / np.sqrt(np.maximum(fan_in, 1)))
