@@ -134,8 +134,8 @@ def _active_params(module: nn.Module) -> int:
     if not isinstance(module, MaskableModule):
         return total
     for _, mask in module.masked_parameters():
-        total -= int((~module._tensor(mask)).sum())
-    bias_mask = module._tensor("bias_mask")
+        total -= int((~module.named_tensor(mask)).sum())
+    bias_mask = module.named_tensor("bias_mask")
     if bias_mask is not None:
         total -= int((~bias_mask).sum())
     return total
@@ -157,7 +157,7 @@ def _weight_density(module: nn.Module) -> tuple[int, int]:
     weight = module.weight
     if isinstance(module, SparseLinear):
         return module.in_features * module.out_features, weight.values().numel()
-    if isinstance(module, MaskableModule) and module._tensor("mask") is not None:
+    if isinstance(module, MaskableModule) and module.named_tensor("mask") is not None:
         return weight.numel(), int(module.mask.sum())
     return weight.numel(), weight.numel()
 

@@ -24,11 +24,11 @@ class Target(NamedTuple):
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.module._tensor(self.weight_name)
+        return self.module.named_tensor(self.weight_name)
 
     @property
     def mask(self) -> torch.Tensor:
-        return self.module._tensor(self.mask_name)
+        return self.module.named_tensor(self.mask_name)
 
     def leaf(self) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
         """The autograd leaf holding this weight, and the cut from the leaf to the weight.
@@ -51,7 +51,7 @@ class Target(NamedTuple):
         """The per-output bias mask that goes with this weight, if it has one."""
         if self.weight_name != "weight":
             return None
-        return self.module._tensor("bias_mask")
+        return self.module.named_tensor("bias_mask")
 
 
 def _whole(tensor: torch.Tensor) -> torch.Tensor:

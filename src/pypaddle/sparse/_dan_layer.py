@@ -86,10 +86,10 @@ class DanLayer(MaskedLinearLayer):
     def bias_mask(self) -> torch.Tensor:  # type: ignore[override]
         return self._cut_rows(self._owner.hidden_bias_mask)
 
-    def _tensor(self, name: str) -> torch.Tensor | None:
+    def named_tensor(self, name: str) -> torch.Tensor | None:
         if name in ("weight", "bias", "mask", "bias_mask"):
             return getattr(self, name)
-        return super()._tensor(name)
+        return super().named_tensor(name)
 
     def parameter_leaf(
         self, name: str = "weight"

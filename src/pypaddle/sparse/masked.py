@@ -144,14 +144,14 @@ class MaskableModule(nn.Module):
             if name not in weights:
                 super().__setattr__(name, value)
                 return
-            checked = _as_bool_mask(value, self._tensor(weights[name]).shape, name)
+            checked = _as_bool_mask(value, self.named_tensor(weights[name]).shape, name)
             with torch.no_grad():
                 buffers[name].copy_(checked)
         else:
             super().__setattr__(name, value)
 
     def _set_bias_mask(self, value: Any) -> None:
-        bias_mask = self._tensor("bias_mask")
+        bias_mask = self.named_tensor("bias_mask")
         if bias_mask is None:
             if value is not None:
                 raise MaskError(
@@ -167,7 +167,7 @@ class MaskableModule(nn.Module):
         """Register ``mask`` (all True, shaped like ``weight``) and ``bias_mask`` (None
         without a bias), as every single-weight masked layer holds them."""
         self.register_buffer("mask", torch.ones_like(self.weight, dtype=torch.bool))
-        bias = self._tensor("bias")
+        bias = self.named_tensor("bias")
         bias_mask = None if bias is None else torch.ones_like(bias, dtype=torch.bool)
         self.register_buffer("bias_mask", bias_mask)
 
@@ -185,7 +185,7 @@ class MaskableModule(nn.Module):
         partial mask kept, every output unit is drawn with the bound torch would use for
         its *active* fan-in, ``1 / sqrt(fan_in)``.
         """
-        has_masks = self._tensor("mask") is not None
+        has_masks = self.named_tensor("mask") is not None
         if has_masks and not keep_mask:
             with torch.no_grad():
                 self.mask.fill_(True)
@@ -212,7 +212,7 @@ class MaskableModule(nn.Module):
                 f"{type(self).__name__} has no masked weight {weight!r}; its masked weights "
                 f"are: {names}. Name one of them, e.g. get_mask({next(iter(pairs), 'weight')!r})"
             )
-        return self._tensor(weight), self._tensor(pairs[weight])
+        return self.named_tensor(weight), self.named_tensor(pairs[weight])
 
     def get_mask(self, weight: str = "weight") -> torch.Tensor:
         """The mask buffer of ``weight`` itself (edits to it take effect).
@@ -245,8 +245,8 @@ class MaskableModule(nn.Module):
 
     def masked_bias(self) -> torch.Tensor | None:
         """The bias with the entries of masked outputs zeroed, or None without a bias."""
-        bias = self._tensor("bias")
-        if bias is None or self._tensor("bias_mask") is None:
+        bias = self.named_tensor("bias")
+        if bias is None or self.named_tensor("bias_mask") is None:
             return bias
         values = self.mask_values("bias_mask", bias.dtype)
         return bias if values is None else bias * values
@@ -262,7 +262,7 @@ class MaskableModule(nn.Module):
         or a numpy view of it, are not seen: edit the mask itself (``mask[...] = ...``,
         ``mask.copy_(...)``, ``set_mask``). Tracing and compiling get the plain conversion.
         """
-        return cached_mask_values(self._mask_value_cache, name, self._tensor(name), dtype)
+        return cached_mask_values(self._mask_value_cache, name, self.named_tensor(name), dtype)
 
     @property
     def _mask_value_cache(self) -> dict:
@@ -271,7 +271,7 @@ class MaskableModule(nn.Module):
             cache = self.__dict__["_mask_values"] = {}
         return cache
 
-    def _tensor(self, name: str) -> torch.Tensor | None:
+    def named_tensor(self, name: str) -> torch.Tensor | None:
         """The parameter or buffer ``name`` of this module (None if absent or None).
 
         Generic code (masks, pruning, counting) reads weights and masks through this
@@ -292,7 +292,7 @@ class MaskableModule(nn.Module):
         the view of this layer's part. Gradients with respect to the weight, and optimizer
         state, live on the leaf.
         """
-        return self._tensor(name), None
+        return self.named_tensor(name), None
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
@@ -301,7 +301,8 @@ class MaskableModule(nn.Module):
 
     def _mask_pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [
-            (self._tensor(weight), self._tensor(mask)) for weight, mask in self.masked_parameters()
+            (self.named_tensor(weight), self.named_tensor(mask))
+            for weight, mask in self.masked_parameters()
         ]
 
     @torch.no_grad()
@@ -309,9 +310,9 @@ class MaskableModule(nn.Module):
         """Zero the masked weights (and masked biases) for good; the masks are kept."""
         for weight, mask in self._mask_pairs():
             weight.masked_fill_(~mask, 0.0)
-        bias_mask = self._tensor("bias_mask")
+        bias_mask = self.named_tensor("bias_mask")
         if bias_mask is not None:
-            self._tensor("bias").masked_fill_(~bias_mask, 0.0)
+            self.named_tensor("bias").masked_fill_(~bias_mask, 0.0)
 
     @torch.no_grad()
     def recompute_mask(self, theta: float = 0.001) -> None:
