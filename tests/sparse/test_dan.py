@@ -390,6 +390,27 @@ class TestStateAndCopies:
         torch.testing.assert_close(fresh(x), model(x))
         assert set(fresh.generate_structure().edges) == set(model.generate_structure().edges)
 
+    def test_a_state_dict_with_one_entry_per_layer_loads(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        model.layers_main_hidden[2].mask[0, 2] = False
+        model.layers_main_hidden[0].prune_neurons([1])
+        per_layer = {
+            f"layers_main_hidden.{index}.{name}": getattr(layer, name).detach().clone()
+            for index, layer in enumerate(model.layers_main_hidden)
+            for name in ("weight", "bias", "mask", "bias_mask")
+        }
+        per_layer.update(
+            (key, value) for key, value in model.state_dict().items() if key.startswith("layer_out")
+        )
+        keys = list(per_layer)
+        fresh = MaskedDeepDAN(3, 2, tiny)
+        fresh.load_state_dict(per_layer, strict=True)
+        assert list(per_layer) == keys  # the caller's dict is left as it was
+        x = torch.randn(4, 3)
+        torch.testing.assert_close(fresh(x), model(x))
+        assert torch.equal(fresh.hidden_mask, model.hidden_mask)
+        assert torch.equal(fresh.hidden_bias_mask, model.hidden_bias_mask)
+
     def test_deepcopy_is_independent(self, tiny):
         model = MaskedDeepDAN(3, 2, tiny)
         clone = copy.deepcopy(model)

@@ -36,6 +36,14 @@ __all__ = ["KERNELS", "MaskedDeepDAN"]
 
 KERNELS = ("auto", "compiled", "torch", "modules")
 
+# Each layer's tensor and the packed tensor it is a view of.
+_PACKED = {
+    "weight": "hidden_weight",
+    "bias": "hidden_bias",
+    "mask": "hidden_mask",
+    "bias_mask": "hidden_bias_mask",
+}
+
 
 def _check_kernel(kernel: Any) -> None:
     if kernel not in KERNELS:
@@ -277,6 +285,18 @@ class MaskedDeepDAN(MaskedModel):
         state.pop("_packed_masks", None)
         state.pop("_edges", None)
         return state
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        # A state dict with one entry per layer (layers_main_hidden.N.weight, .bias, .mask,
+        # .bias_mask), as DANs saved before the packing hold, loads by packing them.
+        layers = range(len(self.layer_widths))
+        for name, packed in _PACKED.items():
+            keys = [f"{prefix}layers_main_hidden.{layer}.{name}" for layer in layers]
+            if prefix + packed not in state_dict and all(key in state_dict for key in keys):
+                state_dict[prefix + packed] = torch.cat(
+                    [state_dict.pop(key).reshape(-1) for key in keys]
+                )
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _forward_by_modules(self, features: torch.Tensor) -> torch.Tensor:
         """Layer by layer with ordinary autograd: any activation, layer norm, module hooks."""
