@@ -390,6 +390,38 @@ class TestStateAndCopies:
         torch.testing.assert_close(fresh(x), model(x))
         assert set(fresh.generate_structure().edges) == set(model.generate_structure().edges)
 
+    @staticmethod
+    def per_layer_state(model: MaskedDeepDAN) -> dict[str, torch.Tensor]:
+        """The state_dict layout from before the hidden layers were packed (one weight,
+        bias, mask and bias mask per layer), as old experiment checkpoints hold it."""
+        state = {
+            f"layers_main_hidden.{index}.{name}": getattr(layer, name).detach().clone()
+            for index, layer in enumerate(model.layers_main_hidden)
+            for name in ("weight", "bias", "mask", "bias_mask")
+        }
+        state.update({f"layer_out.{k}": v for k, v in model.layer_out.state_dict().items()})
+        return state
+
+    def test_a_per_layer_state_dict_from_before_packing_loads(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        model.layers_main_hidden[2].mask[0, 2] = False
+        model.layers_main_hidden[1].prune_neurons([0])
+        wrapped = nn.Sequential(MaskedDeepDAN(3, 2, tiny))
+        wrapped.load_state_dict(
+            {f"0.{key}": value for key, value in self.per_layer_state(model).items()}, strict=True
+        )
+        fresh = wrapped[0]
+        for name in ("hidden_weight", "hidden_bias", "hidden_mask", "hidden_bias_mask"):
+            assert torch.equal(getattr(fresh, name), getattr(model, name)), name
+        x = torch.randn(4, 3)
+        torch.testing.assert_close(fresh(x), model(x))
+
+    def test_a_per_layer_state_dict_of_another_structure_is_named(self, tiny):
+        other = MaskedDeepDAN(3, 2, nx.DiGraph([("a", "b"), ("a", "c"), ("b", "c"), ("c", "d")]))
+        model = MaskedDeepDAN(3, 2, tiny)
+        with pytest.raises(RuntimeError, match=r"layers_main_hidden\.1\.weight"):
+            model.load_state_dict(self.per_layer_state(other), strict=True)
+
     def test_deepcopy_is_independent(self, tiny):
         model = MaskedDeepDAN(3, 2, tiny)
         clone = copy.deepcopy(model)

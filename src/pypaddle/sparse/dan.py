@@ -22,7 +22,7 @@ from pypaddle.sparse._common import (
     resolve_activation,
 )
 from pypaddle.sparse._dan_kernel import FAST_ACTIVATIONS, DanPlan, dan_sinks
-from pypaddle.sparse._dan_layer import DanLayer
+from pypaddle.sparse._dan_layer import DanLayer, pack_per_layer_entries
 from pypaddle.sparse._dan_numba import dan_sinks_compiled
 from pypaddle.sparse._structure import (
     input_vertex,
@@ -271,6 +271,22 @@ class MaskedDeepDAN(MaskedModel):
         if cached is None or cached[0][0] is not mask or cached[0][1:] != key[1:]:
             cached = self.__dict__["_edges"] = (key, compiled.active_edges(self._plan, mask))
         return cached[1]
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict,
+        prefix: str,
+        local_metadata: dict,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # A state_dict from before the hidden layers were packed loads too.
+        pack_per_layer_entries(state_dict, prefix, self.layers_main_hidden)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
