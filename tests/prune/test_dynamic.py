@@ -149,6 +149,27 @@ class TestOptimizerState:
         assert (state["exp_avg_sq"][positions] == 0).all()
         assert int(state["step"]) == 1
 
+    def test_a_view_into_a_packed_parameter_is_refused_not_ignored(self):
+        import networkx as nx
+
+        from pypaddle.sparse import MaskedDeepDAN
+
+        torch.manual_seed(0)
+        model = MaskedDeepDAN(3, 2, nx.DiGraph([(0, 1), (1, 2), (0, 2)]))
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+        model(torch.randn(4, 3)).sum().backward()
+        optimizer.step()
+        layer = model.layers_main_hidden[2]
+        moments = optimizer.state[model.hidden_weight]["exp_avg"].clone()
+        # The layer's weight is a view: the optimizer keeps no state for it, so resetting
+        # "its" state would silently do nothing.
+        with pytest.raises(ConfigError, match=r"view.*parameter_leaf\(\).*cut=cut"):
+            reset_optimizer_state(optimizer, layer.weight, torch.ones(1, 2, dtype=torch.bool))
+        assert torch.equal(optimizer.state[model.hidden_weight]["exp_avg"], moments)
+        leaf, cut = layer.parameter_leaf()
+        reset_optimizer_state(optimizer, leaf, torch.ones(1, 2, dtype=torch.bool), cut=cut)
+        assert bool((cut(optimizer.state[model.hidden_weight]["exp_avg"]) == 0).all())
+
 
 class TestMaskedWeightsStayOut:
     def test_momentum_and_weight_decay_never_bring_a_masked_weight_back(self):

@@ -390,26 +390,38 @@ class TestStateAndCopies:
         torch.testing.assert_close(fresh(x), model(x))
         assert set(fresh.generate_structure().edges) == set(model.generate_structure().edges)
 
-    def test_a_state_dict_with_one_entry_per_layer_loads(self, tiny):
-        model = MaskedDeepDAN(3, 2, tiny)
-        model.layers_main_hidden[2].mask[0, 2] = False
-        model.layers_main_hidden[0].prune_neurons([1])
-        per_layer = {
+    @staticmethod
+    def per_layer_state(model: MaskedDeepDAN) -> dict[str, torch.Tensor]:
+        """The state_dict layout from before the hidden layers were packed (one weight,
+        bias, mask and bias mask per layer), as old experiment checkpoints hold it."""
+        state = {
             f"layers_main_hidden.{index}.{name}": getattr(layer, name).detach().clone()
             for index, layer in enumerate(model.layers_main_hidden)
             for name in ("weight", "bias", "mask", "bias_mask")
         }
-        per_layer.update(
-            (key, value) for key, value in model.state_dict().items() if key.startswith("layer_out")
-        )
-        keys = list(per_layer)
-        fresh = MaskedDeepDAN(3, 2, tiny)
-        fresh.load_state_dict(per_layer, strict=True)
-        assert list(per_layer) == keys  # the caller's dict is left as it was
+        state.update({f"layer_out.{k}": v for k, v in model.layer_out.state_dict().items()})
+        return state
+
+    def test_a_per_layer_state_dict_from_before_packing_loads(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        model.layers_main_hidden[2].mask[0, 2] = False
+        model.layers_main_hidden[1].prune_neurons([0])
+        wrapped = nn.Sequential(MaskedDeepDAN(3, 2, tiny))
+        state = {f"0.{key}": value for key, value in self.per_layer_state(model).items()}
+        keys = list(state)
+        wrapped.load_state_dict(state, strict=True)
+        assert list(state) == keys  # the caller's dict is left as it was
+        fresh = wrapped[0]
+        for name in ("hidden_weight", "hidden_bias", "hidden_mask", "hidden_bias_mask"):
+            assert torch.equal(getattr(fresh, name), getattr(model, name)), name
         x = torch.randn(4, 3)
         torch.testing.assert_close(fresh(x), model(x))
-        assert torch.equal(fresh.hidden_mask, model.hidden_mask)
-        assert torch.equal(fresh.hidden_bias_mask, model.hidden_bias_mask)
+
+    def test_a_per_layer_state_dict_of_another_structure_is_named(self, tiny):
+        other = MaskedDeepDAN(3, 2, nx.DiGraph([("a", "b"), ("a", "c"), ("b", "c"), ("c", "d")]))
+        model = MaskedDeepDAN(3, 2, tiny)
+        with pytest.raises(RuntimeError, match=r"layers_main_hidden\.1\.weight"):
+            model.load_state_dict(self.per_layer_state(other), strict=True)
 
     def test_deepcopy_is_independent(self, tiny):
         model = MaskedDeepDAN(3, 2, tiny)

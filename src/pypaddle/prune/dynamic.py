@@ -83,8 +83,17 @@ def reset_optimizer_state(
     Every state tensor of the parameter's shape is edited in place; scalars such as Adam's
     step count are left alone. For a weight that is a view into a packed parameter (a
     MaskedDeepDAN layer), pass the packed parameter and the cut to the weight, as
-    ``layer.parameter_leaf()`` returns them: ``positions`` are then the weight's.
+    ``layer.parameter_leaf()`` returns them: ``positions`` are then the weight's. Such a
+    view alone is refused (:class:`~pypaddle.errors.ConfigError`): the optimizer keeps no
+    state for it, so there would be nothing to reset and the call would silently do nothing.
     """
+    if cut is None and parameter._is_view():
+        raise ConfigError(
+            "reset_optimizer_state got a view into a larger tensor (such as a MaskedDeepDAN "
+            "layer's weight), and optimizer state belongs to that tensor, not to the view; "
+            "pass the packed parameter and the cut to the view: leaf, cut = "
+            "layer.parameter_leaf(); reset_optimizer_state(optimizer, leaf, positions, cut=cut)"
+        )
     state = optimizer.state.get(parameter)
     if not state:
         return

@@ -22,7 +22,15 @@ from pypaddle.sparse.masked import MaskedLinearLayer
 if TYPE_CHECKING:
     from pypaddle.sparse.dan import MaskedDeepDAN
 
-__all__ = ["DanLayer"]
+__all__ = ["DanLayer", "pack_per_layer_entries"]
+
+# A layer's tensor name -> the packed tensor of the DAN that holds it.
+_PACKED = {
+    "weight": "hidden_weight",
+    "bias": "hidden_bias",
+    "mask": "hidden_mask",
+    "bias_mask": "hidden_bias_mask",
+}
 
 
 class DanLayer(MaskedLinearLayer):
@@ -119,3 +127,26 @@ class DanLayer(MaskedLinearLayer):
             )
         else:
             super().__setattr__(name, value)
+
+
+def pack_per_layer_entries(state_dict: dict, prefix: str, layers: nn.ModuleList) -> None:
+    """Turn a state_dict's per-layer entries into the packed ones, in place.
+
+    State dicts saved before the hidden layers were packed (the checkpoints of earlier
+    experiments) hold ``layers_main_hidden.{i}.weight``, ``.bias``, ``.mask`` and
+    ``.bias_mask``. Where every layer's entry is there with this model's shape, they
+    become the one packed entry; otherwise they are left for ``load_state_dict`` to report.
+    """
+    for name, packed in _PACKED.items():
+        keys = [f"{prefix}layers_main_hidden.{index}.{name}" for index in range(len(layers))]
+        if prefix + packed in state_dict or not all(key in state_dict for key in keys):
+            continue
+        values = [state_dict[key] for key in keys]
+        if any(
+            tuple(value.shape) != tuple(layer.named_tensor(name).shape)
+            for value, layer in zip(values, layers)
+        ):
+            continue
+        for key in keys:
+            del state_dict[key]
+        state_dict[prefix + packed] = torch.cat([value.reshape(-1) for value in values])

@@ -22,7 +22,7 @@ from pypaddle.sparse._common import (
     resolve_activation,
 )
 from pypaddle.sparse._dan_kernel import FAST_ACTIVATIONS, DanPlan, dan_sinks
-from pypaddle.sparse._dan_layer import DanLayer
+from pypaddle.sparse._dan_layer import DanLayer, pack_per_layer_entries
 from pypaddle.sparse._dan_numba import dan_sinks_compiled
 from pypaddle.sparse._structure import (
     input_vertex,
@@ -35,14 +35,6 @@ from pypaddle.sparse.masked import MaskedLinearLayer, cached_mask_values
 __all__ = ["KERNELS", "MaskedDeepDAN"]
 
 KERNELS = ("auto", "compiled", "torch", "modules")
-
-# Each layer's tensor and the packed tensor it is a view of.
-_PACKED = {
-    "weight": "hidden_weight",
-    "bias": "hidden_bias",
-    "mask": "hidden_mask",
-    "bias_mask": "hidden_bias_mask",
-}
 
 
 def _check_kernel(kernel: Any) -> None:
@@ -280,23 +272,27 @@ class MaskedDeepDAN(MaskedModel):
             cached = self.__dict__["_edges"] = (key, compiled.active_edges(self._plan, mask))
         return cached[1]
 
+    def _load_from_state_dict(
+        self,
+        state_dict: dict,
+        prefix: str,
+        local_metadata: dict,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # A state_dict from before the hidden layers were packed loads too.
+        pack_per_layer_entries(state_dict, prefix, self.layers_main_hidden)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
+
     def __getstate__(self) -> dict:
         state = super().__getstate__()
         state.pop("_packed_masks", None)
         state.pop("_edges", None)
         return state
-
-    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
-        # A state dict with one entry per layer (layers_main_hidden.N.weight, .bias, .mask,
-        # .bias_mask), as DANs saved before the packing hold, loads by packing them.
-        layers = range(len(self.layer_widths))
-        for name, packed in _PACKED.items():
-            keys = [f"{prefix}layers_main_hidden.{layer}.{name}" for layer in layers]
-            if prefix + packed not in state_dict and all(key in state_dict for key in keys):
-                state_dict[prefix + packed] = torch.cat(
-                    [state_dict.pop(key).reshape(-1) for key in keys]
-                )
-        super()._load_from_state_dict(state_dict, prefix, *args)
 
     def _forward_by_modules(self, features: torch.Tensor) -> torch.Tensor:
         """Layer by layer with ordinary autograd: any activation, layer norm, module hooks."""
