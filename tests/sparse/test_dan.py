@@ -569,6 +569,20 @@ class TestKernelChoice:
         assert wide._kernel_for(x) == "torch"
         assert deep._kernel_for(x.to(torch.bfloat16)) == "torch"
 
+    def test_hooks_on_a_hidden_layer_run_under_auto(self):
+        model = MaskedDeepDAN(8, 2, TestVectorised.chain(30))
+        x = torch.randn(4, 8)
+        expected = model(x)
+        seen = []
+        handle = model.layers_main_hidden[7].register_forward_hook(
+            lambda module, inputs, output: seen.append(output.shape)
+        )
+        assert model._kernel_for(x) == "modules"
+        torch.testing.assert_close(model(x), expected)
+        assert seen == [(4, 1)]
+        handle.remove()
+        assert model._kernel_for(x) == "compiled"
+
     def test_without_numba_auto_uses_torch_and_compiled_says_why(self, monkeypatch):
         monkeypatch.setattr(pypaddle.sparse._dan_numba, "available", lambda: False)
         model = MaskedDeepDAN(8, 2, TestVectorised.chain(50))

@@ -13,7 +13,7 @@ from torch.nn.utils.rnn import PackedSequence
 from pypaddle.deploy._modes import evaluating
 from pypaddle.deploy.sparse_kernels import SparseLinear
 from pypaddle.errors import InputTypeError
-from pypaddle.sparse._dan_layer import DanLayer
+from pypaddle.sparse import DanLayer
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.masked import MaskableModule
 

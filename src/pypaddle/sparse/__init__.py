@@ -5,6 +5,7 @@ pypaddle API did.
 """
 
 from pypaddle.graph import CachedLayeredGraph, LayeredGraph
+from pypaddle.sparse._dan_layer import DanLayer
 from pypaddle.sparse.cells import (
     ConvBNReLUCell,
     DeepCellDAN,
@@ -35,6 +36,7 @@ __all__ = [
     "VGG_BLOCKS",
     "CachedLayeredGraph",
     "ConvBNReLUCell",
+    "DanLayer",
     "DeepCellDAN",
     "LayeredGraph",
     "MaskableModule",

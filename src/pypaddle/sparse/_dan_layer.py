@@ -44,6 +44,15 @@ class DanLayer(MaskedLinearLayer):
     ``model.parameters()``, and its ``state_dict`` is empty: the DAN's holds the packed
     tensors. Assigning a new tensor (``layer.weight = ...``) is refused; assigning a
     mask copies it in, as on every masked layer.
+
+    What a view cannot do: ``layer.weight.data = t`` replaces the data of a temporary
+    view and changes nothing (copy into it instead); ``layer.requires_grad_(False)`` and
+    ``layer.to(...)`` have nothing of their own to act on (the model's do; to freeze one
+    layer, zero its part of ``hidden_weight.grad`` with a hook on ``hidden_weight``);
+    ``torch.nn.utils.prune`` needs a registered parameter, so use :mod:`pypaddle.prune`.
+    Before the first backward ``layer.weight.grad`` is None, and torch warns that a
+    non-leaf's ``.grad`` is read. Forward hooks on a layer run when the model takes the
+    module path, which ``kernel="auto"`` does while any layer has one.
     """
 
     def __init__(

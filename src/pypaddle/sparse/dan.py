@@ -82,8 +82,10 @@ class MaskedDeepDAN(MaskedModel):
         layer with ordinary autograd, which is also what activations other than
         ReLU/tanh/sigmoid/identity, layer norm, tracing and ``torch.compile`` get.
         ``"auto"`` picks compiled or torch by an estimate of their costs (the compiled
-        loop for deep, narrow or sparse graphs; BLAS for wide, dense layers). All give the
-        same outputs and gradients.
+        loop for deep, narrow or sparse graphs; BLAS for wide, dense layers), and the
+        module path while a hidden layer has forward hooks (the kernels run the layers
+        without calling them, so only that path calls their hooks). All give the same
+        outputs and gradients.
 
     Examples
     --------
@@ -245,6 +247,8 @@ class MaskedDeepDAN(MaskedModel):
             return "modules"
         if self.kernel == "torch":
             return "torch"
+        if self.kernel == "auto" and self._layers_have_hooks():
+            return "modules"
         if compiled.supports(features):
             if self.kernel == "compiled":
                 return "compiled"
@@ -257,6 +261,12 @@ class MaskedDeepDAN(MaskedModel):
                 + ("" if compiled.available() else " and numba is not installed")
             )
         return "torch"
+
+    def _layers_have_hooks(self) -> bool:
+        """Whether a hidden layer has forward (pre-)hooks, which only the module path calls."""
+        return any(
+            layer._forward_hooks or layer._forward_pre_hooks for layer in self.layers_main_hidden
+        )
 
     def packed_mask_values(self, name: str, dtype: torch.dtype) -> torch.Tensor | None:
         """The packed mask buffer ``name`` as 0/1 values of ``dtype`` (None if all True),
