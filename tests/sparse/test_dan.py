@@ -471,6 +471,23 @@ class TestBadInput:
         with pytest.raises(ConfigError):
             MaskedDeepDAN(size_input, size_output, nx.DiGraph([(0, 1)]))
 
+    def test_integer_input_is_named(self):
+        model = MaskedDeepDAN(3, 2, nx.DiGraph([(0, 1)]))
+        with pytest.raises(InputTypeError, match=r"MaskedDeepDAN takes floating-point.*int64"):
+            model(torch.ones(4, 3, dtype=torch.long))
+
+    @pytest.mark.parametrize("kernel", ["compiled", "torch", "modules"])
+    def test_built_and_run_in_inference_mode(self, kernel):
+        x = torch.randn(4, 3)
+        with torch.inference_mode():
+            structure = TestVectorised.chain(12)
+            model = MaskedDeepDAN(3, 2, structure, activation=nn.Tanh, kernel=kernel)
+            before = model(x)
+            model.layers_main_hidden[5].mask.fill_(False)
+            after = model(x)
+        assert not torch.equal(before, after)
+        torch.testing.assert_close(after, model._forward_by_modules(x))
+
     def test_wrong_input_shape(self):
         model = MaskedDeepDAN(3, 2, nx.DiGraph([(0, 1)]))
         with pytest.raises(ValueError, match="3 input features"):

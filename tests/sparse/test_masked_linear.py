@@ -448,6 +448,21 @@ class TestForward:
         layer = make_layer(4, 3)
         assert layer(torch.randn(2, 5, 4)).shape == (2, 5, 3)
 
+    @pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.complex64])
+    def test_non_floating_input_is_named(self, dtype):
+        layer = make_layer(4, 3)
+        with pytest.raises(InputTypeError, match=rf"floating-point input, got {dtype}.*\.to"):
+            layer(torch.ones(2, 4, dtype=dtype))
+
+    def test_built_and_run_in_inference_mode(self):
+        with torch.inference_mode():
+            layer = make_layer(4, 3)
+            layer.mask[0, 0] = False
+            out = layer(torch.ones(2, 4))
+            layer.mask[0] = False
+            assert layer(torch.ones(2, 4))[:, 0].tolist() == [layer.bias[0].item()] * 2
+        assert out.shape == (2, 3)
+
 
 class TestMaskValueCache:
     """The forward caches the mask as 0/1 values; every way of changing the mask shows."""

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pypaddle.errors import ConfigError, StructureError
+from pypaddle.errors import ConfigError, InputTypeError, StructureError
 from pypaddle.graph import CachedLayeredGraph
 from pypaddle.graph.layering import edge_index, layer_array
 from pypaddle.sparse import _dan_numba as compiled
@@ -212,8 +212,12 @@ class MaskedDeepDAN(MaskedModel):
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         features = flatten_input(input, self.size_input)
         dtype = self.hidden_weight.dtype
-        if features.is_floating_point():
-            features = features.to(dtype)
+        if not features.is_floating_point():
+            raise InputTypeError(
+                f"MaskedDeepDAN takes floating-point input, got {features.dtype}; convert "
+                f"it first, e.g. input.to({dtype})"
+            )
+        features = features.to(dtype)
         kernel = self._kernel_for(features)
         if kernel == "modules":
             return self._forward_by_modules(features)
@@ -240,7 +244,6 @@ class MaskedDeepDAN(MaskedModel):
             self.kernel == "modules"
             or type(self.activation) not in FAST_ACTIVATIONS
             or self.use_layer_norm
-            or not features.is_floating_point()
             or torch.jit.is_tracing()
             or torch.compiler.is_compiling()
         ):
@@ -276,6 +279,8 @@ class MaskedDeepDAN(MaskedModel):
 
     def _active_edges(self) -> compiled.ActiveEdges:
         mask = self.hidden_mask
+        if mask.is_inference():  # no version counter to key a cache on
+            return compiled.active_edges(self._plan, mask)
         key = (mask, mask._version, mask.data_ptr())
         cached = self.__dict__.get("_edges")
         if cached is None or cached[0][0] is not mask or cached[0][1:] != key[1:]:

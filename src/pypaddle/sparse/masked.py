@@ -58,8 +58,8 @@ def cached_mask_values(
     and data pointer, so any edit through torch (in place, through a view, or a new
     ``mask.data``) is seen. Tracing and compiling get the plain conversion.
     """
-    if torch.jit.is_tracing() or torch.compiler.is_compiling():
-        return mask.to(dtype)
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or mask.is_inference():
+        return mask.to(dtype)  # inference tensors have no version counter to key on
     key = (mask, mask._version, mask.data_ptr(), dtype)
     cached = cache.get(name)
     if cached is not None and cached[0][0] is mask and cached[0][1:] == key[1:]:
@@ -172,10 +172,20 @@ class MaskableModule(nn.Module):
         self.register_buffer("bias_mask", bias_mask)
 
     def _as_weight_dtype(self, input: torch.Tensor) -> torch.Tensor:
-        """A floating input in the weight's dtype (masked layers accept any float input)."""
-        if input.is_floating_point() and input.dtype != self.weight.dtype:
-            return input.to(self.weight.dtype)
-        return input
+        """A floating input in the weight's dtype (masked layers accept any float input).
+
+        Any other input (integers, bools, complex numbers) is an InputTypeError naming the
+        conversion, rather than torch's message about mismatched scalar types.
+        """
+        dtype = self.weight.dtype
+        if input.dtype == dtype:
+            return input
+        if input.is_floating_point():
+            return input.to(dtype)
+        raise InputTypeError(
+            f"{type(self).__name__} takes floating-point input, got {input.dtype}; "
+            f"convert it first, e.g. input.to({dtype})"
+        )
 
     def _reset_by_active_fan_in(self, keep_mask: bool, torch_reset: Callable[[], None]) -> None:
         """``reset_parameters`` of a single-weight masked layer (linear or conv).
