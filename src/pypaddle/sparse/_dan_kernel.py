@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["FAST_ACTIVATIONS", "DanPlan", "dan_sinks"]
+__all__ = ["FAST_ACTIVATIONS", "DanPlan", "DanSinks"]
 
 # Activations whose derivative follows from their output alone.
 FAST_ACTIVATIONS: dict[type[nn.Module], str] = {
@@ -84,7 +84,15 @@ def _derivative(kind: str, out: torch.Tensor) -> torch.Tensor | None:
     return None
 
 
-class _DanSinks(torch.autograd.Function):
+class DanSinks(torch.autograd.Function):
+    """``DanSinks.apply(plan, activation, sink_index, features, weight, weight_mask, bias,
+    bias_mask)``: activations ``[batch, sinks]`` of the sink vertices.
+
+    ``weight`` and ``bias`` are the packed hidden parameters; ``weight_mask`` and
+    ``bias_mask`` hold their 0/1 values in the weight dtype, or None for a mask that is
+    all True. Masked weights and biases get exactly zero gradient.
+    """
+
     @staticmethod
     def forward(
         ctx: Any,
@@ -154,24 +162,3 @@ class _DanSinks(torch.autograd.Function):
         if bias_mask is not None:
             bias_grad.mul_(bias_mask)
         return None, None, None, input_grad, weight_grad, None, bias_grad, None
-
-
-def dan_sinks(
-    plan: DanPlan,
-    activation: str,
-    sink_index: torch.Tensor,
-    features: torch.Tensor,
-    weight: torch.Tensor,
-    weight_mask: torch.Tensor | None,
-    bias: torch.Tensor,
-    bias_mask: torch.Tensor | None,
-) -> torch.Tensor:
-    """Activations ``[batch, sinks]`` of the sink vertices for ``features [batch, in]``.
-
-    ``weight`` and ``bias`` are the packed hidden parameters; ``weight_mask`` and
-    ``bias_mask`` hold their 0/1 values in the weight dtype, or None for a mask that is
-    all True. Masked weights and biases get exactly zero gradient.
-    """
-    return _DanSinks.apply(
-        plan, activation, sink_index, features, weight, weight_mask, bias, bias_mask
-    )

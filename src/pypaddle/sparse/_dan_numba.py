@@ -22,9 +22,9 @@ from pypaddle.sparse._dan_kernel import DanPlan
 
 __all__ = [
     "ActiveEdges",
+    "CompiledDanSinks",
     "active_edges",
     "available",
-    "dan_sinks_compiled",
     "preferred",
     "supports",
 ]
@@ -109,7 +109,11 @@ def _numpy(tensor: torch.Tensor | None) -> np.ndarray | None:
     return None if tensor is None else tensor.detach().numpy()
 
 
-class _CompiledDanSinks(torch.autograd.Function):
+class CompiledDanSinks(torch.autograd.Function):
+    """As :class:`._dan_kernel.DanSinks`, with the CSR ``edges`` of :func:`active_edges`
+    after the activation: ``CompiledDanSinks.apply(plan, activation, edges, sink_index,
+    features, weight, weight_mask, bias, bias_mask)``."""
+
     @staticmethod
     def forward(
         ctx: Any,
@@ -181,20 +185,3 @@ class _CompiledDanSinks(torch.autograd.Function):
             None, None, None, None, input_grad, torch.from_numpy(weight_grad), None,
             torch.from_numpy(bias_grad), None,
         )  # fmt: skip
-
-
-def dan_sinks_compiled(
-    plan: DanPlan,
-    activation: str,
-    edges: ActiveEdges,
-    sink_index: torch.Tensor,
-    features: torch.Tensor,
-    weight: torch.Tensor,
-    weight_mask: torch.Tensor | None,
-    bias: torch.Tensor,
-    bias_mask: torch.Tensor | None,
-) -> torch.Tensor:
-    """As :func:`._dan_kernel.dan_sinks`, given the CSR ``edges`` of :func:`active_edges`."""
-    return _CompiledDanSinks.apply(
-        plan, activation, edges, sink_index, features, weight, weight_mask, bias, bias_mask
-    )

@@ -21,9 +21,8 @@ from pypaddle.sparse._common import (
     input_shape,
     resolve_activation,
 )
-from pypaddle.sparse._dan_kernel import FAST_ACTIVATIONS, DanPlan, dan_sinks
+from pypaddle.sparse._dan_kernel import FAST_ACTIVATIONS, DanPlan, DanSinks
 from pypaddle.sparse._dan_layer import DanLayer, pack_per_layer_entries
-from pypaddle.sparse._dan_numba import dan_sinks_compiled
 from pypaddle.sparse._structure import (
     input_vertex,
     mask_edges,
@@ -232,9 +231,9 @@ class MaskedDeepDAN(MaskedModel):
         activation = FAST_ACTIVATIONS[type(self.activation)]
         if kernel == "compiled":
             edges = self._active_edges()
-            sinks = dan_sinks_compiled(self._plan, activation, edges, *arguments)
+            sinks = compiled.CompiledDanSinks.apply(self._plan, activation, edges, *arguments)
         else:
-            sinks = dan_sinks(self._plan, activation, *arguments)
+            sinks = DanSinks.apply(self._plan, activation, *arguments)
         return self.layer_out(sinks)
 
     def _kernel_for(self, features: torch.Tensor) -> str:
@@ -261,7 +260,11 @@ class MaskedDeepDAN(MaskedModel):
             raise ConfigError(
                 "kernel='compiled' needs numba (pip install 'pypaddle[fast]') and a float32 "
                 f"or float64 input on the CPU; got {features.dtype} on {features.device}"
-                + ("" if compiled.available() else " and numba is not installed")
+                + (
+                    ""
+                    if compiled.available()
+                    else ", and numba is not installed or fails to import"
+                )
             )
         return "torch"
 
