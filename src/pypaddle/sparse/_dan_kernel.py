@@ -40,8 +40,8 @@ class DanPlan:
     Layer 0 reads the input; layer ``i > 0`` reads rows ``reads[i]``. Layer ``i`` writes
     rows ``writes[i]``, and its weight is the ``[rows, columns[i]]`` block at
     ``blocks[i]`` of the packed weight (row-major). The sinks are rows ``sinks`` (a range)
-    or, when they are not contiguous, the rows listed in the tensor given to
-    :func:`dan_sinks`.
+    or, when they are not contiguous, the rows listed in the ``sink_index`` tensor given to
+    the kernels.
     """
 
     vertices: int
