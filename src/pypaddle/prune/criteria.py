@@ -128,10 +128,8 @@ def _zeros_for_unused(
     ]
 
 
-class SNIP(_ModelScores):
-    """``|g * w|``: connection sensitivity on one batch (Lee et al., 2019)."""
-
-    what = "snip"
+class _DataScores(_ModelScores):
+    """A criterion scored from the gradients of a loss on a batch of data."""
 
     def __init__(
         self,
@@ -145,6 +143,12 @@ class SNIP(_ModelScores):
         self.inputs, self.targets = _batch(inputs, targets, loss_fn, self.what)
         self.loss_fn = loss_fn
 
+
+class SNIP(_DataScores):
+    """``|g * w|``: connection sensitivity on one batch (Lee et al., 2019)."""
+
+    what = "snip"
+
     def _compute(self, model, targets, weights):
         found = _gradients(model, targets, self.loss_fn, self.inputs, self.targets)
         return [
@@ -153,7 +157,7 @@ class SNIP(_ModelScores):
         ]
 
 
-class Taylor(_ModelScores):
+class Taylor(_DataScores):
     """``0.5 * F * w**2``: Optimal Brain Damage saliency with a diagonal empirical Fisher.
 
     ``F`` is the mean over mini-batches of ``batch_size`` samples of the squared gradient
@@ -172,11 +176,9 @@ class Taylor(_ModelScores):
         model: nn.Module | None = None,
         batch_size: int = 1,
     ) -> None:
-        super().__init__(model)
-        self.inputs, self.targets = _batch(inputs, targets, loss_fn, self.what)
+        super().__init__(inputs=inputs, targets=targets, loss_fn=loss_fn, model=model)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"taylor: batch_size must be a positive int, got {batch_size!r}")
-        self.loss_fn = loss_fn
         self.batch_size = batch_size
 
     def _compute(self, model, targets, weights):

@@ -104,7 +104,7 @@ class DanLayer(MaskedLinearLayer):
         return self._cut_rows(self._owner.hidden_bias_mask)
 
     def named_tensor(self, name: str) -> torch.Tensor | None:
-        if name in ("weight", "bias", "mask", "bias_mask"):
+        if name in _PACKED:
             return getattr(self, name)
         return super().named_tensor(name)
 
