@@ -14,13 +14,13 @@ import networkx as nx
 import numpy as np
 import torch
 
+from pypaddle._core.checks import check_count
 from pypaddle.data import Split, digits
 from pypaddle.errors import ConfigError
 from pypaddle.experiments._progress import _console, _Progress, _progress_bars, _single_thread
 from pypaddle.experiments._training import accuracy, train_epoch
 from pypaddle.experiments.report import plot_accuracy_vs_density, results_table, write_results
 from pypaddle.graph import CachedLayeredGraph
-from pypaddle.graph._arguments import check_count
 from pypaddle.prune import prune
 from pypaddle.sparse import MaskedDeepDAN, MaskedLinearLayer, maskable_layers
 

@@ -16,8 +16,8 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from pypaddle._core.files import atomic_path
 from pypaddle.errors import ConfigError
-from pypaddle.experiments._files import atomic_path
 from pypaddle.experiments.report import plot_accuracy_vs_density
 from pypaddle.graph import draw
 

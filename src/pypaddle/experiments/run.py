@@ -27,13 +27,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from pypaddle._core.files import atomic_write_text, atomic_write_with
 from pypaddle.data import Split
 from pypaddle.errors import ConfigError, PaddleError
-from pypaddle.experiments._files import (
-    atomic_write_text,
-    atomic_write_with,
-    check_output_folder,
-)
+from pypaddle.experiments._files import check_output_folder
 from pypaddle.experiments._progress import _console, _Progress, _progress_bars, _single_thread
 from pypaddle.experiments._training import evaluate, loss_function, train_epoch
 from pypaddle.experiments.config import (

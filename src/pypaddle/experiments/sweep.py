@@ -39,8 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from pypaddle._core.files import atomic_write_text
 from pypaddle.errors import ConfigError, ExperimentError
-from pypaddle.experiments._files import atomic_write_text, check_output_folder
+from pypaddle.experiments._files import check_output_folder
 from pypaddle.experiments.config import parse_config, read_toml, to_toml
 from pypaddle.experiments.options import option, parse_options
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from pypaddle.experiments._files import atomic_path, atomic_write_text
+from pypaddle._core.files import atomic_path, atomic_write_text
 
 if TYPE_CHECKING:
     from rich.table import Table

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from pypaddle.graph._arguments import Seed, random_generator
+from pypaddle._core.seeds import Seed, numpy_generator
 from pypaddle.graph.layered import CachedLayeredGraph
 from pypaddle.graph.layering import edge_index, layer_array
 
@@ -195,7 +195,7 @@ def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> dict[str, Any]:
     >>> "clustering" in stats["estimates"]
     False
     """
-    rng = random_generator(seed)
+    rng = numpy_generator(seed)
     vertices, layers, sources, targets = _arrays(graph)
     count, size = len(vertices), int(sources.size)
     in_degree = np.bincount(targets, minlength=count)

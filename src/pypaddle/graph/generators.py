@@ -14,17 +14,12 @@ from collections.abc import Hashable, Sequence
 
 import numpy as np
 
+from pypaddle._core.checks import check_count, check_probability, check_widths
+from pypaddle._core.seeds import Seed, numpy_generator
 from pypaddle.errors import ConfigError
-from pypaddle.graph._arguments import (
-    Seed,
-    check_count,
-    check_probability,
-    check_widths,
-    random_generator,
-    set_layer_attribute,
-)
 from pypaddle.graph.build import add_edges_from_arrays
 from pypaddle.graph.layered import CachedLayeredGraph
+from pypaddle.graph.layering import set_layer_attribute
 
 __all__ = [
     "barabasi_albert",
@@ -112,7 +107,7 @@ def erdos_renyi(n: int, p: float, *, seed: Seed = None) -> CachedLayeredGraph:
     """
     n = check_count(n, "n", 1)
     p = check_probability(p, "p")
-    rng = random_generator(seed)
+    rng = numpy_generator(seed)
     chosen = _sample_pairs(rng, n * (n - 1) // 2, p)
     # Pair index k -> (i, j), i < j, in row-major order of the strict upper triangle.
     row_start = np.cumsum(np.arange(n - 1, -1, -1)) - np.arange(n - 1, -1, -1)
@@ -156,7 +151,7 @@ def watts_strogatz(n: int, k: int, p: float, *, seed: Seed = None) -> CachedLaye
     if k >= n:
         raise ConfigError(f"k must be smaller than n={n}, got k={k}")
     p = check_probability(p, "p")
-    rng = random_generator(seed)
+    rng = numpy_generator(seed)
     near = np.repeat(np.arange(n), k // 2)
     ring_far = (near + np.tile(np.arange(1, k // 2 + 1), n)) % n
     far = ring_far.copy()
@@ -212,7 +207,7 @@ def barabasi_albert(n: int, m: int, *, seed: Seed = None) -> CachedLayeredGraph:
     m = check_count(m, "m", 1)
     if m >= n:
         raise ConfigError(f"m must be smaller than n={n}, got m={m}")
-    rng = random_generator(seed)
+    rng = numpy_generator(seed)
     edges = m * (n - m)
     # Edge e has two slots in the list of ends: 2e (its new vertex), 2e + 1 (its target).
     new_vertex = np.concatenate((np.arange(1, m + 1), np.repeat(np.arange(m + 1, n), m)))
@@ -296,7 +291,7 @@ def random_layered(
     skip_density = check_probability(skip_density, "skip_density")
     skip_decay = check_probability(skip_decay, "skip_decay")
     # Two independent streams, so that the skip parameters never change the main edges.
-    root = np.random.SeedSequence(int(random_generator(seed).integers(2**63)))
+    root = np.random.SeedSequence(int(numpy_generator(seed).integers(2**63)))
     main_stream, skip_stream = (np.random.default_rng(child) for child in root.spawn(2))
     starts = np.concatenate(([0], np.cumsum(widths)))
     sources, targets = [], []

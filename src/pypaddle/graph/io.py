@@ -25,13 +25,13 @@ import json
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
+from pypaddle._core.files import atomic_write_with
 from pypaddle.errors import GraphFileError, InputTypeError, StructureError
 from pypaddle.graph.layered import CachedLayeredGraph, LayeredGraph
 from pypaddle.graph.layering import layer_array
@@ -236,35 +236,15 @@ def write(graph: nx.DiGraph, path: str | os.PathLike[str]) -> Path:
             "edges": [{**data, "source": u, "target": v} for u, v, data in edges],
         }
         text = json.dumps(payload, allow_nan=False)
-        _replace(path, lambda handle: handle.write(text.encode()))
+        atomic_write_with(path, lambda handle: handle.write(text.encode()))
     else:
         copy = nx.DiGraph()
         copy.graph.update(graph.graph)
         copy.graph.update(meta)
         copy.add_nodes_from((str(v), data) for v, data in nodes)
         copy.add_edges_from((str(u), str(v), data) for u, v, data in edges)
-        _replace(path, lambda handle: nx.write_graphml(copy, handle))
+        atomic_write_with(path, lambda handle: nx.write_graphml(copy, handle))
     return path
-
-
-def _replace(path: Path, fill: Any) -> None:
-    """Write through ``fill(handle)`` into a temporary file beside ``path``, then rename."""
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        # mkstemp makes the file private (0600); give it the mode a plain open() would.
-        os.chmod(temporary, 0o666 & ~_umask())
-        with os.fdopen(descriptor, "wb") as handle:
-            fill(handle)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 # -- reading -------------------------------------------------------------------------------

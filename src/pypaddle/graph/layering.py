@@ -15,7 +15,7 @@ import numpy as np
 
 from pypaddle.errors import InputTypeError, StructureError
 
-__all__ = ["edge_index", "layer_array", "layer_index", "vertex_array"]
+__all__ = ["edge_index", "layer_array", "layer_index", "set_layer_attribute", "vertex_array"]
 
 
 def _check_directed(graph: object) -> None:
@@ -167,3 +167,9 @@ def layer_index(
         layer: group.tolist() for layer, group in enumerate(np.split(labels, bounds))
     }
     return layer_of_vertex, vertices_by_layer
+
+
+def set_layer_attribute(graph: nx.DiGraph) -> None:
+    """Set node attribute ``layer`` of every vertex to its layer."""
+    vertices, layers = layer_array(graph)
+    nx.set_node_attributes(graph, dict(zip(vertices, layers.tolist())), "layer")

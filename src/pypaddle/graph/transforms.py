@@ -11,11 +11,12 @@ from collections.abc import Hashable, Mapping, Sequence
 import networkx as nx
 import numpy as np
 
+from pypaddle._core.checks import check_count
+from pypaddle._core.seeds import Seed, numpy_generator
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.graph._arguments import Seed, check_count, random_generator, set_layer_attribute
 from pypaddle.graph.build import add_edges_from_arrays
 from pypaddle.graph.layered import CachedLayeredGraph
-from pypaddle.graph.layering import edge_index, layer_array, vertex_array
+from pypaddle.graph.layering import edge_index, layer_array, set_layer_attribute, vertex_array
 
 __all__ = ["scale", "to_dag"]
 
@@ -116,7 +117,7 @@ def _rank(
                 ) from None
             permutation = np.fromiter(map(position.__getitem__, sequence), np.int64, count)
         elif order == "random":
-            permutation = random_generator(seed).permutation(count)
+            permutation = numpy_generator(seed).permutation(count)
         elif order == "degree":
             degrees = np.fromiter((d for _, d in graph.degree), np.int64, count)
             permutation = np.argsort(-degrees, kind="stable")

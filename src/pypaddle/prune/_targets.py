@@ -122,18 +122,3 @@ def root_model(model_or_modules: nn.Module | Iterable[nn.Module], what: str) -> 
         f"the {what} criterion runs the whole model, but a list of modules was given; "
         f"pass the model itself, or model=... among the options"
     )
-
-
-def random_generator(seed: int | None, generator: torch.Generator | None) -> torch.Generator:
-    """The generator random choices draw from: the one given, or a new one seeded by
-    ``seed`` (from fresh entropy without either); giving both is an error."""
-    if generator is not None and seed is not None:
-        raise ConfigError("give a seed or a generator, not both")
-    if generator is not None:
-        return generator
-    generator = torch.Generator()
-    if seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(seed)
-    return generator

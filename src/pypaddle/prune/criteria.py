@@ -35,8 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pypaddle._core.seeds import torch_generator
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.prune._targets import Target, gradients, random_generator, root_model
+from pypaddle.prune._targets import Target, gradients, root_model
 
 __all__ = ["CRITERIA", "SNIP", "Magnitude", "Random", "SynFlow", "Taylor", "resolve_criterion"]
 
@@ -54,7 +55,7 @@ class Random:
     """Uniform random scores from ``generator`` (or a generator seeded with ``seed``)."""
 
     def __init__(self, *, seed: int | None = None, generator: torch.Generator | None = None):
-        self.generator = random_generator(seed, generator)
+        self.generator = torch_generator(seed, generator)
 
     def __call__(self, module: nn.Module, name: str) -> torch.Tensor:
         weight = getattr(module, name)

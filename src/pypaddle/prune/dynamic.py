@@ -27,8 +27,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
+from pypaddle._core.seeds import torch_generator
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.prune._targets import Target, collect_targets, gradients, random_generator
+from pypaddle.prune._targets import Target, collect_targets, gradients
 from pypaddle.prune.schedules import _count, _fraction, _zero_masked
 from pypaddle.prune.select import lowest
 
@@ -134,7 +135,7 @@ class _DynamicSparsity:
         self.model = model
         self.optimizer = optimizer
         self.targets = collect_targets(model)
-        self.generator = random_generator(seed, generator)
+        self.generator = torch_generator(seed, generator)
         self.step_count = 0
         if self.density is None:
             self.densities = [float(target.mask.float().mean()) for target in self.targets]

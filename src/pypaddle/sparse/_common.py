@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from pypaddle._core.checks import check_count
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.graph._arguments import check_count
 from pypaddle.sparse.masked import maskable_layers
 
 __all__ = ["MaskedModel", "check_size", "flatten_input", "input_shape", "resolve_activation"]

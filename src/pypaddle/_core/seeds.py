@@ -1,0 +1,57 @@
+"""One seed rule for numpy and torch: an int seed (or None for fresh entropy) gives a
+generator; a generator given is used as it is; giving a seed and a generator is an error."""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from pypaddle.errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Seed", "numpy_generator", "torch_generator"]
+
+Seed = int | np.random.Generator | np.random.SeedSequence | None
+_SEED_TYPES = (int, np.integer, np.random.Generator, np.random.SeedSequence, type(None))
+
+
+def numpy_generator(seed: Seed) -> np.random.Generator:
+    """The numpy Generator for ``seed`` (an int >= 0, a SeedSequence, a Generator or None)."""
+    if isinstance(seed, bool) or not isinstance(seed, _SEED_TYPES):
+        raise ConfigError(
+            f"seed must be an int, a numpy Generator or SeedSequence, or None; got {seed!r}"
+        )
+    if isinstance(seed, (int, np.integer)) and seed < 0:
+        raise ConfigError(f"seed must be an int >= 0, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
+def torch_generator(seed: Any = None, generator: torch.Generator | None = None) -> torch.Generator:
+    """The torch Generator random choices draw from: ``generator`` if given, else a new one
+    seeded by ``seed`` (an int in [0, 2**64), or fresh entropy for None)."""
+    import torch
+
+    if generator is not None and seed is not None:
+        raise ConfigError("give a seed or a generator, not both")
+    if generator is not None:
+        if not isinstance(generator, torch.Generator):
+            raise ConfigError(f"generator must be a torch.Generator, got {generator!r}")
+        return generator
+    made = torch.Generator()
+    if seed is None:
+        made.seed()
+        return made
+    if isinstance(seed, bool):
+        raise ConfigError(f"seed must be an int in [0, 2**64) or None, got {seed!r}")
+    try:
+        number = operator.index(seed)
+    except TypeError:
+        raise ConfigError(f"seed must be an int in [0, 2**64) or None, got {seed!r}") from None
+    if not 0 <= number < 2**64:
+        raise ConfigError(f"seed must be an int in [0, 2**64) or None, got {seed!r}")
+    made.manual_seed(number)
+    return made
