@@ -1,6 +1,7 @@
+import tomllib
+
 import networkx as nx
 import pytest
-import tomllib
 
 from pypaddle.errors import ConfigError, GraphFileError
 from pypaddle.experiments import DATA, METHODS, MODELS, load_config, parse_config

@@ -22,11 +22,10 @@ from __future__ import annotations
 
 import json
 import math
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from pypaddle.errors import ConfigError
 from pypaddle.experiments import methods, models, sources  # noqa: F401  (registers components)
