@@ -61,7 +61,7 @@ def check_real(
 
 def check_probability(value: Any, name: str) -> float:
     """``value`` as a float, if it is a real number in [0, 1]."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= float(value) <= 1:
         raise ConfigError(f"{name} must be a probability in [0, 1], got {value!r}")
     return float(value)
 

@@ -49,7 +49,7 @@ def add_edges_from_arrays(
         return
     by_source = np.argsort(sources, kind="stable")
     source_sorted, target_sorted = sources[by_source], targets[by_source]
-    edge_data = [{} for _ in range(sources.size)]
+    edge_data: list[dict] = [{} for _ in range(sources.size)]
     target_labels = label_array[target_sorted].tolist()
     successors = graph._succ
     starts, ends = _runs(source_sorted)

@@ -109,7 +109,7 @@ def _rank(
     if isinstance(order, str):
         if order == "label":
             try:
-                sequence = sorted(vertices)
+                sequence = sorted(vertices)  # type: ignore[type-var]  # TypeError caught below
             except TypeError:
                 raise InputTypeError(
                     "order='label' needs labels that compare with each other (all ints or all "
