@@ -36,7 +36,16 @@ from torch import nn
 from pypaddle.errors import ConfigError
 from pypaddle.experiments.options import option
 from pypaddle.experiments.registry import METHODS
-from pypaddle.prune import DISTRIBUTIONS, SCOPES, SET, GradualPruning, LotteryTicket, RigL, prune
+from pypaddle.prune import (
+    DISTRIBUTIONS,
+    SCOPES,
+    SET,
+    GradualPruning,
+    LotteryTicket,
+    RigL,
+    prune,
+    round_amounts,
+)
 from pypaddle.prune.select import parse_granularity
 from pypaddle.sparse import MaskableModule
 
@@ -204,12 +213,12 @@ class _Iterative(_Selector):
         self.rounds = options.rounds
         self.retrain_epochs = options.retrain_epochs
         if options.density is not None:  # the same fraction each round reaches the density
-            self.amount = 1.0 - options.density ** (1.0 / options.rounds)
+            self.amounts = round_amounts(options.density, options.rounds)
         else:
-            self.amount = 0.5 if options.amount is None else options.amount
+            self.amounts = [0.5 if options.amount is None else options.amount] * options.rounds
 
     def prune(self, layers: Sequence[MaskableModule], round: int) -> None:
-        self.select(layers, self.amount, round)
+        self.select(layers, self.amounts[round - 1], round)
 
 
 METHODS.add("iterative", IterativeOptions, description="rounds of pruning, each retrained")(

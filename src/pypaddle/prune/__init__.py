@@ -6,6 +6,7 @@
 """
 
 from pypaddle.prune._prune import SCOPES, importance, prune
+from pypaddle.prune.amounts import round_amounts
 from pypaddle.prune.criteria import CRITERIA
 from pypaddle.prune.dynamic import (
     DISTRIBUTIONS,
@@ -41,4 +42,5 @@ __all__ = [
     "prune_iteratively",
     "report",
     "reset_optimizer_state",
+    "round_amounts",
 ]

@@ -10,6 +10,7 @@ from torch import nn
 
 from pypaddle.errors import ConfigError, MaskError
 from pypaddle.prune._targets import Target, collect_targets
+from pypaddle.prune.amounts import left_after_rounds
 from pypaddle.prune.criteria import resolve_criterion
 from pypaddle.prune.select import (
     Granularity,
@@ -120,31 +121,23 @@ def prune(
     if iterations == 1 or grouping.is_n_m:
         prune_once(model_or_modules, targets, grouping, scope, scorer, one_shot)
     else:
-        # Exponential schedule (SynFlow): after round i of T, keep start * q**(i / T), where
-        # q is the fraction one-shot pruning would keep.
+        # Exponential schedule (SynFlow): every round removes the same fraction of the
+        # still-active groups, so that the last one ends where one-shot pruning would.
         starts, _ = unit_counts(targets, grouping, scope)
-        finals = [start - count_to_remove(amount, start, "groups") for start in starts]
-        for iteration in range(1, iterations + 1):
-            keeps = [
-                geometric_keep(start, final, iteration / iterations)
-                for start, final in zip(starts, finals)
-            ]
+        keeps = [
+            left_after_rounds(start, start - count_to_remove(amount, start, "groups"), iterations)
+            for start in starts
+        ]
+        for iteration in range(iterations):
             prune_once(
                 model_or_modules,
                 targets,
                 grouping,
                 scope,
                 scorer,
-                lambda unit, active, keeps=keeps: max(active - keeps[unit], 0),
+                lambda unit, active, step=iteration: max(active - keeps[unit][step], 0),
             )
     return before - sum(int(target.mask.sum()) for target in targets)
-
-
-def geometric_keep(start: int, final: int, progress: float) -> int:
-    """Groups to keep after ``progress`` (0 to 1) of a geometric decay from start to final."""
-    if start == 0:
-        return 0
-    return round(start * (final / start) ** progress)
 
 
 def unit_counts(

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from pypaddle.errors import ConfigError
-from pypaddle.prune._prune import SCOPES, geometric_keep, prune_once, unit_counts
+from pypaddle.prune._prune import SCOPES, prune_once, unit_counts
 from pypaddle.prune._targets import Target, collect_targets
+from pypaddle.prune.amounts import left_after_rounds
 from pypaddle.prune.criteria import resolve_criterion
 from pypaddle.prune.select import parse_granularity
 
@@ -115,13 +116,12 @@ def prune_iteratively(
     starts, totals = unit_counts(targets, grouping, scope)
     finals = [min(round(density * total), start) for start, total in zip(starts, totals)]
     _warn_if_already_there(starts, finals, totals, density, "density")
+    left = [left_after_rounds(start, final, rounds) for start, final in zip(starts, finals)]
     densities = []
-    for round_ in range(1, rounds + 1):
+    for round_ in range(rounds):
         if train is not None:
-            train(round_ - 1)
-        keeps = [
-            geometric_keep(start, final, round_ / rounds) for start, final in zip(starts, finals)
-        ]
+            train(round_)
+        keeps = [unit_left[round_] for unit_left in left]
         prune_once(
             model_or_modules,
             targets,
