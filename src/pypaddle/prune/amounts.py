@@ -10,6 +10,7 @@ weights (or groups), an int a count.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, overload
 
 from pypaddle._core.checks import check_count, check_fraction
@@ -77,7 +78,7 @@ def round_amounts(keep: Any, rounds: Any, *, active: Any = None) -> list[float] 
             f"only remove, so give keep <= {active}"
         )
     left = [_geometric(active, keep, step / rounds) for step in range(rounds)] + [keep]
-    return [before - after for before, after in zip(left, left[1:])]
+    return [before - after for before, after in itertools.pairwise(left)]
 
 
 def _geometric(start: int, final: int, progress: float) -> int:
