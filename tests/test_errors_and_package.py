@@ -19,6 +19,7 @@ EXPECTED_BUILTIN = {
     "MaskError": ValueError,
     "ConfigError": ValueError,
     "GraphFileError": ValueError,
+    "ModelFileError": ValueError,
     "InputTypeError": TypeError,
     "ExperimentError": RuntimeError,
 }

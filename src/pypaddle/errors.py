@@ -13,6 +13,7 @@ __all__ = [
     "GraphFileError",
     "InputTypeError",
     "MaskError",
+    "ModelFileError",
     "PaddleError",
     "StructureError",
 ]
@@ -44,3 +45,11 @@ class ExperimentError(PaddleError, RuntimeError):
 
 class GraphFileError(PaddleError, ValueError):
     """A graph file cannot be read: corrupt, foreign, or of a format pypaddle does not know."""
+
+
+class ModelFileError(ConfigError):
+    """A model file cannot be loaded: missing, corrupt, truncated, foreign, or naming
+    something not registered as loadable (see :func:`pypaddle.deploy.register_loadable`).
+
+    It is a :class:`ConfigError` (and a ``ValueError``), as load's errors were before.
+    """
