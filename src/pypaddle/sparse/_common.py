@@ -11,7 +11,7 @@ from torch import nn
 
 from pypaddle._core.checks import check_count
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.sparse.masked import maskable_layers
+from pypaddle.sparse.masked import MaskableModule, check_theta, maskable_layers
 
 __all__ = ["MaskedModel", "check_size", "flatten_input", "input_shape", "resolve_activation"]
 
@@ -81,7 +81,11 @@ class MaskedModel(nn.Module):
             layer.apply_mask()
 
     def recompute_mask(self, theta: float = 0.001) -> None:
-        """In every masked layer keep only weights with ``|w| > theta`` (never revives one)."""
+        """In every masked layer keep only weights with ``|w| > theta`` (never revives one).
+
+        ``theta`` is checked before any layer changes (a finite real number >= 0).
+        """
+        check_theta(theta)
         for layer in maskable_layers(self):
             layer.recompute_mask(theta)
 
@@ -91,3 +95,22 @@ class MaskedModel(nn.Module):
         layers = maskable_layers(self)
         total = sum(layer.num_weights for layer in layers)
         return sum(layer.num_active_weights for layer in layers) / max(total, 1)
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict,
+        prefix: str,
+        local_metadata: dict,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        # torch loads module by module; check every mask first, so that a refused load
+        # leaves the whole model as it was, not only the layer with the bad mask.
+        for name, module in self.named_modules():
+            if isinstance(module, MaskableModule):
+                module.check_state_dict_masks(state_dict, f"{prefix}{name}." if name else prefix)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pypaddle._core.checks import check_real
 from pypaddle.errors import InputTypeError, MaskError
 
 __all__ = ["MaskableModule", "MaskedLinear", "MaskedLinearLayer", "maskable_layers"]
@@ -49,24 +50,44 @@ def _as_bool_mask(value: Any, shape: torch.Size, what: str) -> torch.Tensor:
     return tensor != 0
 
 
+def mask_is_full(mask: torch.Tensor) -> bool:
+    """Whether the bool ``mask`` is all True, read from its values now (nothing is cached).
+
+    A mask can be edited behind torch's back (through ``mask.data`` or a numpy view, which
+    no version counter sees), so no answer is kept from one call to the next. The check
+    runs on the CPU only, where reading a byte view costs a few microseconds; on other
+    devices, and while tracing or compiling, the answer is False so that callers mask
+    without a device synchronisation or a data-dependent branch.
+    """
+    if torch.jit.is_tracing() or torch.compiler.is_compiling() or mask.device.type != "cpu":
+        return False
+    if mask.numel() == 0:
+        return True
+    if mask.dtype != torch.bool:
+        return bool(mask.all())
+    # A min over the bytes is an order of magnitude faster than ``mask.all()``.
+    return bool(mask.view(torch.uint8).min())
+
+
+def mask_as_values(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """``mask`` as 0/1 values of ``dtype``, or None where it is all True (see mask_is_full)."""
+    return None if mask_is_full(mask) else mask.to(dtype)
+
+
 def cached_mask_values(
     cache: dict, name: str, mask: torch.Tensor, dtype: torch.dtype
 ) -> torch.Tensor | None:
-    """``mask`` as 0/1 values of ``dtype`` (None if all True), cached in ``cache[name]``.
+    """:func:`mask_as_values` of ``mask``; ``cache`` and ``name`` are no longer used.
 
-    The entry is reused while the mask is the same tensor with the same version counter
-    and data pointer, so any edit through torch (in place, through a view, or a new
-    ``mask.data``) is seen. Tracing and compiling get the plain conversion.
+    Kept for callers written when the values were cached by the mask's version counter,
+    a cache that missed edits through ``mask.data`` and numpy views.
     """
-    if torch.jit.is_tracing() or torch.compiler.is_compiling() or mask.is_inference():
-        return mask.to(dtype)  # inference tensors have no version counter to key on
-    key = (mask, mask._version, mask.data_ptr(), dtype)
-    cached = cache.get(name)
-    if cached is not None and cached[0][0] is mask and cached[0][1:] == key[1:]:
-        return cached[1]
-    values = None if bool(mask.all()) else mask.to(dtype)
-    cache[name] = (key, values)
-    return values
+    return mask_as_values(mask, dtype)
+
+
+def check_theta(theta: Any) -> float:
+    """``theta`` of ``recompute_mask`` as a float, if it is a finite real number >= 0."""
+    return check_real(theta, "theta (the magnitude below which recompute_mask masks)", minimum=0.0)
 
 
 def _is_integer(tensor: torch.Tensor) -> bool:
@@ -264,22 +285,12 @@ class MaskableModule(nn.Module):
     def mask_values(self, name: str, dtype: torch.dtype) -> torch.Tensor | None:
         """The bool buffer ``name`` as 0/1 values of ``dtype``, or None if it is all True.
 
-        Converting a mask and checking it for zeros costs about as much as the masking
-        itself, so the result is cached and recomputed only when the buffer is edited
-        (every in-place edit, through a view or not, bumps its version counter), swapped
-        (``.to(device)``) or given new data (``mask.data = new_mask``, which moves its
-        storage). Edits that bypass the version counter, in place through ``mask.data``
-        or a numpy view of it, are not seen: edit the mask itself (``mask[...] = ...``,
-        ``mask.copy_(...)``, ``set_mask``). Tracing and compiling get the plain conversion.
+        Read from the buffer at every call, so any edit is honoured by the next forward:
+        in place, through a view, through ``mask.data`` or a numpy view of it, a new
+        ``mask.data``, ``load_state_dict``. (On the CPU an all-True mask is recognised and
+        skipped; elsewhere the weight is always multiplied, see :func:`mask_is_full`.)
         """
-        return cached_mask_values(self._mask_value_cache, name, self.named_tensor(name), dtype)
-
-    @property
-    def _mask_value_cache(self) -> dict:
-        cache = self.__dict__.get("_mask_values")
-        if cache is None:
-            cache = self.__dict__["_mask_values"] = {}
-        return cache
+        return mask_as_values(self.named_tensor(name), dtype)
 
     def named_tensor(self, name: str) -> torch.Tensor | None:
         """The parameter or buffer ``name`` of this module (None if absent or None).
@@ -304,11 +315,6 @@ class MaskableModule(nn.Module):
         """
         return self.named_tensor(name), None
 
-    def __getstate__(self) -> dict:
-        state = super().__getstate__()
-        state.pop("_mask_values", None)
-        return state
-
     def _mask_pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [
             (self.named_tensor(weight), self.named_tensor(mask))
@@ -326,9 +332,62 @@ class MaskableModule(nn.Module):
 
     @torch.no_grad()
     def recompute_mask(self, theta: float = 0.001) -> None:
-        """Keep only weights with ``|w| > theta``; a weight already masked stays masked."""
+        """Keep only weights with ``|w| > theta``; a weight already masked stays masked.
+
+        ``theta`` is a finite real number >= 0; anything else (NaN, which would mask every
+        weight, a negative or infinite value, a string) is a ConfigError and changes nothing.
+        """
+        theta = check_theta(theta)
         for weight, mask in self._mask_pairs():
             mask.logical_and_(weight.abs() > theta)
+
+    def check_state_dict_masks(self, state_dict: Mapping[str, Any], prefix: str = "") -> None:
+        """Raise MaskError unless every mask of this module in ``state_dict`` fits.
+
+        A mask entry (``prefix + "mask"``, ``prefix + "bias_mask"``, ...) must be a tensor of
+        its buffer's shape holding only booleans or 0 and 1, as assigning it would demand.
+        ``load_state_dict`` runs this before copying anything, so a refused load leaves the
+        module as it was. Where the entry of the weight it masks does not fit either (a
+        state_dict of another architecture), torch's own error, which lists every entry
+        that does not fit, is left to report it.
+        """
+        pairs = [*self.masked_parameters(), ("bias", "bias_mask")]
+        for weight, name in pairs:
+            key = prefix + name
+            # Only masks this module stores itself: a view onto a model's packed mask
+            # (a MaskedDeepDAN layer's) is the model's to check.
+            if key not in state_dict or self._buffers.get(name) is None:
+                continue
+            value = state_dict[key]
+            if not isinstance(value, torch.Tensor):
+                raise MaskError(
+                    f"the state_dict entry {key!r} is a {type(value).__name__}, not a tensor; "
+                    "a mask entry must be a bool tensor (or one holding only 0 and 1)"
+                )
+            given = state_dict.get(prefix + weight)
+            parameter = self._parameters.get(weight)
+            if (
+                isinstance(given, torch.Tensor)
+                and parameter is not None
+                and given.shape != parameter.shape
+            ):
+                continue
+            _as_bool_mask(value, self._buffers[name].shape, f"state_dict entry {key!r}")
+
+    def _load_from_state_dict(
+        self,
+        state_dict: dict,
+        prefix: str,
+        local_metadata: dict,
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
+        self.check_state_dict_masks(state_dict, prefix)
+        super()._load_from_state_dict(
+            state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
+        )
 
     @property
     def num_weights(self) -> int:

@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
 from pypaddle.errors import ConfigError
-from pypaddle.sparse.masked import MaskableModule
+from pypaddle.sparse.masked import MaskableModule, mask_is_full
 
 __all__ = ["MaskedGRU", "MaskedLSTM", "MaskedRNN"]
 
@@ -107,17 +107,30 @@ class _MaskedRNNBase(MaskableModule):
 
     # -- forward ------------------------------------------------------------------------
     def _masked_flat_weights(self) -> list[torch.Tensor] | None:
-        """The weights in torch's flat order, masked; None if every mask is full."""
+        """The weights in torch's flat order, masked; None if every mask is full.
+
+        The masks are read at every call (nothing cached), so an edit by any path is seen.
+        """
+        if self._masks_full():
+            return None
         weights = []
-        any_masked = False
         for name in self._flat_weights_names:
             parameter = self._parameters[name]
             values = None
             if name.startswith("weight_"):
                 values = self.mask_values(f"{name}_mask", parameter.dtype)
-            any_masked = any_masked or values is not None
             weights.append(parameter if values is None else parameter * values)
-        return weights if any_masked else None
+        return weights
+
+    def _masks_full(self) -> bool:
+        """Whether every mask is all True: on the CPU mask by mask, elsewhere with one
+        device synchronisation, so that full masks run torch's own (cuDNN) forward."""
+        masks = [self._buffers[mask] for _, mask in self.masked_parameters()]
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return False
+        if all(mask.device.type == "cpu" for mask in masks):
+            return all(mask_is_full(mask) for mask in masks)
+        return bool(torch.stack([mask.all() for mask in masks]).all())
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         dtype = self._parameters[self._flat_weights_names[0]].dtype
