@@ -29,6 +29,7 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on the instal
     ) from error
 
 import pypaddle
+import pypaddle.experiments.demo
 from pypaddle.errors import PaddleError
 
 __all__ = ["app", "main"]
@@ -65,30 +66,40 @@ def _fail(error: PaddleError) -> typer.Exit:
     return typer.Exit(code=2)
 
 
+# The demo's options default to the values of its built-in config.
+_DEMO = pypaddle.experiments.demo.builtin_config("demo")
+
+
 @app.command()
 def demo(
     out: Annotated[
-        Path, typer.Option("--out", help="Folder for the GraphML, plot, JSON and CSV files.")
+        Path, typer.Option("--out", help="Folder for the results, GraphML, plots and checkpoints.")
     ] = Path("demo-output"),
     seed: Annotated[
         int,
         typer.Option(min=0, help="Seed of the graph, the data split, the weights, the batches."),
-    ] = 0,
-    epochs: Annotated[int, typer.Option(min=1, help="Epochs of dense training.")] = 30,
-    rounds: Annotated[int, typer.Option(min=0, help="Pruning rounds, each halving the edges.")] = 5,
+    ] = _DEMO["seed"],
+    epochs: Annotated[int, typer.Option(min=1, help="Epochs of dense training.")] = _DEMO[
+        "training"
+    ]["epochs"],
+    rounds: Annotated[
+        int, typer.Option(min=0, help="Pruning rounds, each halving the edges.")
+    ] = _DEMO["sparsify"]["rounds"],
     retrain_epochs: Annotated[
         int, typer.Option(min=0, help="Epochs of retraining after each pruning round.")
-    ] = 10,
+    ] = _DEMO["sparsify"]["retrain_epochs"],
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Print nothing; only write the files.")
     ] = False,
 ) -> None:
     """Train a small-world sparse network on the digits, prune it in rounds, plot the result.
 
-    Builds a MaskedDeepDAN from a seeded small-world layered graph, trains it on
-    scikit-learn's bundled digits, removes half of its remaining edges by weight magnitude
-    each round and retrains, then prints density against held-out accuracy and writes the
-    pruned structure (GraphML), a plot (PNG) and the results (JSON, CSV) into `--out`.
+    Runs the built-in experiment `demo` with the engine of `pypaddle run`: a MaskedDeepDAN
+    from a seeded small-world layered graph, trained on scikit-learn's bundled digits; each
+    round removes half of its remaining edges by weight magnitude and retrains. Prints
+    density against held-out accuracy and writes an experiment folder into `--out`: the
+    results (`result.json`, `summary.csv`), the structures (GraphML), plots (PNG) and
+    checkpoints.
     """
     from pypaddle.experiments import run_demo
 

@@ -18,6 +18,7 @@ from pypaddle.graph import (
     layer_index,
     random_layered,
     scale,
+    small_world_layered,
     to_dag,
     watts_strogatz,
 )
@@ -31,6 +32,7 @@ SEEDED = {
     "random_layered": lambda seed: random_layered(
         [8, 10, 10, 4], density=0.3, skip_density=0.2, skip_decay=0.5, seed=seed
     ),
+    "small_world_layered": lambda seed: small_world_layered(4, 16, 4, 0.3, seed=seed),
 }
 
 
@@ -81,6 +83,58 @@ class TestAllGenerators:
         output.sum().backward()
         assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
         assert set(model.generate_structure().edges) == set(structure.edges)
+
+
+class TestSmallWorldLayered:
+    def test_without_rewiring_it_is_a_ring_lattice_between_layers(self):
+        graph = small_world_layered(3, 4, 2, 0.0, seed=0)
+        expected = {
+            (layer * 4 + i, (layer + 1) * 4 + (i + offset) % 4)
+            for layer in range(2)
+            for i in range(4)
+            for offset in (-1, 0)
+        }
+        assert set(graph.edges) == expected
+        assert len(expected) == 16
+        assert list(graph.nodes) == list(range(12))
+        assert graph.nodes[6] == {"layer": 1, "lattice_layer": 1, "lattice_index": 2}
+
+    def test_rewired_edges_only_skip_forward(self):
+        graph = small_world_layered(4, 16, 4, 1.0, seed=0)
+        lattice_layer = nx.get_node_attributes(graph, "lattice_layer")
+        assert all(lattice_layer[v] > lattice_layer[u] for u, v in graph.edges)
+        assert any(lattice_layer[v] > lattice_layer[u] + 1 for u, v in graph.edges)
+        # From the last-but-one layer the only later layer is the last one.
+        assert {lattice_layer[v] for u, v in graph.edges if lattice_layer[u] == 2} == {3}
+
+    def test_the_demo_structure_keeps_its_four_layers(self):
+        graph = small_world_layered(seed=0)  # the defaults are the demo's prior
+        lattice_layer = nx.get_node_attributes(graph, "lattice_layer")
+        skips = sum(lattice_layer[v] > lattice_layer[u] + 1 for u, v in graph.edges)
+        assert [graph.get_layer_size(layer) for layer in graph.layers] == [64, 64, 64, 64]
+        assert 0 < skips < 0.1 * graph.number_of_edges()
+        assert graph.number_of_edges() == 1527
+        assert graph.number_of_edges() <= 3 * 64 * 8
+
+    def test_one_layer_has_no_edges(self):
+        graph = small_world_layered(1, 5, 2, 0.5, seed=0)
+        assert (graph.number_of_nodes(), graph.number_of_edges()) == (5, 0)
+
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [
+            ((0, 4, 2, 0.1), "layers must be an int >= 1"),
+            ((2, 0, 0, 0.1), "width must be an int >= 1"),
+            ((2, 4, -1, 0.1), "neighbours must be an int >= 0"),
+            ((2, 4, 5, 0.1), "neighbours must be at most width=4"),
+            ((2, 4, 2, 1.5), "p must be a probability"),
+            ((2, 4, 2, float("nan")), "p must be a probability"),
+            ((2.0, 4, 2, 0.1), "layers must be an int"),
+        ],
+    )
+    def test_bad_arguments(self, arguments, message):
+        with pytest.raises(ConfigError, match=message):
+            small_world_layered(*arguments, seed=0)
 
 
 class TestErdosRenyi:

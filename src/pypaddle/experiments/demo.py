@@ -1,168 +1,116 @@
-"""The demo job: train, prune and retrain a small-world MaskedDeepDAN on the digits.
+"""The demo: a built-in experiment config, run by the engine of ``pypaddle run``.
 
-``pypaddle demo`` runs :func:`run_demo`; see its docstring for what it does and writes.
+``pypaddle demo`` runs :func:`run_demo`: the experiment ``builtin/demo.toml`` shipped with
+the package (a small-world :class:`~pypaddle.sparse.MaskedDeepDAN` on the digits,
+magnitude-pruned in rounds), with the demo's options written over its keys. Training,
+pruning and every file written are those of :func:`~pypaddle.experiments.run_experiment`.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import numbers
+import copy
+import tomllib
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-import numpy as np
-import torch
-
-from pypaddle._core.checks import check_count
-from pypaddle.data import Split, digits
+from pypaddle._core.checks import check_count, check_real
 from pypaddle.errors import ConfigError
-from pypaddle.experiments._progress import _console, _Progress, _progress_bars, _single_thread
-from pypaddle.experiments._training import accuracy, train_epoch
-from pypaddle.experiments.report import plot_accuracy_vs_density, results_table, write_results
-from pypaddle.graph import CachedLayeredGraph
-from pypaddle.prune import prune
-from pypaddle.sparse import MaskedDeepDAN, MaskedLinearLayer, maskable_layers
+from pypaddle.experiments.config import ExperimentConfig, parse_config
+from pypaddle.experiments.run import run_experiment
 
-__all__ = ["run_demo"]
+__all__ = ["builtin_config", "demo_config", "run_demo"]
 
-# The structure: 4 layers of 64 neurons, each wired to a window of 8 neighbours in the next
-# layer, one edge in ten rewired to a random later layer. It reaches ~97% on the digits.
-_LAYERS = 4
-_WIDTH = 64
-_NEIGHBOURS = 8
-_REWIRE_PROBABILITY = 0.1
-
-GRAPHML_NAME = "pruned_structure.graphml"
-PLOT_NAME = "accuracy_vs_density.png"
+BUILTIN = ("demo",)
 
 
-def _small_world_layered(
-    layers: int, width: int, neighbours: int, rewire_probability: float, *, seed: int
-) -> CachedLayeredGraph:
-    """A layered Watts–Strogatz graph: ring lattices between layers, rewired to skip ahead.
+@cache
+def _builtin_text(name: str) -> str:
+    return (
+        resources.files("pypaddle.experiments")
+        .joinpath("builtin")
+        .joinpath(f"{name}.toml")
+        .read_text()
+    )
 
-    Vertex ``(l, i)`` is labelled ``l * width + i`` and is joined to ``(l + 1, (i + j) mod
-    width)`` for the ``neighbours`` offsets ``j`` centred on 0. Each edge is rewired with
-    probability ``rewire_probability`` to a vertex drawn uniformly from all later layers,
-    which turns it into a long-range skip connection (or a random edge into the next
-    layer, from the last-but-one layer). Vertices carry their lattice coordinates as
-    ``lattice_layer`` and ``lattice_index`` (plain ints, so the graph writes to GraphML).
+
+def builtin_config(name: str = "demo") -> dict[str, Any]:
+    """The built-in experiment ``name`` as a dict, as read from its TOML file.
+
+    The file ships inside the package (``pypaddle/experiments/builtin/NAME.toml``); the
+    dict is a fresh copy, free to change.
 
     Examples
     --------
-    >>> graph = _small_world_layered(3, 4, 2, 0.0, seed=0)
-    >>> sorted(graph.successors(0)), graph.nodes[5]
-    ([4, 7], {'lattice_layer': 1, 'lattice_index': 1})
+    >>> table = builtin_config("demo")
+    >>> table["model"]["structure"]["generator"], table["sparsify"]["rounds"]
+    ('small_world_layered', 5)
     """
-    rng = np.random.default_rng(seed)
-    source_layer = np.repeat(np.arange(layers - 1), width * neighbours)
-    source_index = np.tile(np.repeat(np.arange(width), neighbours), layers - 1)
-    offsets = np.tile(np.arange(neighbours) - neighbours // 2, (layers - 1) * width)
-    sources = source_layer * width + source_index
-    targets = (source_layer + 1) * width + (source_index + offsets) % width
-    rewired = rng.random(sources.size) < rewire_probability
-    later_vertices = (layers - 1 - source_layer[rewired]) * width
-    targets[rewired] = (source_layer[rewired] + 1) * width + rng.integers(0, later_vertices)
-
-    graph = CachedLayeredGraph()
-    labels = np.arange(layers * width)
-    graph.add_nodes_from(
-        (label, {"lattice_layer": layer, "lattice_index": index})
-        for label, layer, index in zip(
-            labels.tolist(), (labels // width).tolist(), (labels % width).tolist()
-        )
-    )
-    graph.add_edges_from(zip(sources.tolist(), targets.tolist()))
-    return graph
+    if name not in BUILTIN:
+        allowed = ", ".join(repr(choice) for choice in BUILTIN)
+        raise ConfigError(f"no built-in experiment {name!r}; allowed values: {allowed}")
+    return copy.deepcopy(tomllib.loads(_builtin_text(name)))
 
 
-def _edge_layers(model: MaskedDeepDAN) -> list[MaskedLinearLayer]:
-    """The layers whose mask entries are the structure's edges (not input or output)."""
-    return list(model.layers_main_hidden[1:])
-
-
-def _active_edges(model: MaskedDeepDAN) -> int:
-    return sum(layer.num_active_weights for layer in _edge_layers(model))
-
-
-def _prune_edges_by_magnitude(model: MaskedDeepDAN, fraction: float) -> None:
-    """Mask the ``fraction`` of active edge weights with the smallest magnitude, globally.
-
-    :func:`pypaddle.prune.prune` over the edge layers with one global ranking; masked
-    weights stay masked and are zeroed. The dense input and output layers are not pruned.
-    """
-    layers = _edge_layers(model)
-    prune(layers, fraction, criterion="magnitude", scope="global")
-    for layer in layers:
-        layer.apply_mask()
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
-
-
-def _train_and_prune(
-    split: Split,
-    structure: nx.DiGraph,
+def demo_config(
     *,
-    seed: int,
-    epochs: int,
-    rounds: int,
-    retrain_epochs: int,
-    prune_fraction: float,
-    batch_size: int,
-    learning_rate: float,
-    progress: _Progress,
-) -> tuple[MaskedDeepDAN, list[dict[str, Any]]]:
-    """The experiment itself, without files or printing: the final model and one dict per round."""
-    structure_edges = structure.number_of_edges()
-    batches = torch.Generator().manual_seed(seed)
-    results: list[dict[str, Any]] = []
-    with torch.random.fork_rng(devices=[]), _single_thread():
-        torch.manual_seed(seed)
-        model = MaskedDeepDAN(split.num_features, split.num_classes, structure)
+    seed: int = 0,
+    epochs: int | None = None,
+    rounds: int | None = None,
+    retrain_epochs: int | None = None,
+    prune_fraction: float | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
+) -> ExperimentConfig:
+    """The demo's experiment: the built-in ``demo`` config with the given options over it.
 
-        def train(description: str, count: int) -> float | None:
-            optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
-            task = progress.add(description, count)
-            loss = None
-            for _ in range(count):
-                loss = train_epoch(
-                    model,
-                    optimizer,
-                    split.x_train,
-                    split.y_train,
-                    batch_size=batch_size,
-                    generator=batches,
-                )
-                progress.advance(task, loss)
-            return loss
+    An option left ``None`` keeps the built-in value. Each maps onto one key: ``seed``,
+    ``training.epochs``, ``training.batch_size``, ``training.learning_rate``,
+    ``sparsify.rounds``, ``sparsify.retrain_epochs`` and ``sparsify.amount`` (the fraction
+    of the still-active edges each round removes); ``rounds=0`` trains densely
+    (``sparsify.method = "none"``).
 
-        for round_ in range(rounds + 1):
-            if round_ == 0:
-                before = None
-                loss = train("round 0: dense", epochs)
-            else:
-                _prune_edges_by_magnitude(model, prune_fraction)
-                before = accuracy(model, split.x_test, split.y_test)
-                density = _active_edges(model) / structure_edges
-                loss = train(f"round {round_}: {100 * density:5.1f}%", retrain_epochs)
-            edges = _active_edges(model)
-            results.append(
-                {
-                    "round": round_,
-                    "edges": edges,
-                    "density": edges / structure_edges,
-                    "active_weights": sum(
-                        layer.num_active_weights for layer in maskable_layers(model)
-                    ),
-                    "accuracy_before_retraining": before,
-                    "accuracy": accuracy(model, split.x_test, split.y_test),
-                    "train_loss": loss,
-                }
-            )
-    return model, results
+    Raises
+    ------
+    ConfigError
+        Naming the option, if one is out of range or of the wrong type.
+
+    Examples
+    --------
+    >>> config = demo_config(seed=3, rounds=2)
+    >>> config.seed, config.sparsify.name, config.sparsify.options.rounds
+    (3, 'iterative', 2)
+    >>> demo_config(rounds=0).sparsify.name
+    'none'
+    """
+    table = builtin_config("demo")
+    training, sparsify = table["training"], table["sparsify"]
+    table["seed"] = check_count(seed, "seed", 0)
+    if epochs is not None:
+        training["epochs"] = check_count(epochs, "epochs", 1)
+    if batch_size is not None:
+        training["batch_size"] = check_count(batch_size, "batch_size", 1)
+    if learning_rate is not None:
+        training["learning_rate"] = check_real(
+            learning_rate, "learning_rate", minimum=0.0, open_minimum=True
+        )
+    if retrain_epochs is not None:
+        sparsify["retrain_epochs"] = check_count(retrain_epochs, "retrain_epochs", 0)
+    if prune_fraction is not None:
+        sparsify["amount"] = check_real(
+            prune_fraction,
+            "prune_fraction",
+            minimum=0.0,
+            maximum=1.0,
+            open_minimum=True,
+            open_maximum=True,
+        )
+    if rounds is not None:
+        sparsify["rounds"] = check_count(rounds, "rounds", 0)
+    if sparsify["rounds"] == 0:
+        table["sparsify"] = {"method": "none"}
+    return parse_config(table)
 
 
 def run_demo(
@@ -170,35 +118,40 @@ def run_demo(
     *,
     seed: int = 0,
     quiet: bool = False,
-    epochs: int = 30,
-    rounds: int = 5,
-    retrain_epochs: int = 10,
-    prune_fraction: float = 0.5,
-    batch_size: int = 32,
-    learning_rate: float = 3e-3,
+    epochs: int | None = None,
+    rounds: int | None = None,
+    retrain_epochs: int | None = None,
+    prune_fraction: float | None = None,
+    batch_size: int | None = None,
+    learning_rate: float | None = None,
 ) -> list[dict[str, Any]]:
     """Train a small-world MaskedDeepDAN on the digits, prune it in rounds, report and save.
 
-    1. Build a seeded small-world layered graph (4 layers of 64 vertices, ring lattices of
-       8 neighbours between consecutive layers, 10% of the edges rewired to random later
-       layers) and a :class:`~pypaddle.sparse.MaskedDeepDAN` from it: 64 inputs feed the
-       sources, the sinks feed 10 outputs.
-    2. Train it densely for ``epochs`` epochs (Adam, no weight decay) on a stratified 75/25
-       split of scikit-learn's digits (:func:`pypaddle.data.digits`).
-    3. ``rounds`` times: mask the ``prune_fraction`` of the still-active *edge* weights
-       with the smallest magnitude (one global threshold over the hidden-to-hidden layers,
-       so the model's structure stays the pruned graph; the dense input and output layers
-       are not pruned), then retrain for ``retrain_epochs`` epochs with a fresh optimizer.
-       Masked weights get zero gradient, so retraining respects the masks.
+    Runs the built-in experiment ``demo`` (see :func:`demo_config`) with
+    :func:`~pypaddle.experiments.run_experiment`; its values, which the options override:
 
-    Everything random is drawn from ``seed`` (the graph, the split, the initial weights,
-    the batches); the caller's global torch random state is left as it was. Training runs
-    on one torch thread (the model is too small to gain from more; the caller's setting is
-    restored), so the same seed gives the same numbers whatever the number of cores.
+    1. A seeded small-world layered graph (:func:`pypaddle.graph.small_world_layered`:
+       4 layers of 64 vertices, ring lattices of 8 neighbours between consecutive layers,
+       10% of the edges rewired to random later layers) and a
+       :class:`~pypaddle.sparse.MaskedDeepDAN` from it: 64 inputs feed the sources, the
+       sinks feed 10 outputs.
+    2. Dense training for ``epochs`` = 30 epochs (Adam, learning rate 0.003, batches of 32)
+       on a stratified 75/25 split of scikit-learn's digits (:func:`pypaddle.data.digits`).
+    3. ``rounds`` = 5 times: mask the ``prune_fraction`` = 0.5 of the still-active *edge*
+       weights with the smallest magnitude (one global threshold over the
+       hidden-to-hidden layers, so the model's structure stays the pruned graph; the dense
+       input and output layers are not pruned), then retrain for ``retrain_epochs`` = 10
+       epochs with a fresh optimizer. Masked weights get zero gradient.
 
-    Writes into ``out_dir`` (created if needed): ``pruned_structure.graphml`` (the final
-    ``model.generate_structure()``, integer vertex labels, with the lattice coordinates as
-    vertex attributes), ``accuracy_vs_density.png``, ``results.json`` and ``results.csv``.
+    Everything random is drawn from ``seed``; the caller's global torch random state and
+    thread count are left as they were, and the same seed gives the same numbers.
+
+    ``out_dir`` becomes an experiment folder, as ``pypaddle run`` writes it: ``result.json``
+    (the rounds as JSON), ``summary.csv`` (one row per round), ``metrics.jsonl``,
+    ``structures/prior.graphml`` and ``structures/round-R.graphml`` (the pruned structure
+    after the last round, with the lattice coordinates as vertex attributes),
+    ``plots/accuracy_vs_density.png`` and the other plots, ``checkpoints/round-R.pt`` and
+    ``config.toml``. It may be new, empty or hold this same demo run (it is run again).
     Unless ``quiet``, shows progress bars and prints a table of the rounds (needs rich).
 
     Parameters
@@ -209,35 +162,25 @@ def run_demo(
         Seed of everything random, >= 0.
     quiet : bool
         Print nothing (and do not import rich).
-    epochs : int
-        Epochs of dense training, >= 1.
-    rounds : int
-        Pruning rounds after the dense training, >= 0.
-    retrain_epochs : int
-        Epochs of retraining after each pruning round, >= 0.
-    prune_fraction : float
-        Fraction of the active edge weights each round removes, in ``(0, 1)``.
-    batch_size : int
-        Samples per mini-batch, >= 1.
-    learning_rate : float
-        Adam's learning rate, > 0.
+    epochs, rounds, retrain_epochs, prune_fraction, batch_size, learning_rate
+        Overrides of the built-in config (``None``: its value); see :func:`demo_config`.
 
     Returns
     -------
     list of dict
-        One dict per round (round 0 is the dense model) with ``round``, ``edges`` (active
-        edge weights), ``density`` (``edges`` over the structure's edge count),
-        ``active_weights`` (active weights of all masked layers, the dense input and
-        output layers included),
-        ``accuracy_before_retraining`` (``None`` for round 0), ``accuracy`` (held-out, after
-        (re)training) and ``train_loss`` (mean over the last epoch, ``None`` if none ran).
+        One record per round (round 0 is the dense model) as
+        :func:`~pypaddle.experiments.run_experiment` returns them, with ``round``,
+        ``edges`` (active edge weights), ``density`` (``edges`` over the structure's edge
+        count), ``active_weights`` (of all masked layers, the dense input and output
+        layers included), ``accuracy_before_retraining`` (``None`` for round 0),
+        ``accuracy`` (held-out, after (re)training), ``train_loss`` and ``test_loss``.
 
     Raises
     ------
     ConfigError
-        If an option is out of range, ``out_dir`` is a file, or an optional dependency is
-        missing (scikit-learn and matplotlib always; rich unless ``quiet``). Nothing is
-        written then.
+        If an option is out of range, ``out_dir`` is a file or holds something else, or an
+        optional dependency is missing (scikit-learn and matplotlib always; rich unless
+        ``quiet``). Nothing is written then.
 
     Examples
     --------
@@ -247,52 +190,16 @@ def run_demo(
     >>> [(result["round"], result["edges"]) for result in results]
     [(0, 1527), (1, 763)]
     """
-    seed = check_count(seed, "seed", 0)
-    epochs = check_count(epochs, "epochs", 1)
-    rounds = check_count(rounds, "rounds", 0)
-    retrain_epochs = check_count(retrain_epochs, "retrain_epochs", 0)
-    batch_size = check_count(batch_size, "batch_size", 1)
-    if not (_is_real(prune_fraction) and 0.0 < prune_fraction < 1.0):
-        raise ConfigError(f"prune_fraction must be a float in (0, 1), got {prune_fraction!r}")
-    if not (_is_real(learning_rate) and learning_rate > 0.0):
-        raise ConfigError(f"learning_rate must be a float > 0, got {learning_rate!r}")
+    config = demo_config(
+        seed=seed,
+        epochs=epochs,
+        rounds=rounds,
+        retrain_epochs=retrain_epochs,
+        prune_fraction=prune_fraction,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+    )
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ConfigError(f"out_dir {str(out_dir)!r} is a file; give a folder (new or existing)")
-    if importlib.util.find_spec("matplotlib") is None:
-        raise ConfigError(
-            "the demo's plot needs matplotlib, which is not installed; install it with: "
-            "pip install 'pypaddle[plot]'"
-        )
-    console = _console(quiet)
-
-    split = digits(test_fraction=0.25, seed=seed)
-    structure = _small_world_layered(_LAYERS, _WIDTH, _NEIGHBOURS, _REWIRE_PROBABILITY, seed=seed)
-    with _progress_bars(console) as progress:
-        model, results = _train_and_prune(
-            split,
-            structure,
-            seed=seed,
-            epochs=epochs,
-            rounds=rounds,
-            retrain_epochs=retrain_epochs,
-            prune_fraction=prune_fraction,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            progress=progress,
-        )
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    pruned = model.generate_structure()
-    pruned.graph.update({"seed": seed, "rounds": rounds, "density": results[-1]["density"]})
-    graphml_path = out_dir / GRAPHML_NAME
-    nx.write_graphml(pruned, graphml_path)
-    title = f"Magnitude pruning of a small-world DAN on digits (seed {seed})"
-    plot_path = plot_accuracy_vs_density(results, out_dir / PLOT_NAME, title=title)
-    data_paths = write_results(results, out_dir)
-
-    if console is not None:
-        console.print(results_table(results, title=title))
-        for path in (graphml_path, plot_path, *data_paths):
-            console.print(f"wrote {path}")
-    return results
+    return run_experiment(config, out_dir, quiet=quiet)

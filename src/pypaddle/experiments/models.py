@@ -32,6 +32,7 @@ from pypaddle.graph import (
     complete_layered,
     erdos_renyi,
     random_layered,
+    small_world_layered,
     watts_strogatz,
 )
 from pypaddle.graph import read as read_structure
@@ -74,21 +75,13 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def _small_world_layered(
-    layers: int = 4, width: int = 64, neighbours: int = 8, p: float = 0.1, *, seed: int = 0
-) -> nx.DiGraph:
-    from pypaddle.experiments.demo import _small_world_layered as build
-
-    return build(layers, width, neighbours, p, seed=seed)
-
-
 STRUCTURES: dict[str, Callable[..., nx.Graph]] = {
     "erdos_renyi": erdos_renyi,
     "watts_strogatz": watts_strogatz,
     "barabasi_albert": barabasi_albert,
     "random_layered": random_layered,
     "complete_layered": complete_layered,
-    "small_world_layered": _small_world_layered,
+    "small_world_layered": small_world_layered,
 }
 """Structure generators by name: keyword parameters from the config, ``seed`` from the run.
 

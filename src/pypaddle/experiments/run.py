@@ -334,7 +334,7 @@ def _train(
                 f", accuracy {record['accuracy']:.4f}" if classification else "",
             )
             if writing:
-                _write_round(out_dir, prepared, round_)
+                _write_round(out_dir, prepared, record)
     finally:
         recorder.close()
     epochs_records = [record for record in recorder.records if record["event"] == "epoch"]
@@ -368,7 +368,8 @@ def _weight_digest(model: nn.Module) -> str:
     return digest.hexdigest()[:16]
 
 
-def _write_round(out_dir: Path, prepared: Prepared, round_: int) -> None:
+def _write_round(out_dir: Path, prepared: Prepared, record: dict[str, Any]) -> None:
+    round_ = record["round"]
     model = prepared.model.module
     evaluation = prepared.config.evaluation
     if evaluation.checkpoints:
@@ -384,7 +385,11 @@ def _write_round(out_dir: Path, prepared: Prepared, round_: int) -> None:
     ):
         path = out_dir / "structures" / f"round-{round_}.graphml"
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_structure(current(), path)
+        structure = current()
+        structure.graph.update(
+            {"seed": prepared.config.seed, "round": round_, "density": record["density"]}
+        )
+        write_structure(structure, path)
 
 
 def _final_files(

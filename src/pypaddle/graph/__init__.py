@@ -7,6 +7,7 @@ from pypaddle.graph.generators import (
     complete_layered,
     erdos_renyi,
     random_layered,
+    small_world_layered,
     watts_strogatz,
 )
 from pypaddle.graph.io import read, write
@@ -26,6 +27,7 @@ __all__ = [
     "random_layered",
     "read",
     "scale",
+    "small_world_layered",
     "summary",
     "to_dag",
     "watts_strogatz",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 
+import networkx as nx
 import numpy as np
 
 from pypaddle._core.checks import check_count, check_probability, check_widths
@@ -26,6 +27,7 @@ __all__ = [
     "complete_layered",
     "erdos_renyi",
     "random_layered",
+    "small_world_layered",
     "watts_strogatz",
 ]
 
@@ -337,3 +339,77 @@ def complete_layered(widths: Sequence[int]) -> CachedLayeredGraph:
         sources.append(source + starts[layer - 1])
         targets.append(target + starts[layer])
     return _dag(range(int(starts[-1])), np.concatenate(sources), np.concatenate(targets))
+
+
+def small_world_layered(
+    layers: int = 4, width: int = 64, neighbours: int = 8, p: float = 0.1, *, seed: Seed = None
+) -> CachedLayeredGraph:
+    """A layered Watts–Strogatz graph: ring lattices between layers, rewired to skip ahead.
+
+    The lattice has ``layers`` layers of ``width`` vertices; vertex ``(l, i)`` is labelled
+    ``l * width + i`` and joined to ``(l + 1, (i + j) mod width)`` for the ``neighbours``
+    offsets ``j`` centred on 0 (``-neighbours // 2 .. (neighbours - 1) // 2``). Each edge
+    is rewired with probability ``p`` to a vertex drawn uniformly from all later layers,
+    which turns it into a long-range skip connection (or a random edge into the next
+    layer, from the last-but-one layer). Vertices carry their lattice coordinates as
+    ``lattice_layer`` and ``lattice_index`` besides ``layer`` (the layer in the graph: a
+    vertex whose incoming edges were all rewired away becomes a source). With the
+    defaults it is the prior of ``pypaddle demo``: 4 x 64 vertices, 8 neighbours, 10 %
+    rewired.
+
+    Parameters
+    ----------
+    layers : int
+        Lattice layers, >= 1.
+    width : int
+        Vertices per lattice layer, >= 1.
+    neighbours : int
+        Edges from each vertex into the next lattice layer, ``0 <= neighbours <= width``.
+    p : float
+        Rewiring probability in [0, 1].
+    seed : int, numpy Generator or None
+        The random seed.
+
+    Returns
+    -------
+    CachedLayeredGraph
+        A DAG on ``0 .. layers * width - 1`` with node attributes ``layer``,
+        ``lattice_layer`` and ``lattice_index``.
+
+    Examples
+    --------
+    >>> graph = small_world_layered(3, 4, 2, 0.0, seed=0)
+    >>> sorted(graph.successors(0)), graph.nodes[5]
+    ([4, 7], {'layer': 1, 'lattice_layer': 1, 'lattice_index': 1})
+    >>> skips = small_world_layered(4, 16, 4, 1.0, seed=0)
+    >>> max(skips.nodes[v]["lattice_layer"] - skips.nodes[u]["lattice_layer"]
+    ...     for u, v in skips.edges)
+    3
+    """
+    layers = check_count(layers, "layers", 1)
+    width = check_count(width, "width", 1)
+    neighbours = check_count(neighbours, "neighbours", 0)
+    if neighbours > width:
+        raise ConfigError(
+            f"neighbours must be at most width={width} (a vertex has that many in the next "
+            f"layer), got neighbours={neighbours}"
+        )
+    p = check_probability(p, "p")
+    rng = numpy_generator(seed)
+    source_layer = np.repeat(np.arange(layers - 1), width * neighbours)
+    source_index = np.tile(np.repeat(np.arange(width), neighbours), layers - 1)
+    offsets = np.tile(np.arange(neighbours) - neighbours // 2, (layers - 1) * width)
+    sources = source_layer * width + source_index
+    targets = (source_layer + 1) * width + (source_index + offsets) % width
+    rewired = rng.random(sources.size) < p
+    later_vertices = (layers - 1 - source_layer[rewired]) * width
+    targets[rewired] = (source_layer[rewired] + 1) * width + rng.integers(0, later_vertices)
+    graph = _dag(range(layers * width), sources, targets)
+    labels = np.arange(layers * width)
+    nx.set_node_attributes(
+        graph, dict(zip(labels.tolist(), (labels // width).tolist())), "lattice_layer"
+    )
+    nx.set_node_attributes(
+        graph, dict(zip(labels.tolist(), (labels % width).tolist())), "lattice_index"
+    )
+    return graph
