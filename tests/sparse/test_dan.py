@@ -16,6 +16,7 @@ from torch import nn
 
 import pypaddle.sparse
 import pypaddle.sparse._dan_numba
+from bad_values import NOT_COUNTS, assert_unchanged, snapshot
 from pypaddle.errors import ConfigError, InputTypeError, MaskError, StructureError
 from pypaddle.prune import reset_optimizer_state
 from pypaddle.sparse import CachedLayeredGraph, MaskedDeepDAN, maskable_layers
@@ -129,7 +130,7 @@ class TestKernelsAgree:
         structure = oriented(nx.newman_watts_strogatz_graph(30, 4, 0.5, seed=1))
         structure.add_node(30)  # isolated: a sink in layer 0, so the sinks are not contiguous
         model = MaskedDeepDAN(6, 3, structure, activation=activation, kernel=kernel).double()
-        assert model._plan.sinks is None
+        assert model.plan.sink_range is None
         model.layers_main_hidden[3].mask.fill_(False)
         model.layers_main_hidden[0].prune_neurons([0])
         model.layers_main_hidden[5].prune_neurons([0])
@@ -500,7 +501,7 @@ class TestPackedLayers:
     def test_layers_are_views_of_the_packed_tensors(self, tiny):
         model = MaskedDeepDAN(3, 2, tiny)
         layer = model.layers_main_hidden[2]
-        start, end = model._plan.blocks[2]
+        start, end = model.plan.blocks[2]
         assert layer.weight.shape == layer.mask.shape == (1, 3)
         with torch.no_grad():
             layer.weight.fill_(2.0)
@@ -508,7 +509,7 @@ class TestPackedLayers:
         layer.mask[0, 0] = False
         assert not model.hidden_mask[start]
         layer.prune_neurons([0])
-        assert not model.hidden_bias_mask[model._plan.writes[2][0]]
+        assert not model.hidden_bias_mask[model.plan.writes[2][0]]
         assert [name for name, _ in model.named_parameters()] == [
             "hidden_weight",
             "hidden_bias",
@@ -521,7 +522,7 @@ class TestPackedLayers:
     def test_layer_gradient_is_its_part_of_the_packed_gradient(self, tiny):
         model = MaskedDeepDAN(3, 2, tiny, activation=nn.Tanh)
         model(torch.randn(4, 3)).sum().backward()
-        plan = model._plan
+        plan = model.plan
         for layer, (start, end), (low, high) in zip(
             model.layers_main_hidden, plan.blocks, plan.writes
         ):
@@ -554,7 +555,7 @@ class TestPackedLayers:
         clone = copy.deepcopy(model)
         with torch.no_grad():
             clone.layers_main_hidden[1].weight.fill_(7.0)
-        assert clone.hidden_weight[model._plan.blocks[1][0]] == 7.0
+        assert clone.hidden_weight[model.plan.blocks[1][0]] == 7.0
         assert not (model.layers_main_hidden[1].weight == 7.0).any()
         buffer = io.BytesIO()
         torch.save(model, buffer)
@@ -631,6 +632,321 @@ class TestKernelChoice:
             model.to(torch.bfloat16)(torch.randn(2, 4))
         with pytest.raises(ConfigError, match="unknown kernel 'fast'"):
             MaskedDeepDAN(4, 2, nx.DiGraph([(0, 1)]), kernel="fast")
-        model.kernel = "fast"
         with pytest.raises(ConfigError, match="unknown kernel 'fast'"):
-            model(torch.randn(2, 4))
+            model.kernel = "fast"  # refused when set, not at the next forward
+        assert model.kernel == "compiled"
+
+
+def _skip_model(kernel: str = "auto", activation=nn.Tanh) -> MaskedDeepDAN:
+    """A small DAN with a skip edge and two sinks, in float64."""
+    torch.manual_seed(5)
+    structure = oriented(nx.watts_strogatz_graph(12, 4, 0.5, seed=3))
+    return MaskedDeepDAN(4, 2, structure, activation=activation, kernel=kernel).double()
+
+
+def _same_state_in_a_fresh_model(model: MaskedDeepDAN, x: torch.Tensor) -> torch.Tensor:
+    """What a new model loaded with ``model``'s state dict computes."""
+    fresh = copy.deepcopy(model)
+    fresh.__dict__.pop("_mask_followers", None)
+    fresh.load_state_dict(model.state_dict())
+    fresh.kernel = "modules"
+    return fresh(x)
+
+
+# Every way to edit a mask, applied to layer 3 of the model (and its bias mask).
+def _edit_in_place(model):
+    model.layers_main_hidden[3].mask[:, 0] = False
+
+
+def _edit_view_data(model):
+    model.layers_main_hidden[3].mask.data[:, 0] = False
+
+
+def _edit_view_numpy(model):
+    model.layers_main_hidden[3].mask.numpy()[:, 0] = False
+
+
+def _edit_packed_data(model):
+    start = model.plan.blocks[3][0]
+    model.hidden_mask.data[start] = False
+
+
+def _edit_packed_numpy(model):
+    start = model.plan.blocks[3][0]
+    model.hidden_mask.numpy()[start] = False
+
+
+def _assign_view_data(model):
+    layer = model.layers_main_hidden[3]
+    new = layer.mask.clone()
+    new[:, 0] = False
+    layer.mask.data = new
+
+
+def _set_mask(model):
+    layer = model.layers_main_hidden[3]
+    new = layer.mask.clone()
+    new[:, 0] = False
+    layer.set_mask(new)
+
+
+def _edit_bias_mask_data(model):
+    model.layers_main_hidden[3].bias_mask.data[0] = False
+
+
+def _edit_packed_bias_mask_numpy(model):
+    model.hidden_bias_mask.numpy()[model.plan.writes[3][0]] = False
+
+
+MASK_EDITS = [
+    _edit_in_place,
+    _edit_view_data,
+    _edit_view_numpy,
+    _edit_packed_data,
+    _edit_packed_numpy,
+    _assign_view_data,
+    _set_mask,
+    _edit_bias_mask_data,
+    _edit_packed_bias_mask_numpy,
+]
+
+
+class TestMaskEditsAreHonoured:
+    """Issue 16, finding 7: a mask edited however after a forward is what the next one uses."""
+
+    @pytest.mark.parametrize("kernel", ["compiled", "torch", "modules"])
+    @pytest.mark.parametrize("edit", MASK_EDITS, ids=lambda edit: edit.__name__)
+    def test_by_every_kernel(self, kernel, edit):
+        model = _skip_model(kernel)
+        x = torch.randn(3, 4, dtype=torch.float64)
+        density = model.density
+        before = model(x)
+        model(x).sum().backward()  # the caches of forward and backward are built
+        edit(model)
+        after = model(x)
+        assert model.density < density or not model.hidden_bias_mask.all()
+        assert not torch.allclose(before, after)
+        torch.testing.assert_close(after, _same_state_in_a_fresh_model(model, x))
+        torch.testing.assert_close(after, model._forward_by_modules(x))
+
+    @pytest.mark.parametrize("kernel", ["compiled", "torch"])
+    def test_gradients_follow_a_data_edit(self, kernel):
+        model = _skip_model(kernel)
+        x = torch.randn(3, 4, dtype=torch.float64)
+        model(x).sum().backward()
+        model.zero_grad()
+        _edit_view_data(model)
+        model(x).sum().backward()
+        block = model.layers_main_hidden[3].weight.grad
+        assert bool((block[:, 0] == 0).all())
+
+    def test_a_layer_called_on_its_own_sees_a_data_edit(self):
+        model = _skip_model("modules")
+        layer = model.layers_main_hidden[3]
+        reads = torch.randn(2, layer.in_features, dtype=torch.float64)
+        layer(reads)
+        layer.mask.data[:, 0] = False
+        expected = reads @ (layer.weight * layer.mask).t() + layer.bias
+        torch.testing.assert_close(layer(reads), expected)
+
+    def test_packed_data_of_another_shape_is_a_mask_error(self):
+        model = _skip_model("torch")
+        x = torch.randn(3, 4, dtype=torch.float64)
+        model(x)
+        model.hidden_mask.data = torch.ones(3, dtype=torch.bool)
+        with pytest.raises(MaskError, match=r"hidden_mask.*in place"):
+            model(x)
+
+
+class TestLayerViewContract:
+    """Every edit path on a layer view is honoured or refused; a refusal changes nothing."""
+
+    def test_weight_data_assignment_is_copied_in(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        layer = model.layers_main_hidden[2]
+        layer.weight.data = torch.full((1, 3), 2.5, dtype=torch.float64)
+        start, end = model.plan.blocks[2]
+        assert model.hidden_weight[start:end].tolist() == [2.5] * 3
+        assert model.hidden_weight.dtype == torch.float32
+        layer.bias.data = torch.tensor([-1.0])
+        assert model.hidden_bias[model.plan.writes[2][0]] == -1
+
+    def test_weight_data_in_place_and_copy(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        layer = model.layers_main_hidden[1]
+        start, _ = model.plan.blocks[1]
+        layer.weight.data[0, 1] = 4.0
+        assert model.hidden_weight[start + 1] == 4.0
+        with torch.no_grad():
+            layer.weight.copy_(torch.tensor([[7.0, 8.0]]))
+        assert model.hidden_weight[start : start + 2].tolist() == [7.0, 8.0]
+
+    def test_mask_data_assignment_and_set_mask_are_checked_copies(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        layer = model.layers_main_hidden[2]
+        start, end = model.plan.blocks[2]
+        layer.mask.data = torch.tensor([[1, 0, 1]])
+        assert model.hidden_mask[start:end].tolist() == [True, False, True]
+        layer.mask.data[0, 0] = False
+        assert model.hidden_mask[start:end].tolist() == [False, False, True]
+        layer.set_mask([[True, True, False]])
+        assert model.hidden_mask[start:end].tolist() == [True, True, False]
+        layer.bias_mask.data = torch.tensor([False])
+        assert not model.hidden_bias_mask[model.plan.writes[2][0]]
+
+    @pytest.mark.parametrize(
+        ("name", "value", "error"),
+        [
+            ("weight", torch.zeros(3, 3), ConfigError),
+            ("weight", torch.zeros(3), ConfigError),
+            ("weight", [[1.0, 2.0, 3.0]], InputTypeError),
+            ("weight", torch.zeros(1, 3, dtype=torch.complex64), InputTypeError),
+            ("bias", torch.zeros(2), ConfigError),
+            ("mask", torch.ones(3, 3, dtype=torch.bool), MaskError),
+            ("mask", torch.tensor([[0.5, 1.0, 1.0]]), MaskError),
+            ("mask", torch.tensor([[7, 1, 1]]), MaskError),
+            ("mask", torch.tensor([[float("nan"), 1.0, 1.0]]), MaskError),
+            ("mask", "mask", MaskError),
+            ("bias_mask", torch.ones(2, dtype=torch.bool), MaskError),
+        ],
+    )
+    def test_data_that_does_not_fit_is_refused_and_changes_nothing(self, tiny, name, value, error):
+        model = MaskedDeepDAN(3, 2, tiny)
+        view = getattr(model.layers_main_hidden[2], name)
+        before = snapshot(model)
+        with pytest.raises(error):
+            view.data = value
+        assert_unchanged(before, model)
+
+    def test_views_compute_as_plain_tensors(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        layer = model.layers_main_hidden[2]
+        assert type(layer.weight * 2) is torch.Tensor
+        assert type(layer.weight.data) is torch.Tensor
+        assert isinstance(layer.weight, torch.Tensor)
+        assert (
+            layer.weight.data.data_ptr()
+            == model.hidden_weight[model.plan.blocks[2][0] :].data_ptr()
+        )
+
+
+class TestConstructorBadInput:
+    """Issue 16, finding 11: constructor arguments, each refused with its error class."""
+
+    @staticmethod
+    def build(structure, **arguments):
+        values = {"size_input": 3, "size_output": 2, "structure": structure, **arguments}
+        before = snapshot(structure)
+        try:
+            MaskedDeepDAN(
+                values.pop("size_input"),
+                values.pop("size_output"),
+                values.pop("structure"),
+                **values,
+            )
+        finally:
+            if isinstance(structure, nx.Graph):
+                assert_unchanged(before, structure)
+
+    @pytest.mark.parametrize("value", [*NOT_COUNTS, 0])
+    def test_size_output(self, tiny, value):
+        with pytest.raises(ConfigError):
+            self.build(tiny, size_output=value)
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            *(value for value in NOT_COUNTS if not isinstance(value, (list, tuple))),
+            *(0, (), (2, 0), (2, -1), (2, 1.5), [3, "a"]),
+        ],
+        ids=repr,
+    )
+    def test_size_input(self, tiny, value):
+        with pytest.raises(ConfigError):
+            self.build(tiny, size_input=value)
+
+    def test_numpy_sizes_are_counts(self, tiny):
+        model = MaskedDeepDAN(np.int64(3), np.int32(2), tiny)
+        assert (model.size_input, model.size_output) == (3, 2)
+
+    @pytest.mark.parametrize(
+        "value", ["fast", "", None, 1, True, ["auto"], np.array(["auto", "torch"]), object()]
+    )
+    def test_kernel(self, tiny, value):
+        with pytest.raises(ConfigError, match="unknown kernel"):
+            self.build(tiny, kernel=value)
+
+    @pytest.mark.parametrize("value", ["relu", 3, 2.5, object(), [nn.ReLU], nn.Linear])
+    def test_activation(self, tiny, value):
+        with pytest.raises(InputTypeError, match="activation"):
+            self.build(tiny, activation=value)
+
+    @pytest.mark.parametrize("value", ["yes", None, 2, 1.0, [True], object()])
+    def test_use_layer_norm(self, tiny, value):
+        with pytest.raises(ConfigError, match="use_layer_norm"):
+            self.build(tiny, use_layer_norm=value)
+
+    @pytest.mark.parametrize(
+        ("structure", "error"),
+        [
+            (None, InputTypeError),
+            ([(0, 1)], InputTypeError),
+            ({0: [1]}, InputTypeError),
+            ("graph", InputTypeError),
+            (np.eye(3), InputTypeError),
+            (nx.Graph([(0, 1)]), StructureError),
+            (nx.MultiDiGraph([(0, 1), (0, 1)]), StructureError),
+            (nx.DiGraph([(0, 0)]), StructureError),
+            (nx.DiGraph([(0, 1), (1, 2), (2, 0)]), StructureError),
+            (nx.DiGraph(), StructureError),
+        ],
+        ids=repr,
+    )
+    def test_structure(self, structure, error):
+        with pytest.raises(error):
+            self.build(structure)
+
+
+class TestLoadStateDictChecksMasks:
+    """Issue 16, finding 6: load_state_dict checks masks as assignment does."""
+
+    @pytest.mark.parametrize("key", ["hidden_mask", "hidden_bias_mask", "layer_out.mask"])
+    @pytest.mark.parametrize("bad", ["half", "seven", "nan", "shape", "text"])
+    def test_bad_mask_refused_and_model_unchanged(self, tiny, key, bad):
+        source = MaskedDeepDAN(3, 2, tiny)
+        state = source.state_dict()
+        mask = state[key].to(torch.float32)
+        state[key] = {
+            "half": mask * 0.5,
+            "seven": mask * 7,
+            "nan": mask.masked_fill(mask == 1, float("nan")),
+            "shape": torch.ones(*mask.shape, 2, dtype=torch.bool),
+            "text": "mask",
+        }[bad]
+        model = MaskedDeepDAN(3, 2, tiny)
+        model.layers_main_hidden[1].mask[0, 0] = False
+        with torch.no_grad():
+            model.hidden_weight.add_(1)
+        before = snapshot(model)
+        with pytest.raises(MaskError, match=key.replace(".", r"\.")):
+            model.load_state_dict(state)
+        assert_unchanged(before, model)
+
+    def test_zero_one_masks_of_any_dtype_load_as_bool(self, tiny):
+        source = MaskedDeepDAN(3, 2, tiny)
+        source.layers_main_hidden[2].mask[0, 1] = False
+        state = {key: value.clone() for key, value in source.state_dict().items()}
+        state["hidden_mask"] = state["hidden_mask"].to(torch.float64)
+        model = MaskedDeepDAN(3, 2, tiny)
+        model.load_state_dict(state)
+        assert model.hidden_mask.dtype == torch.bool
+        assert torch.equal(model.hidden_mask, source.hidden_mask)
+
+    def test_a_mask_edit_before_loading_is_replaced(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny, kernel="torch")
+        x = torch.randn(2, 3)
+        state = copy.deepcopy(model.state_dict())
+        expected = model(x)
+        model.hidden_mask.numpy()[:] = False
+        model.load_state_dict(state)
+        torch.testing.assert_close(model(x), expected)

@@ -13,13 +13,13 @@ which ``torch.jit.trace``, ``torch.compile`` and the ONNX exporter all follow.
 from __future__ import annotations
 
 import copy
-import itertools
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
 
 from pypaddle.deploy._units import empty_module, masked_weight_and_bias, unit_constants
+from pypaddle.sparse import DanLayer
 from pypaddle.sparse.dan import MaskedDeepDAN
 
 __all__ = ["CompactDAN", "compact_dan"]
@@ -62,7 +62,7 @@ class CompactDAN(nn.Module):
     def __init__(
         self,
         size_input: int,
-        layers: list[tuple[int, int, int, bool]],
+        layers: list[tuple[int, int, int, int, bool]],
         activation: nn.Module,
         norms: list[nn.Module] | None = None,
     ) -> None:
@@ -100,7 +100,7 @@ class CompactDAN(nn.Module):
             )
             name = self.index_names[position]
             if name is not None:
-                reads = reads.index_select(1, self._buffers[name])
+                reads = reads.index_select(1, self.get_buffer(name))
             if position == last:
                 return linear(reads)
             blocks.append(self.activation(self.norms[position](linear(reads))))
@@ -109,24 +109,22 @@ class CompactDAN(nn.Module):
 
 def compact_dan(model: MaskedDeepDAN) -> CompactDAN:
     """The :class:`CompactDAN` computing what ``model`` computes (see :func:`compact`)."""
-    widths = model.layer_widths
-    starts = [0]
-    for width in widths:
-        starts.append(starts[-1] + width)
-    vertices = starts[-1]
-    read_from = [0] + [starts[first - 1] for first in model._first_block[1:]]
+    plan = model.plan  # layer ranges, what each reads, the sinks: one source of truth
+    vertices = plan.vertices
+    read_from = [low for low, _ in plan.reads]
     pinned = model.use_layer_norm  # a LayerNorm reads every vertex of its layer
-    masks = [layer.mask.detach().cpu() for layer in model.layers_main_hidden]
-    pairs = [masked_weight_and_bias(layer) for layer in model.layers_main_hidden]
+    layers = cast(list[DanLayer], list(model.layers_main_hidden))
+    masks = [layer.mask.detach().cpu() for layer in layers]
+    pairs = [masked_weight_and_bias(layer) for layer in layers]
     weights = [weight for weight, _ in pairs]
     biases = [bias for _, bias in pairs]
     out_weight, out_bias = masked_weight_and_bias(model.layer_out)
-    sinks = model.sink_index.cpu()
+    sinks = torch.tensor(plan.sinks, dtype=torch.long)
 
     # Forward: vertices that no kept vertex feeds output the constant act(bias).
     kept = torch.ones(vertices, dtype=torch.bool)
     constants = torch.zeros(vertices, dtype=torch.float64)
-    for layer, (start, end) in enumerate(itertools.pairwise(starts)):
+    for layer, (start, end) in enumerate(plan.writes):
         low = read_from[layer]
         if layer == 0:
             live = masks[0].any(1)
@@ -145,21 +143,19 @@ def compact_dan(model: MaskedDeepDAN) -> CompactDAN:
     # Backward: vertices that no kept vertex (or output) reads go.
     used = torch.zeros(vertices, dtype=torch.bool)
     used[sinks] = model.layer_out.mask.detach().cpu().any(0) & kept[sinks]
-    for layer in range(len(widths) - 1, -1, -1):
-        start, end, low = starts[layer], starts[layer + 1], read_from[layer]
+    for layer in range(len(plan.widths) - 1, -1, -1):
+        (start, end), low = plan.writes[layer], read_from[layer]
         if not pinned:
             kept[start:end] &= used[start:end]
         if layer > 0:
             rows = kept[start:end]
             used[low:start] |= masks[layer][rows].any(0) & kept[low:start]
 
-    return _build(model, starts, read_from, kept, masks, weights, biases, out_weight, out_bias)
+    return _build(model, kept, masks, weights, biases, out_weight, out_bias)
 
 
 def _build(
     model: MaskedDeepDAN,
-    starts: list[int],
-    read_from: list[int],
     kept: torch.Tensor,
     masks: list[torch.Tensor],
     weights: list[torch.Tensor],
@@ -167,15 +163,15 @@ def _build(
     out_weight: torch.Tensor,
     out_bias: torch.Tensor,
 ) -> CompactDAN:
-    features = model.size_input
+    features, plan = model.size_input, model.plan
     # Column of every kept vertex in the concatenation [input | kept vertices].
-    column = torch.full((starts[-1],), -1, dtype=torch.long)
+    column = torch.full((plan.vertices,), -1, dtype=torch.long)
     column[kept] = features + torch.arange(int(kept.sum()))
     block_start = [0]  # first column of each block of the compact model
     block_of_column = [0] * features
     specs, tensors, norms = [], [], []
 
-    def plan(columns: torch.Tensor) -> tuple[int, int, torch.Tensor | None]:
+    def blocks_read(columns: torch.Tensor) -> tuple[int, int, torch.Tensor | None]:
         """The blocks ``columns`` fall in, and the gather within them (None: all of them)."""
         newest = len(block_start) - 1
         if columns.numel() == 0:
@@ -186,18 +182,17 @@ def _build(
         contiguous = torch.equal(local, torch.arange(end - block_start[first]))
         return first, last, None if contiguous else local
 
-    for layer, (start, end) in enumerate(itertools.pairwise(starts)):
+    for layer, ((start, end), (low, _)) in enumerate(zip(plan.writes, plan.reads)):
         rows = kept[start:end].nonzero().reshape(-1)
         if rows.numel() == 0:
             continue
-        low = read_from[layer]
         if layer == 0:
             sources = masks[0][rows].any(0).nonzero().reshape(-1)
             columns = sources
         else:
             sources = (masks[layer][rows].any(0) & kept[low:start]).nonzero().reshape(-1)
             columns = column[low + sources]
-        first, last, index = plan(columns)
+        first, last, index = blocks_read(columns)
         specs.append((columns.numel(), rows.numel(), first, last, index is not None))
         tensors.append((weights[layer][rows][:, sources], biases[layer][rows], index))
         norm = model.layer_norms[layer]
@@ -205,10 +200,10 @@ def _build(
         block_start.append(len(block_of_column))
         block_of_column.extend([len(block_start) - 1] * rows.numel())
 
-    sink_positions = model.sink_index.cpu()
+    sink_positions = torch.tensor(plan.sinks, dtype=torch.long)
     read = model.layer_out.mask.detach().cpu().any(0) & kept[sink_positions]
     sources = read.nonzero().reshape(-1)
-    first, last, index = plan(column[sink_positions[sources]])
+    first, last, index = blocks_read(column[sink_positions[sources]])
     specs.append((sources.numel(), out_weight.shape[0], first, last, index is not None))
     tensors.append((out_weight[:, sources], out_bias, index))
 
@@ -216,9 +211,10 @@ def _build(
     reference = model.layer_out.weight
     result.to(device=reference.device, dtype=reference.dtype)
     with torch.no_grad():
-        for linear, name, (weight, bias, index) in zip(result.linears, result.index_names, tensors):
+        linears = cast(list[nn.Linear], list(result.linears))
+        for linear, name, (weight, bias, index) in zip(linears, result.index_names, tensors):
             linear.weight.copy_(weight)
             linear.bias.copy_(bias)
-            if name is not None:
-                result._buffers[name].copy_(index)
+            if name is not None and index is not None:
+                result.get_buffer(name).copy_(index)
     return result

@@ -6,6 +6,7 @@ pypaddle API did.
 
 from pypaddle.graph import CachedLayeredGraph, LayeredGraph
 from pypaddle.sparse._dan_layer import DanLayer
+from pypaddle.sparse._dan_plan import DanPlan
 from pypaddle.sparse.cells import (
     ConvBNReLUCell,
     DeepCellDAN,
@@ -37,6 +38,7 @@ __all__ = [
     "CachedLayeredGraph",
     "ConvBNReLUCell",
     "DanLayer",
+    "DanPlan",
     "DeepCellDAN",
     "LayeredGraph",
     "MaskableModule",

@@ -23,7 +23,7 @@ def check_size(value: Any, name: str) -> int:
 
 def input_shape(size_input: int | Sequence[int]) -> tuple[tuple[int, ...], int]:
     """The input shape and its number of features; an int means a flat input."""
-    if isinstance(size_input, Sequence) and not isinstance(size_input, str):
+    if isinstance(size_input, Sequence) and not isinstance(size_input, (str, bytes)):
         if len(size_input) == 0:
             raise ConfigError("size_input must be a positive int or a non-empty shape, got ()")
         shape = tuple(check_size(dim, "every dimension of size_input") for dim in size_input)
@@ -51,7 +51,13 @@ def resolve_activation(activation: Any) -> nn.Module:
     if isinstance(activation, nn.Module):
         return activation
     if isinstance(activation, type) and issubclass(activation, nn.Module):
-        return activation()
+        try:
+            return activation()
+        except TypeError as error:
+            raise InputTypeError(
+                f"activation {activation.__name__} cannot be built without arguments "
+                f"({error}); pass an instance instead, e.g. activation={activation.__name__}(...)"
+            ) from None
     if callable(activation):
         return _Function(activation)
     raise InputTypeError(

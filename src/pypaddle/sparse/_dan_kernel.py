@@ -9,6 +9,8 @@ reads is a contiguous row slice, and forward and backward are each one loop of B
 per layer writing straight into that buffer. Layer 0 reads the input itself, untouched.
 The weights of all layers come packed in one tensor (each layer's ``[rows, reads]`` block
 after the previous one), so autograd sees one weight and one bias, however deep the graph.
+Where each layer reads, writes and finds its block is the model's
+:class:`~pypaddle.sparse.DanPlan`.
 
 This kernel runs on any device and dtype. On the CPU, :mod:`._dan_numba` runs the same
 computation compiled, edge by edge, which is faster for deep and narrow graphs.
@@ -16,13 +18,14 @@ computation compiled, edge by edge, which is faster for deep and narrow graphs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ["FAST_ACTIVATIONS", "DanPlan", "DanSinks"]
+from pypaddle.sparse._dan_plan import DanPlan
+
+__all__ = ["FAST_ACTIVATIONS", "DanSinks"]
 
 # Activations whose derivative follows from their output alone.
 FAST_ACTIVATIONS: dict[type[nn.Module], str] = {
@@ -31,34 +34,6 @@ FAST_ACTIVATIONS: dict[type[nn.Module], str] = {
     nn.Tanh: "tanh",
     nn.Sigmoid: "sigmoid",
 }
-
-
-@dataclass(frozen=True)
-class DanPlan:
-    """Where each layer reads and writes in the ``[vertices, batch]`` activation buffer.
-
-    Layer 0 reads the input; layer ``i > 0`` reads rows ``reads[i]``. Layer ``i`` writes
-    rows ``writes[i]``, and its weight is the ``[rows, columns[i]]`` block at
-    ``blocks[i]`` of the packed weight (row-major). The sinks are rows ``sinks`` (a range)
-    or, when they are not contiguous, the rows listed in the ``sink_index`` tensor given to
-    the kernels.
-    """
-
-    vertices: int
-    reads: tuple[tuple[int, int], ...]
-    writes: tuple[tuple[int, int], ...]
-    columns: tuple[int, ...]
-    blocks: tuple[tuple[int, int], ...]
-    sinks: tuple[int, int] | None
-
-    def layer_weights(self, packed: torch.Tensor) -> list[torch.Tensor]:
-        """Each layer's ``[rows, columns]`` view of a packed weight (or its gradient)."""
-        return [
-            packed[start:end].view(rows_end - rows_start, columns)
-            for (start, end), (rows_start, rows_end), columns in zip(
-                self.blocks, self.writes, self.columns
-            )
-        ]
 
 
 def _relu_(tensor: torch.Tensor) -> torch.Tensor:
@@ -121,8 +96,8 @@ class DanSinks(torch.autograd.Function):
         ctx.plan = plan
         ctx.activation = activation
         ctx.save_for_backward(features, activations, masked, sink_index, weight_mask, bias_mask)
-        if plan.sinks is not None:
-            return activations[plan.sinks[0] : plan.sinks[1]].t()
+        if plan.sink_range is not None:
+            return activations[plan.sink_range[0] : plan.sink_range[1]].t()
         return activations.index_select(0, sink_index).t()
 
     @staticmethod
@@ -134,8 +109,8 @@ class DanSinks(torch.autograd.Function):
         # Gradients with respect to each vertex's pre-activation, once its layer's turn
         # comes; until then, with respect to its output.
         grads = torch.zeros_like(activations)
-        if plan.sinks is not None:
-            grads[plan.sinks[0] : plan.sinks[1]] = grad_sinks.t()
+        if plan.sink_range is not None:
+            grads[plan.sink_range[0] : plan.sink_range[1]] = grad_sinks.t()
         else:
             grads.index_copy_(0, sink_index, grad_sinks.t())
         derivative = _derivative(ctx.activation, activations)

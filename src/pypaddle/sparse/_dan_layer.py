@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from pypaddle.errors import InputTypeError
+from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.sparse.masked import MaskedLinearLayer
 
 if TYPE_CHECKING:
@@ -33,43 +33,75 @@ _PACKED = {
 }
 
 
+class _PackedView(torch.Tensor):
+    """A layer's view of a packed tensor whose ``.data`` cannot be swapped from under it.
+
+    Operations on it give plain tensors. Assigning ``view.data = t``, which on an ordinary
+    tensor replaces its storage, would here replace the storage of a throw-away view and
+    change nothing: it is routed to the layer instead, which copies ``t`` in (or refuses
+    it). Reading ``view.data`` gives a plain tensor sharing the packed storage.
+    """
+
+    __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
+
+    @property  # type: ignore[override]
+    def data(self) -> torch.Tensor:
+        return torch.Tensor.data.__get__(self)  # type: ignore[attr-defined]
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        layer, name = self.__dict__["_pypaddle_layer"]
+        layer._assign_data(name, value)
+
+
 class DanLayer(MaskedLinearLayer):
     """Layer of a :class:`~pypaddle.sparse.MaskedDeepDAN`; its tensors are views.
 
     ``weight``, ``bias``, ``mask`` and ``bias_mask`` are views into the DAN's packed
-    ``hidden_weight``, ``hidden_bias``, ``hidden_mask`` and ``hidden_bias_mask``: in-place
-    edits (``layer.mask[0] = False``, ``prune_neurons``, ``weight.mul_`` under
-    ``no_grad``) reach the model, and ``layer.weight.grad`` is this layer's part of
-    ``hidden_weight.grad``. The layer owns no parameters of its own, so optimise
-    ``model.parameters()``, and its ``state_dict`` is empty: the DAN's holds the packed
-    tensors. Assigning a new tensor (``layer.weight = ...``) is refused; assigning a
-    mask copies it in, as on every masked layer.
+    ``hidden_weight``, ``hidden_bias``, ``hidden_mask`` and ``hidden_bias_mask`` (where,
+    is the model's :attr:`~pypaddle.sparse.MaskedDeepDAN.plan`). The layer owns no tensor
+    of its own: no parameters (optimise ``model.parameters()``) and an empty
+    ``state_dict`` (the DAN's holds the packed tensors).
 
-    What a view cannot do: ``layer.weight.data = t`` replaces the data of a temporary
-    view and changes nothing (copy into it instead); ``layer.requires_grad_(False)`` and
-    ``layer.to(...)`` have nothing of their own to act on (the model's do; to freeze one
-    layer, zero its part of ``hidden_weight.grad`` with a hook on ``hidden_weight``);
+    Every edit through a view reaches the model, and the next forward of every kernel
+    honours it:
+
+    - in place: ``layer.mask[0] = False``, ``layer.weight.copy_(t)`` or ``.mul_`` under
+      ``torch.no_grad()``, ``prune_neurons``, ``set_mask``;
+    - through ``.data`` or numpy: ``layer.weight.data[...] = v``,
+      ``layer.mask.data[...] = False``, ``layer.mask.numpy()[...] = False`` (these bypass
+      torch's version counter, so the model compares its masks with the copies its cached
+      values were made from, every forward);
+    - ``layer.weight.data = t`` and ``layer.mask.data = m``: on an ordinary tensor these
+      swap the storage, which a view cannot do, so they copy ``t`` (converted as by
+      ``copy_``) or ``m`` (checked as by ``set_mask``) into the packed tensor instead;
+      anything of another shape is refused (``ConfigError`` for weights, ``MaskError``
+      for masks) and changes nothing;
+    - assigning a mask (``layer.mask = m``) copies it in, as on every masked layer;
+      assigning a weight or bias (``layer.weight = t``) is refused: copy into it.
+
+    What a view cannot do: ``layer.weight.grad = g`` sets the gradient of a throw-away
+    view (the gradient lives in ``model.hidden_weight.grad``, and ``layer.weight.grad``
+    reads this layer's part of it); ``layer.requires_grad_(False)`` and ``layer.to(...)``
+    have nothing of their own to act on (the model's do; to freeze one layer, zero its
+    part of ``hidden_weight.grad`` with a hook on ``hidden_weight``);
     ``torch.nn.utils.prune`` needs a registered parameter, so use :mod:`pypaddle.prune`.
     Before the first backward ``layer.weight.grad`` is None, and torch warns that a
     non-leaf's ``.grad`` is read. Forward hooks on a layer run when the model takes the
     module path, which ``kernel="auto"`` does while any layer has one.
     """
 
-    def __init__(
-        self,
-        owner: MaskedDeepDAN,
-        in_features: int,
-        out_features: int,
-        weights: tuple[int, int],
-        rows: tuple[int, int],
-    ) -> None:
+    _owner: MaskedDeepDAN
+
+    def __init__(self, owner: MaskedDeepDAN, layer: int) -> None:
         nn.Module.__init__(self)
-        self.in_features = in_features
-        self.out_features = out_features
+        plan = owner.plan
+        self.in_features = plan.columns[layer]
+        self.out_features = plan.widths[layer]
         # The owner is not registered as a submodule (it is this module's parent).
         object.__setattr__(self, "_owner", owner)
-        self._weights = weights  # this layer's span of the packed weight (row-major block)
-        self._rows = rows  # its span of the packed bias: its vertices
+        self._weights = plan.blocks[layer]  # its span of the packed weight (row-major block)
+        self._rows = plan.writes[layer]  # its span of the packed bias: its vertices
 
     # -- views --------------------------------------------------------------------------
     def _cut_weight(self, packed: torch.Tensor) -> torch.Tensor:
@@ -79,29 +111,56 @@ class DanLayer(MaskedLinearLayer):
     def _cut_rows(self, packed: torch.Tensor) -> torch.Tensor:
         return packed[self._rows[0] : self._rows[1]]
 
-    @staticmethod
-    def _with_grad(view: torch.Tensor, packed: torch.Tensor, cut: Callable) -> torch.Tensor:
+    def _view(self, name: str, packed: torch.Tensor, cut: Callable) -> torch.Tensor:
+        view = cut(packed)
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return view
+        view = view.as_subclass(_PackedView)
+        view.__dict__["_pypaddle_layer"] = (self, name)
         if packed.grad is not None:
             view.grad = cut(packed.grad)
         return view
 
     @property
     def weight(self) -> torch.Tensor:  # type: ignore[override]
-        packed = self._owner.hidden_weight
-        return self._with_grad(self._cut_weight(packed), packed, self._cut_weight)
+        return self._view("weight", self._owner.hidden_weight, self._cut_weight)
 
     @property
     def bias(self) -> torch.Tensor:  # type: ignore[override]
-        packed = self._owner.hidden_bias
-        return self._with_grad(self._cut_rows(packed), packed, self._cut_rows)
+        return self._view("bias", self._owner.hidden_bias, self._cut_rows)
 
     @property
     def mask(self) -> torch.Tensor:  # type: ignore[override]
-        return self._cut_weight(self._owner.hidden_mask)
+        return self._view("mask", self._owner.hidden_mask, self._cut_weight)
 
     @property
     def bias_mask(self) -> torch.Tensor:  # type: ignore[override]
-        return self._cut_rows(self._owner.hidden_bias_mask)
+        return self._view("bias_mask", self._owner.hidden_bias_mask, self._cut_rows)
+
+    def _assign_data(self, name: str, value: Any) -> None:
+        """``layer.<name>.data = value``: copied into the packed tensor, or refused."""
+        if name == "mask":
+            self.set_mask(value)
+            return
+        if name == "bias_mask":
+            self._set_bias_mask(value)
+            return
+        target = getattr(self, name)
+        if not isinstance(value, torch.Tensor) or value.is_complex():
+            raise InputTypeError(
+                f"layer.{name}.data must be a real tensor, got {type(value).__name__}"
+                f"{'' if not isinstance(value, torch.Tensor) else f' of {value.dtype}'}; "
+                f"layer.{name} views the model's packed hidden_{name}, so new data is "
+                "copied into it"
+            )
+        if value.shape != target.shape:
+            raise ConfigError(
+                f"layer.{name}.data must keep the shape {tuple(target.shape)}, got "
+                f"{tuple(value.shape)}; layer.{name} is a fixed window onto the model's "
+                f"packed hidden_{name}, so its shape cannot change"
+            )
+        with torch.no_grad():
+            target.copy_(value)
 
     def named_tensor(self, name: str) -> torch.Tensor | None:
         if name in _PACKED:
@@ -118,7 +177,8 @@ class DanLayer(MaskedLinearLayer):
         return super().parameter_leaf(name)
 
     def mask_values(self, name: str, dtype: torch.dtype) -> torch.Tensor | None:
-        packed = self._owner.packed_mask_values(f"hidden_{name}", dtype)
+        region = self._weights if name == "mask" else self._rows
+        packed = self._owner.packed_mask_values(f"hidden_{name}", dtype, region)
         if packed is None:
             return None
         return self._cut_weight(packed) if name == "mask" else self._cut_rows(packed)
@@ -151,10 +211,8 @@ def pack_per_layer_entries(state_dict: dict, prefix: str, layers: nn.ModuleList)
         if prefix + packed in state_dict or not all(key in state_dict for key in keys):
             continue
         values = [state_dict[key] for key in keys]
-        if any(
-            tuple(value.shape) != tuple(layer.named_tensor(name).shape)
-            for value, layer in zip(values, layers)
-        ):
+        shapes = [tuple(getattr(layer, name).shape) for layer in layers]
+        if any(tuple(value.shape) != shape for value, shape in zip(values, shapes)):
             continue
         for key in keys:
             del state_dict[key]

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pypaddle.sparse._dan_kernel import DanPlan
+from pypaddle.sparse._dan_plan import DanPlan
 
 __all__ = [
     "ActiveEdges",
@@ -93,16 +93,10 @@ def active_edges(plan: DanPlan, mask: torch.Tensor) -> ActiveEdges:
     """
     first = plan.blocks[0][1]
     positions = np.flatnonzero(mask[first:].cpu().numpy()) + first
-    block_starts = np.array([start for start, _ in plan.blocks], dtype=np.int64)
-    layer = np.searchsorted(block_starts, positions, side="right") - 1
-    local = positions - block_starts[layer]
-    columns = np.array(plan.columns, dtype=np.int64)[layer]
-    rows = local // columns
-    targets = np.array([start for start, _ in plan.writes], dtype=np.int64)[layer] + rows
-    sources = np.array([low for low, _ in plan.reads], dtype=np.int64)[layer] + local % columns
+    sources, targets = plan.edges_at(positions)
     indptr = np.zeros(plan.vertices + 1, dtype=np.int64)
     np.cumsum(np.bincount(targets, minlength=plan.vertices), out=indptr[1:])
-    return indptr, sources, positions.astype(np.int64)
+    return indptr, sources.astype(np.int64), positions.astype(np.int64)
 
 
 def _numpy(tensor: torch.Tensor | None) -> np.ndarray | None:
@@ -134,7 +128,9 @@ class CompiledDanSinks(torch.autograd.Function):
         first = w[:first_block].reshape(first_rows, -1)
         if mask is not None:
             first = first * mask[:first_block].reshape(first_rows, -1)
-        masked_bias = _numpy(bias) if bias_mask is None else _numpy(bias) * _numpy(bias_mask)
+        masked_bias = bias.detach().numpy()
+        if bias_mask is not None:
+            masked_bias = masked_bias * bias_mask.detach().numpy()
         activations = np.empty((plan.vertices, x.shape[0]), dtype=x.dtype)
         np.dot(first, x.T, out=activations[:first_rows])
         activations[:first_rows] += masked_bias[:first_rows, None]
@@ -143,8 +139,8 @@ class CompiledDanSinks(torch.autograd.Function):
         ctx.plan, ctx.code, ctx.edges = plan, code, edges
         ctx.arrays = activations, first
         ctx.save_for_backward(features, weight, sink_index, weight_mask, bias_mask)
-        if plan.sinks is not None:
-            sinks = activations[plan.sinks[0] : plan.sinks[1]]
+        if plan.sink_range is not None:
+            sinks = activations[plan.sink_range[0] : plan.sink_range[1]]
         else:
             sinks = activations[sink_index.numpy()]
         return torch.from_numpy(np.ascontiguousarray(sinks.T))
@@ -158,8 +154,8 @@ class CompiledDanSinks(torch.autograd.Function):
         kernels, code = _kernels(), ctx.code
         grads = np.zeros_like(activations)
         incoming = grad_sinks.detach().numpy().T
-        if plan.sinks is not None:
-            grads[plan.sinks[0] : plan.sinks[1]] = incoming
+        if plan.sink_range is not None:
+            grads[plan.sink_range[0] : plan.sink_range[1]] = incoming
         else:
             grads[sink_index.numpy()] = incoming
         weight_grad = np.zeros(weight.shape[0], dtype=activations.dtype)

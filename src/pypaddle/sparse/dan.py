@@ -10,9 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pypaddle.errors import ConfigError, InputTypeError, StructureError
+from pypaddle.errors import ConfigError, InputTypeError, MaskError, StructureError
 from pypaddle.graph import CachedLayeredGraph
-from pypaddle.graph.layering import edge_index, layer_array
 from pypaddle.sparse import _dan_numba as compiled
 from pypaddle.sparse._common import (
     MaskedModel,
@@ -21,25 +20,29 @@ from pypaddle.sparse._common import (
     input_shape,
     resolve_activation,
 )
-from pypaddle.sparse._dan_kernel import FAST_ACTIVATIONS, DanPlan, DanSinks
+from pypaddle.sparse._dan_kernel import FAST_ACTIVATIONS, DanSinks
 from pypaddle.sparse._dan_layer import DanLayer, pack_per_layer_entries
+from pypaddle.sparse._dan_plan import DanPlan
 from pypaddle.sparse._structure import (
     input_vertex,
     mask_edges,
     output_vertex,
     structure_from_positions,
 )
-from pypaddle.sparse.masked import MaskedLinearLayer, cached_mask_values
+from pypaddle.sparse.masked import MaskedLinearLayer
+from pypaddle.sparse.masked import _as_bool_mask as as_bool_mask
 
 __all__ = ["KERNELS", "MaskedDeepDAN"]
 
 KERNELS = ("auto", "compiled", "torch", "modules")
 
-
-def _check_kernel(kernel: Any) -> None:
-    if kernel not in KERNELS:
-        choices = ", ".join(map(repr, KERNELS))
-        raise ConfigError(f"unknown kernel {kernel!r}; choose one of {choices}")
+# A mask buffer's name -> the name of the parameter it masks (in the same module).
+_MASKED_BY = {
+    "hidden_mask": "hidden_weight",
+    "hidden_bias_mask": "hidden_bias",
+    "mask": "weight",
+    "bias_mask": "bias",
+}
 
 
 class MaskedDeepDAN(MaskedModel):
@@ -97,6 +100,16 @@ class MaskedDeepDAN(MaskedModel):
     [('a', 'b'), ('a', 'c'), ('b', 'c')]
     """
 
+    hidden_weight: nn.Parameter
+    hidden_bias: nn.Parameter
+    hidden_mask: torch.Tensor
+    hidden_bias_mask: torch.Tensor
+    sink_index: torch.Tensor
+    layers_main_hidden: nn.ModuleList
+    layer_norms: nn.ModuleList
+    activation: nn.Module
+    layer_out: MaskedLinearLayer
+
     def __init__(
         self,
         size_input: int | Sequence[int],
@@ -108,105 +121,70 @@ class MaskedDeepDAN(MaskedModel):
         kernel: str = "auto",
     ) -> None:
         super().__init__()
+        # Everything is checked, and the plan made, before the first attribute is set.
         shape, features = input_shape(size_input)
         size_output = check_size(size_output, "size_output")
         _check_kernel(kernel)
-        vertices, layers = layer_array(structure)
-        if not vertices:
-            raise StructureError(
-                "the structure has no vertices; add at least one vertex (each is one neuron)"
-            )
-        position_in_graph = dict(zip(vertices, range(len(vertices))))
-        graph_sources, graph_targets = edge_index(structure, position_in_graph)
-
-        # Positions in layer order: vertices sorted by layer, insertion order within a layer.
-        order = np.argsort(layers, kind="stable")
-        position = np.empty_like(order)
-        position[order] = np.arange(order.size)
-        widths = np.bincount(layers)
-        layer_of_position = layers[order]
-        starts = np.concatenate(([0], np.cumsum(widths)))  # hidden position of each layer
-        sources, targets = position[graph_sources], position[graph_targets]
-        target_layers = layer_of_position[targets]
-        lowest_source_layer = np.arange(widths.size)
-        np.minimum.at(lowest_source_layer, target_layers, layer_of_position[sources])
+        use_layer_norm = _check_flag(use_layer_norm, "use_layer_norm")
+        activation_module = resolve_activation(activation)
+        plan = DanPlan.from_structure(structure, features)
 
         self.input_shape = shape
         self.size_input = features
         self.size_output = size_output
-        self.use_layer_norm = bool(use_layer_norm)
-        self.layer_widths = tuple(widths.tolist())
-        self._labels = [vertices[i] for i in order]
+        self.use_layer_norm = use_layer_norm
+        self._plan = plan
+        self.layer_widths = plan.widths
         self._vertex_data = [(vertex, dict(data)) for vertex, data in structure.nodes(data=True)]
-        # Layer L reads activation blocks first_block[L] .. L, where block 0 is the input
-        # and block k + 1 is layer k: one contiguous slice of the concatenation.
-        self._first_block = (0, *(int(layer) + 1 for layer in lowest_source_layer[1:]))
 
-        # Layer L is a [width, columns] block of the packed weight, row-major, blocks in
-        # layer order; its mask holds exactly the graph's edges into L (layer 0: all True).
-        first_blocks = np.asarray(self._first_block[1:], dtype=np.int64)
-        first_hidden = np.concatenate(([0], starts[first_blocks - 1]))
-        columns = np.where(np.arange(widths.size) == 0, features, starts[:-1] - first_hidden)
-        block_starts = np.concatenate(([0], np.cumsum(widths * columns)))
-        mask = torch.zeros(int(block_starts[-1]), dtype=torch.bool)
-        mask[: int(block_starts[1])] = True
-        entries = (
-            block_starts[target_layers]
-            + (targets - starts[target_layers]) * columns[target_layers]
-            + sources
-            - first_hidden[target_layers]
-        )
-        mask[torch.from_numpy(entries)] = True
         # Every vertex starts as nn.Linear starts a neuron, with its *active* fan-in.
-        fan_in = np.bincount(targets, minlength=order.size)
-        fan_in[: widths[0]] = features
-        bound = torch.from_numpy(1 / np.sqrt(np.maximum(fan_in, 1)))
-        row_length = torch.from_numpy(np.repeat(columns, widths))
+        mask = plan.edge_mask()
+        bound = torch.from_numpy(1 / np.sqrt(np.maximum(plan.fan_in(), 1)))
+        row_length = torch.from_numpy(np.repeat(plan.columns, plan.widths))
         weight = torch.empty(mask.numel()).uniform_(-1, 1)
-        bias = torch.empty(order.size).uniform_(-1, 1)
+        bias = torch.empty(plan.vertices).uniform_(-1, 1)
         self.hidden_weight = nn.Parameter(weight.mul_(bound.repeat_interleave(row_length)))
         self.hidden_bias = nn.Parameter(bias.mul_(bound))
         self.register_buffer("hidden_mask", mask)
-        self.register_buffer("hidden_bias_mask", torch.ones(order.size, dtype=torch.bool))
+        self.register_buffer("hidden_bias_mask", torch.ones(plan.vertices, dtype=torch.bool))
         self.layers_main_hidden = nn.ModuleList(
-            DanLayer(
-                self,
-                int(columns[layer]),
-                int(widths[layer]),
-                (int(block_starts[layer]), int(block_starts[layer + 1])),
-                (int(starts[layer]), int(starts[layer + 1])),
-            )
-            for layer in range(widths.size)
+            DanLayer(self, layer) for layer in range(len(plan.widths))
         )
         self.layer_norms = nn.ModuleList(
-            nn.LayerNorm(width) if self.use_layer_norm else nn.Identity()
-            for width in self.layer_widths
+            nn.LayerNorm(width) if self.use_layer_norm else nn.Identity() for width in plan.widths
         )
-        self.activation = resolve_activation(activation)
+        self.activation = activation_module
         self.kernel = kernel
+        self.register_buffer("sink_index", torch.tensor(plan.sinks), persistent=False)
+        self.layer_out = MaskedLinearLayer(len(plan.sinks), size_output)
 
-        out_degree = np.bincount(sources, minlength=order.size)
-        sinks = np.flatnonzero(out_degree == 0)
-        self._sinks_are_last_layer = sinks.size == widths[-1]
-        self.register_buffer("sink_index", torch.from_numpy(sinks), persistent=False)
-        contiguous = bool(sinks.size) and sinks[-1] - sinks[0] + 1 == sinks.size
-        self._plan = DanPlan(
-            vertices=int(starts[-1]),
-            reads=tuple(
-                (0, 0) if layer == 0 else (int(first_hidden[layer]), int(starts[layer]))
-                for layer in range(widths.size)
-            ),
-            writes=tuple(
-                (int(starts[layer]), int(starts[layer + 1])) for layer in range(widths.size)
-            ),
-            columns=tuple(int(width) for width in columns),
-            blocks=tuple(
-                (int(block_starts[layer]), int(block_starts[layer + 1]))
-                for layer in range(widths.size)
-            ),
-            sinks=(int(sinks[0]), int(sinks[-1]) + 1) if contiguous else None,
-        )
-        self.layer_out = MaskedLinearLayer(int(sinks.size), size_output)
+    @property
+    def plan(self) -> DanPlan:
+        """The layout of the hidden layers (read-only), computed once from the structure.
+
+        Which label each vertex position has, which positions form each layer and which
+        earlier ones it reads, where each layer's block lies in the packed tensors, and
+        which vertices are sources and sinks: see :class:`~pypaddle.sparse.DanPlan`. It is
+        the structure's layout, not its current masks: pruning leaves it as it is.
+
+        Examples
+        --------
+        >>> import networkx as nx
+        >>> model = MaskedDeepDAN(4, 2, nx.DiGraph([("a", "b"), ("b", "c"), ("a", "c")]))
+        >>> model.plan.labels, model.plan.writes, model.plan.reads
+        (('a', 'b', 'c'), ((0, 1), (1, 2), (2, 3)), ((0, 0), (0, 1), (0, 2)))
+        """
+        return self._plan
+
+    @property
+    def kernel(self) -> str:
+        """What runs the hidden layers: "auto", "compiled", "torch" or "modules"."""
+        return self.__dict__["_kernel"]
+
+    @kernel.setter
+    def kernel(self, kernel: str) -> None:
+        _check_kernel(kernel)
+        self.__dict__["_kernel"] = kernel
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         features = flatten_input(input, self.size_input)
@@ -224,39 +202,45 @@ class MaskedDeepDAN(MaskedModel):
             self.sink_index,
             features,
             self.hidden_weight,
-            self.packed_mask_values("hidden_mask", dtype),
+            self.packed_mask_values("hidden_mask", dtype, checked=True),
             self.hidden_bias,
             self.packed_mask_values("hidden_bias_mask", dtype),
         )
         activation = FAST_ACTIVATIONS[type(self.activation)]
         if kernel == "compiled":
-            edges = self._active_edges()
+            edges = self._active_edges(checked=True)
             sinks = compiled.CompiledDanSinks.apply(self._plan, activation, edges, *arguments)
         else:
             sinks = DanSinks.apply(self._plan, activation, *arguments)
         return self.layer_out(sinks)
 
     def _kernel_for(self, features: torch.Tensor) -> str:
-        """Which of "compiled", "torch" or "modules" runs the hidden layers (see ``kernel``)."""
-        _check_kernel(self.kernel)
+        """Which of "compiled", "torch" or "modules" runs the hidden layers (see ``kernel``).
+
+        Unless it is "modules", the packed masks have been compared with the copies their
+        cached values were made from (see :meth:`packed_mask_values`).
+        """
+        kernel = self.kernel
         if (
-            self.kernel == "modules"
+            kernel == "modules"
             or type(self.activation) not in FAST_ACTIVATIONS
             or self.use_layer_norm
             or torch.jit.is_tracing()
             or torch.compiler.is_compiling()
         ):
             return "modules"
-        if self.kernel == "torch":
-            return "torch"
-        if self.kernel == "auto" and self._layers_have_hooks():
+        if kernel == "auto" and self._layers_have_hooks():
             return "modules"
+        self._followed("hidden_mask")  # the one comparison of this forward
+        if kernel == "torch":
+            return "torch"
         if compiled.supports(features):
-            if self.kernel == "compiled":
+            if kernel == "compiled":
                 return "compiled"
-            preferred = compiled.preferred(self._plan, self._active_edges(), features.shape[0])
+            edges = self._active_edges(checked=True)
+            preferred = compiled.preferred(self._plan, edges, features.shape[0])
             return "compiled" if preferred else "torch"
-        if self.kernel == "compiled":
+        if kernel == "compiled":
             raise ConfigError(
                 "kernel='compiled' needs numba (pip install 'pypaddle[fast]') and a float32 "
                 f"or float64 input on the CPU; got {features.dtype} on {features.device}"
@@ -274,21 +258,74 @@ class MaskedDeepDAN(MaskedModel):
             layer._forward_hooks or layer._forward_pre_hooks for layer in self.layers_main_hidden
         )
 
-    def packed_mask_values(self, name: str, dtype: torch.dtype) -> torch.Tensor | None:
-        """The packed mask buffer ``name`` as 0/1 values of ``dtype`` (None if all True),
-        cached until the mask is edited (through any layer's view or directly)."""
-        cache = self.__dict__.setdefault("_packed_masks", {})
-        return cached_mask_values(cache, name, self._buffers[name], dtype)
+    # -- what follows the masks ---------------------------------------------------------------
+    def _followed(
+        self, name: str, region: tuple[int, int] | None = None, *, checked: bool = False
+    ) -> dict[Any, Any]:
+        """The values derived from the packed mask buffer ``name``, valid for its contents.
 
-    def _active_edges(self) -> compiled.ActiveEdges:
-        mask = self.hidden_mask
-        if mask.is_inference():  # no version counter to key a cache on
-            return compiled.active_edges(self._plan, mask)
-        key = (mask, mask._version, mask.data_ptr())
-        cached = self.__dict__.get("_edges")
-        if cached is None or cached[0][0] is not mask or cached[0][1:] != key[1:]:
-            cached = self.__dict__["_edges"] = (key, compiled.active_edges(self._plan, mask))
-        return cached[1]
+        Each derived value (0/1 values per dtype, the compiled kernel's active edges) is
+        kept with a copy of the mask it was made from, and all are dropped as soon as the
+        mask differs from that copy, however it was edited: in place, through a layer's
+        view, through ``.data`` or a numpy array sharing its memory (none of which a
+        version counter sees for all of them), swapped by ``.to()`` or loaded. The
+        comparison is one pass over the mask (a memory comparison), cheap beside the
+        kernel. With ``region`` only that range of the mask is compared (a layer reading
+        its own block); with ``checked`` none is, because the caller just compared it.
+        """
+        mask = self._packed(name)
+        followers = self.__dict__.setdefault("_mask_followers", {})
+        entry = followers.get(name)
+        if entry is not None and entry[0] is mask:
+            if checked:
+                return entry[2]
+            start, end = (0, mask.numel()) if region is None else region
+            if _same_contents(mask, entry[1], start, end):
+                return entry[2]
+        expected = self._plan.blocks[-1][1] if name == "hidden_mask" else self._plan.vertices
+        if mask.dtype != torch.bool or tuple(mask.shape) != (expected,):
+            raise MaskError(
+                f"the packed {name} has become a {mask.dtype} tensor of shape "
+                f"{tuple(mask.shape)}, but the model needs a bool one of shape ({expected},); "
+                f"edit masks in place (model.{name}[...] = ..., layer.set_mask(...)) rather "
+                f"than giving them new data"
+            )
+        followers[name] = (mask, mask.detach().clone(), {})
+        return followers[name][2]
+
+    def packed_mask_values(
+        self,
+        name: str,
+        dtype: torch.dtype,
+        region: tuple[int, int] | None = None,
+        *,
+        checked: bool = False,
+    ) -> torch.Tensor | None:
+        """The packed mask buffer ``name`` as 0/1 values of ``dtype`` (None if all True).
+
+        Cached while the mask's contents stay the same, whatever path edits it (see
+        :meth:`_followed`; ``region`` and ``checked`` say what to compare). Tracing and
+        compiling get the plain conversion.
+        """
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return self._packed(name).to(dtype)
+        derived = self._followed(name, region, checked=checked)
+        if dtype not in derived:
+            mask = self._packed(name)
+            derived[dtype] = None if bool(mask.all()) else mask.to(dtype)
+        return derived[dtype]
+
+    def _packed(self, name: str) -> torch.Tensor:
+        mask = self._buffers[name]
+        assert mask is not None  # the packed masks are never None
+        return mask
+
+    def _active_edges(self, *, checked: bool = False) -> compiled.ActiveEdges:
+        """The compiled kernel's CSR index of the active edges, rebuilt after mask edits."""
+        derived = self._followed("hidden_mask", checked=checked)
+        if "edges" not in derived:
+            derived["edges"] = compiled.active_edges(self._plan, self.hidden_mask)
+        return derived["edges"]
 
     def _load_from_state_dict(
         self,
@@ -302,23 +339,41 @@ class MaskedDeepDAN(MaskedModel):
     ) -> None:
         # A state_dict from before the hidden layers were packed loads too.
         pack_per_layer_entries(state_dict, prefix, self.layers_main_hidden)
+        # Every mask of the model (the output layer's too, loaded after this) is checked
+        # before anything is loaded, so that a bad one leaves the model as it was. Where
+        # the weight a mask masks does not fit either, the entries are of another model;
+        # torch's error names them all.
+        tensors = dict(self.named_parameters())
+        for name, buffer in self.named_buffers():
+            key = prefix + name
+            head, _, last = name.rpartition(".")
+            weight = _MASKED_BY.get(last)
+            if buffer.dtype != torch.bool or weight is None or key not in state_dict:
+                continue
+            weight_key = prefix + (f"{head}.{weight}" if head else weight)
+            theirs = state_dict.get(weight_key)
+            ours = tensors[weight_key[len(prefix) :]]
+            if isinstance(theirs, torch.Tensor) and theirs.shape != ours.shape:
+                continue
+            state_dict[key] = as_bool_mask(state_dict[key], buffer.shape, key)
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
-        state.pop("_packed_masks", None)
-        state.pop("_edges", None)
+        state.pop("_mask_followers", None)
         return state
 
     def _forward_by_modules(self, features: torch.Tensor) -> torch.Tensor:
         """Layer by layer with ordinary autograd: any activation, layer norm, module hooks."""
         blocks = [features]
-        for layer, norm, first in zip(self.layers_main_hidden, self.layer_norms, self._first_block):
+        for layer, norm, first in zip(
+            self.layers_main_hidden, self.layer_norms, self._plan.first_blocks
+        ):
             reads = blocks[first] if first == len(blocks) - 1 else torch.cat(blocks[first:], 1)
             blocks.append(self.activation(norm(layer(reads))))
-        if self._sinks_are_last_layer:
+        if self._plan.sinks_are_last_layer:
             sinks = blocks[-1]
         else:
             sinks = torch.cat(blocks[1:], 1).index_select(1, self.sink_index)
@@ -327,7 +382,7 @@ class MaskedDeepDAN(MaskedModel):
     @property
     def num_vertices(self) -> int:
         """Number of vertices (hidden neurons)."""
-        return len(self._labels)
+        return self._plan.vertices
 
     def generate_structure(
         self, include_input: bool = False, include_output: bool = False
@@ -341,28 +396,28 @@ class MaskedDeepDAN(MaskedModel):
         edges to the sources, ``include_output`` adds ``("output", j)`` with the edges from
         the sinks; these carry a ``role`` attribute (``"input"`` / ``"output"``).
         """
-        labels: list[Any] = list(self._labels)
+        plan = self._plan
+        labels: list[Any] = list(plan.labels)
         vertices: list[tuple[Any, dict]] = []
         edges = []
-        starts = np.concatenate(([0], np.cumsum(self.layer_widths)))
+        mask = self.hidden_mask.detach().cpu().numpy()
         if include_input:
             labels += [input_vertex(i) for i in range(self.size_input)]
-            vertices += [(label, {"role": "input"}) for label in labels[self.num_vertices :]]
-            edges.append(mask_edges(self.layers_main_hidden[0].mask, self.num_vertices, 0))
+            vertices += [(label, {"role": "input"}) for label in labels[plan.vertices :]]
+            first_mask = self.hidden_mask[: plan.blocks[0][1]].view(plan.widths[0], plan.features)
+            edges.append(mask_edges(first_mask, plan.vertices, 0))
         vertices += [(vertex, dict(data)) for vertex, data in self._vertex_data]
-        for layer in range(1, len(self.layer_widths)):
-            mask = self.layers_main_hidden[layer].mask
-            first_hidden = starts[self._first_block[layer] - 1]
-            edges.append(mask_edges(mask, int(first_hidden), int(starts[layer])))
+        first = plan.blocks[0][1]
+        edges.append(plan.edges_at(np.flatnonzero(mask[first:]) + first))
         if include_output:
             output_start = len(labels)
             labels += [output_vertex(j) for j in range(self.size_output)]
             vertices += [(label, {"role": "output"}) for label in labels[output_start:]]
             out_targets, out_sources = self.layer_out.mask.detach().cpu().nonzero(as_tuple=True)
-            sink_positions = self.sink_index.cpu().numpy()
+            sink_positions = np.asarray(plan.sinks, dtype=np.int64)
             edges.append((sink_positions[out_sources.numpy()], out_targets.numpy() + output_start))
-        taken = set(labels[: self.num_vertices])
-        clash = [label for label in labels[self.num_vertices :] if label in taken]
+        taken = set(plan.labels)
+        clash = [label for label in labels[plan.vertices :] if label in taken]
         if clash:
             raise StructureError(
                 f"the structure already has a vertex labelled {clash[0]!r}, which "
@@ -370,3 +425,33 @@ class MaskedDeepDAN(MaskedModel):
                 "vertices (e.g. with networkx.relabel_nodes) to include inputs and outputs"
             )
         return structure_from_positions(vertices, labels, edges)
+
+
+def _check_kernel(kernel: Any) -> None:
+    if not isinstance(kernel, str) or kernel not in KERNELS:
+        choices = ", ".join(map(repr, KERNELS))
+        raise ConfigError(f"unknown kernel {kernel!r}; choose one of {choices}")
+
+
+def _check_flag(value: Any, name: str) -> bool:
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ConfigError(f"{name} must be True or False, got {value!r}")
+
+
+def _same_contents(mask: torch.Tensor, copy: torch.Tensor, start: int, end: int) -> bool:
+    """Whether ``mask[start:end]`` equals ``copy[start:end]`` (1-d tensors of one dtype).
+
+    On the CPU a comparison of the bytes eight at a time: a fraction of what
+    ``torch.equal`` costs on bools, so that checking a mask every forward stays cheap.
+    """
+    if mask.shape != copy.shape or mask.dtype != copy.dtype or mask.device != copy.device:
+        return False
+    if mask.device.type != "cpu" or not mask.is_contiguous():
+        return torch.equal(mask[start:end], copy[start:end])
+    ours = mask.detach().numpy()[start:end].view(np.uint8)
+    theirs = copy.numpy()[start:end].view(np.uint8)
+    bulk = ours.size - ours.size % 8
+    return np.array_equal(ours[:bulk].view(np.uint64), theirs[:bulk].view(np.uint64)) and (
+        np.array_equal(ours[bulk:], theirs[bulk:])
+    )
