@@ -859,7 +859,6 @@ class TestConstructorBadInput:
             *(value for value in NOT_COUNTS if not isinstance(value, (list, tuple))),
             *(0, (), (2, 0), (2, -1), (2, 1.5), [3, "a"]),
         ],
-        ids=repr,
     )
     def test_size_input(self, tiny, value):
         with pytest.raises(ConfigError):
@@ -900,7 +899,6 @@ class TestConstructorBadInput:
             (nx.DiGraph([(0, 1), (1, 2), (2, 0)]), StructureError),
             (nx.DiGraph(), StructureError),
         ],
-        ids=repr,
     )
     def test_structure(self, structure, error):
         with pytest.raises(error):
