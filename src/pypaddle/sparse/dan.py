@@ -36,13 +36,8 @@ __all__ = ["KERNELS", "MaskedDeepDAN"]
 
 KERNELS = ("auto", "compiled", "torch", "modules")
 
-# A mask buffer's name -> the name of the parameter it masks (in the same module).
-_MASKED_BY = {
-    "hidden_mask": "hidden_weight",
-    "hidden_bias_mask": "hidden_bias",
-    "mask": "weight",
-    "bias_mask": "bias",
-}
+# The packed mask buffers -> the packed parameters they mask.
+_PACKED_MASKS = {"hidden_mask": "hidden_weight", "hidden_bias_mask": "hidden_bias"}
 
 
 class MaskedDeepDAN(MaskedModel):
@@ -339,23 +334,19 @@ class MaskedDeepDAN(MaskedModel):
     ) -> None:
         # A state_dict from before the hidden layers were packed loads too.
         pack_per_layer_entries(state_dict, prefix, self.layers_main_hidden)
-        # Every mask of the model (the output layer's too, loaded after this) is checked
-        # before anything is loaded, so that a bad one leaves the model as it was. Where
-        # the weight a mask masks does not fit either, the entries are of another model;
+        # The packed masks are checked before anything is loaded, so that a bad one leaves
+        # the model as it was (MaskedModel checks the masks its layers own, layer_out's).
+        # Where the packed weight does not fit either, the entries are of another model:
         # torch's error names them all.
-        tensors = dict(self.named_parameters())
-        for name, buffer in self.named_buffers():
-            key = prefix + name
-            head, _, last = name.rpartition(".")
-            weight = _MASKED_BY.get(last)
-            if buffer.dtype != torch.bool or weight is None or key not in state_dict:
+        for name, weight in _PACKED_MASKS.items():
+            key, given = prefix + name, state_dict.get(prefix + weight)
+            if key not in state_dict:
                 continue
-            weight_key = prefix + (f"{head}.{weight}" if head else weight)
-            theirs = state_dict.get(weight_key)
-            ours = tensors[weight_key[len(prefix) :]]
-            if isinstance(theirs, torch.Tensor) and theirs.shape != ours.shape:
+            if isinstance(given, torch.Tensor) and given.shape != self.get_parameter(weight).shape:
                 continue
-            state_dict[key] = as_bool_mask(state_dict[key], buffer.shape, key)
+            state_dict[key] = as_bool_mask(
+                state_dict[key], self._packed(name).shape, f"state_dict entry {key!r}"
+            )
         super()._load_from_state_dict(
             state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
         )
