@@ -11,10 +11,10 @@ import torch
 
 from pypaddle.errors import ConfigError
 
-__all__ = ["_Progress", "_console", "_progress_bars", "_single_thread"]
+__all__ = ["Progress", "progress_bars", "rich_console", "single_thread"]
 
 
-class _Progress:
+class Progress:
     """Rich progress bars, or nothing at all when quiet (then rich is not imported)."""
 
     def __init__(self, progress: Any = None) -> None:
@@ -31,7 +31,7 @@ class _Progress:
 
 
 @contextmanager
-def _single_thread() -> Iterator[None]:
+def single_thread() -> Iterator[None]:
     # A model this small gains nothing from intra-op threads, and on a busy machine their
     # spin-waits can turn a 0.1 s epoch into seconds; one thread also keeps the numbers
     # independent of the core count.
@@ -44,11 +44,12 @@ def _single_thread() -> Iterator[None]:
 
 
 @contextmanager
-def _progress_bars(console: Any) -> Iterator[_Progress]:
+def progress_bars(console: Any) -> Iterator[Progress]:
     if console is None:
-        yield _Progress()
+        yield Progress()
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as RichProgress
 
     columns = (
         TextColumn("{task.description}"),
@@ -57,18 +58,18 @@ def _progress_bars(console: Any) -> Iterator[_Progress]:
         TextColumn("epochs  loss {task.fields[loss]:.3f}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console) as progress:
-        yield _Progress(progress)
+    with RichProgress(*columns, console=console) as progress:
+        yield Progress(progress)
 
 
-def _console(quiet: bool) -> Any:
+def rich_console(quiet: bool) -> Any:
     if quiet:
         return None
     try:
         from rich.console import Console
     except ImportError:
         raise ConfigError(
-            "the demo's progress bars and table need rich, which is not installed; install "
+            "the progress bars and tables need rich, which is not installed; install "
             "it with: pip install 'pypaddle[cli]' (or pass quiet=True)"
         ) from None
     return Console()

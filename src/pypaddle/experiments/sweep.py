@@ -248,7 +248,7 @@ def run_sweep(
     when the sweep is re-run; the others go on.
     """
     from pypaddle.experiments import backends
-    from pypaddle.experiments._progress import _console
+    from pypaddle.experiments._progress import rich_console
     from pypaddle.experiments.sweep_report import write_sweep_report
 
     spec = sweep if isinstance(sweep, SweepSpec) else load_sweep(sweep)
@@ -260,7 +260,7 @@ def run_sweep(
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers = {workers!r} must be an int >= 1")
     out_dir = Path(out_dir)
-    console = _console(quiet)
+    console = rich_console(quiet)
     failures: dict[str, str] = {}
 
     def run(pending: list[Trial], trials_dir: Path) -> None:
