@@ -18,10 +18,14 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pypaddle.errors import ConfigError
-from pypaddle.experiments.sweep import Trial
+
+if TYPE_CHECKING:  # only a type here: sweep imports this module to run its trials
+    from pypaddle.experiments.sweep import Trial
+
+    Done = Callable[[Trial, str | None], None]
 
 __all__ = ["BACKENDS", "run_local", "run_ray"]
 
@@ -30,8 +34,6 @@ BACKENDS = ("local", "ray")
 # A pool breaks when any worker dies (killed, out of memory); every trial running then is
 # lost and retried in a new pool, at most this many times each.
 MAX_ATTEMPTS = 3
-
-Done = Callable[[Trial, str | None], None]
 
 
 def _partial(trials_dir: Path, trial_id: str) -> Path:

@@ -95,16 +95,26 @@ def _bounds_text(metadata: Mapping[str, Any]) -> str:
     return " and ".join(parts)
 
 
+def _meaning(metadata: Mapping[str, Any]) -> str:
+    """The option's help text, as the end of an error message about it."""
+    return f" ({metadata['help']})" if metadata.get("help") else ""
+
+
 def _check_value(value: Any, metadata: Mapping[str, Any], key: str) -> None:
     values = value if isinstance(value, list) else [value]
     choices = metadata.get("choices")
     for element in values:
         if choices is not None and element not in choices:
             allowed = ", ".join(repr(choice) for choice in choices)
-            raise ConfigError(f"{key} = {element!r} is not allowed; allowed values: {allowed}")
+            raise ConfigError(
+                f"{key} = {element!r} is not allowed; allowed values: {allowed}"
+                + _meaning(metadata)
+            )
         if isinstance(element, (int, float)) and not isinstance(element, bool):
             if isinstance(element, float) and not math.isfinite(element):
-                raise ConfigError(f"{key} = {element!r} is not allowed; give a finite number")
+                raise ConfigError(
+                    f"{key} = {element!r} is not allowed; give a finite number" + _meaning(metadata)
+                )
             low, high = metadata.get("minimum"), metadata.get("maximum")
             above, below = metadata.get("above"), metadata.get("below")
             if (
@@ -115,6 +125,7 @@ def _check_value(value: Any, metadata: Mapping[str, Any], key: str) -> None:
             ):
                 raise ConfigError(
                     f"{key} = {element!r} is out of range; allowed: {_bounds_text(metadata)}"
+                    + _meaning(metadata)
                 )
 
 
@@ -170,6 +181,7 @@ def parse_options(
         if not _matches(value, hints[name]):
             raise ConfigError(
                 f"{key} = {value!r} has the wrong type; give {_describe(hints[name])}"
+                + _meaning(field.metadata)
             )
         _check_value(value, field.metadata, key)
         if hints[name] is float:

@@ -7,7 +7,8 @@ options dataclass (validated by :func:`~pypaddle.experiments.options.parse_optio
     @MODELS.add("mlp2", Mlp2Options, description="...")
     def _build_mlp2(options, *, split, seed): ...
 
-The built-in components are registered by :mod:`pypaddle.experiments.components`.
+The built-in components are registered by :mod:`pypaddle.experiments.sources`,
+:mod:`pypaddle.experiments.models` and :mod:`pypaddle.experiments.methods`.
 """
 
 from __future__ import annotations

@@ -33,7 +33,6 @@ import networkx as nx
 
 from pypaddle._core.files import atomic_write_with
 from pypaddle.errors import GraphFileError, InputTypeError, StructureError
-from pypaddle.graph.layered import CachedLayeredGraph, LayeredGraph
 from pypaddle.graph.layering import layer_array
 
 __all__ = ["read", "write"]
@@ -43,8 +42,10 @@ _LABEL_TYPE = "pypaddle_label_type"
 _CLASS = "pypaddle_graph_class"
 _LAYER = "pypaddle_layer"
 _VERSION = 1
-_CLASSES = {"DiGraph": nx.DiGraph, "LayeredGraph": LayeredGraph}
-_CLASSES["CachedLayeredGraph"] = CachedLayeredGraph
+# The graph classes a file may name, by name. pypaddle.graph.layered adds LayeredGraph and
+# CachedLayeredGraph when it is imported (as pypaddle.graph always is before this module):
+# their save / load call this module, so this module does not import them.
+GRAPH_CLASSES: dict[str, type[nx.DiGraph]] = {"DiGraph": nx.DiGraph}
 _SUFFIXES = (".graphml", ".json")
 
 
@@ -221,7 +222,7 @@ def write(graph: nx.DiGraph, path: str | os.PathLike[str]) -> Path:
     )
 
     class_name = next(
-        (name for name, cls in reversed(_CLASSES.items()) if type(graph) is cls), "DiGraph"
+        (name for name, cls in reversed(GRAPH_CLASSES.items()) if type(graph) is cls), "DiGraph"
     )
     meta = {_FORMAT: _VERSION, _LABEL_TYPE: label_type, _CLASS: class_name}
     layer_of = dict(zip(vertices, layers.tolist()))
@@ -324,7 +325,7 @@ def _finish(raw: nx.DiGraph, path: Path) -> nx.DiGraph:
     meta = {key: raw.graph.pop(key, None) for key in (_FORMAT, _LABEL_TYPE, _CLASS)}
     label_type = meta[_LABEL_TYPE]
     convert = _converter(label_type, path)
-    cls = _CLASSES.get(meta[_CLASS] or "CachedLayeredGraph")
+    cls = GRAPH_CLASSES.get(meta[_CLASS] or "CachedLayeredGraph")
     if cls is None:
         raise GraphFileError(f"{str(path)!r} names an unknown graph class {meta[_CLASS]!r}")
     try:

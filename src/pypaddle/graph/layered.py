@@ -9,6 +9,7 @@ from typing import Any
 
 import networkx as nx
 
+from pypaddle.graph.io import GRAPH_CLASSES, read, write
 from pypaddle.graph.layering import layer_index
 
 __all__ = ["CachedLayeredGraph", "LayeredGraph"]
@@ -159,8 +160,6 @@ class LayeredGraph(nx.DiGraph):
     # -- files (the original API) ------------------------------------------------------
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the graph to ``path`` (``.graphml`` or ``.json``): :func:`pypaddle.graph.write`."""
-        from pypaddle.graph.io import write
-
         return write(self, path)
 
     @classmethod
@@ -178,11 +177,13 @@ class LayeredGraph(nx.DiGraph):
         >>> type(loaded).__name__, list(loaded.edges), loaded.num_layers
         ('LayeredGraph', [(1, 3), (3, 4), (2, 3)], 3)
         """
-        from pypaddle.graph.io import read
-
         graph = read(path)
         return graph if type(graph) is cls else cls(graph)
 
 
 class CachedLayeredGraph(LayeredGraph):
     """The name the original pypaddle API gave its layered graph; same as :class:`LayeredGraph`."""
+
+
+# Files may name these classes; pypaddle.graph.io reads them back as such.
+GRAPH_CLASSES.update({"LayeredGraph": LayeredGraph, "CachedLayeredGraph": CachedLayeredGraph})
