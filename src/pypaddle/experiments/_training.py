@@ -6,6 +6,7 @@ slice of each batch (``rank`` of ``world``); the caller averages the gradients (
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -62,10 +63,19 @@ def train_epoch(
         if after_step is not None:
             # The hook may need a loss to differentiate (RigL reads dense gradients): that of
             # the whole batch, which every process computes alike from the same weights.
-            after_step(lambda whole=whole: loss(module(features[whole]), labels[whole]))
+            after_step(functools.partial(_batch_loss, loss, module, features[whole], labels[whole]))
         total_loss += float(value.detach()) * batch.numel()
         seen += batch.numel()
     return total_loss / max(seen, 1)
+
+
+def _batch_loss(
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    module: nn.Module,
+    features: torch.Tensor,
+    labels: torch.Tensor,
+) -> torch.Tensor:
+    return loss(module(features), labels)
 
 
 @torch.no_grad()

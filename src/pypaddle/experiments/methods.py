@@ -168,7 +168,11 @@ class _Selector(Sparsifier):
             layer.apply_mask()
 
 
-_AMOUNT = {"above": 0.0, "below": 1.0, "help": "fraction of the active weights removed"}
+_AMOUNT: dict[str, Any] = {
+    "above": 0.0,
+    "below": 1.0,
+    "help": "fraction of the active weights removed",
+}
 
 
 @dataclass(frozen=True)
@@ -192,11 +196,12 @@ METHODS.add("one_shot", OneShotOptions, description="train, prune once, retrain"
 
 
 @dataclass(frozen=True)
-class IterativeOptions(_Selection):
+class _RoundsOptions(_Selection):
+    """How many rounds and how much each removes: iterative pruning and lottery tickets."""
+
     rounds: int = option(3, minimum=1)
     amount: float | None = option(None, **_AMOUNT)
     density: float | None = option(None, above=0.0, below=1.0, help="density after all rounds")
-    retrain_epochs: int = option(1, minimum=0)
 
     def check(self, path: str) -> None:
         super().check(path)
@@ -207,8 +212,13 @@ class IterativeOptions(_Selection):
             )
 
 
+@dataclass(frozen=True)
+class IterativeOptions(_RoundsOptions):
+    retrain_epochs: int = option(1, minimum=0)
+
+
 class _Iterative(_Selector):
-    def __init__(self, options: IterativeOptions) -> None:
+    def __init__(self, options: IterativeOptions | LotteryOptions) -> None:
         super().__init__(options)
         self.rounds = options.rounds
         self.retrain_epochs = options.retrain_epochs
@@ -227,7 +237,7 @@ METHODS.add("iterative", IterativeOptions, description="rounds of pruning, each 
 
 
 @dataclass(frozen=True)
-class LotteryOptions(IterativeOptions):
+class LotteryOptions(_RoundsOptions):
     retrain_epochs: int | None = option(None, minimum=0, help="default: training.epochs")
 
 

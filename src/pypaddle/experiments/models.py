@@ -16,7 +16,7 @@ import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 import torch
@@ -114,7 +114,7 @@ def check_generator(table: dict[str, Any], path: str) -> tuple[str, dict[str, An
     """Check a ``{generator = ..., **parameters}`` table; return the name and parameters."""
     name = table.get("generator")
     generator = _generator(name)
-    if generator is None:
+    if generator is None or not isinstance(name, str):
         raise ConfigError(
             f"{path}.generator = {name!r} is not allowed; allowed values: "
             + ", ".join(repr(choice) for choice in STRUCTURES)
@@ -166,6 +166,8 @@ def structure(table: dict[str, Any], *, seed: int, path: str = "model.structure"
             raise type(error)(f"{path}.graphml: {error}") from None
     name, parameters = check_generator(table, path)
     generator = _generator(name)
+    if generator is None:  # pragma: no cover - check_generator refused it already
+        raise ConfigError(f"{path}.generator = {name!r} is not allowed")
     if "seed" in inspect.signature(generator).parameters:
         parameters.setdefault("seed", seed)
     try:
@@ -175,6 +177,13 @@ def structure(table: dict[str, Any], *, seed: int, path: str = "model.structure"
     if generated.is_directed() and nx.is_directed_acyclic_graph(generated):
         return generated
     return _orient_by_label(generated)
+
+
+def _check_structure(table: dict[str, Any], path: str) -> None:
+    if "graphml" not in table:
+        check_generator(table, path)
+    else:
+        structure(table, seed=0, path=path)
 
 
 @dataclass
@@ -189,6 +198,11 @@ class BuiltModel:
     structure: nx.DiGraph | None = None
     structure_layers: list[MaskableModule] = field(default_factory=list)
     current_structure: Callable[[], nx.DiGraph] | None = None
+
+
+def _edge_layers(layers: nn.ModuleList) -> list[MaskableModule]:
+    """The masked layers whose mask entries are the structure's edges."""
+    return [cast(MaskableModule, layer) for layer in layers]
 
 
 @dataclass(frozen=True)
@@ -210,7 +224,7 @@ def _ffn(options: FfnOptions, *, split: Split, seed: int) -> BuiltModel:
     return BuiltModel(
         model,
         model.generate_structure(),
-        list(model.layers_main_hidden[1:]),
+        _edge_layers(model.layers_main_hidden[1:]),
         model.generate_structure,
     )
 
@@ -225,10 +239,7 @@ class DanOptions:
 
     def check(self, path: str) -> None:
         """Check the structure table when the config is loaded (a GraphML file is read)."""
-        if "graphml" not in self.structure:
-            check_generator(self.structure, f"{path}.structure")
-        else:
-            structure(self.structure, seed=0, path=f"{path}.structure")
+        _check_structure(self.structure, f"{path}.structure")
 
 
 @MODELS.add("dan", DanOptions, description="MaskedDeepDAN: one neuron per vertex of a DAG")
@@ -241,7 +252,9 @@ def _dan(options: DanOptions, *, split: Split, seed: int) -> BuiltModel:
         use_layer_norm=options.use_layer_norm,
         activation=ACTIVATIONS[options.activation],
     )
-    return BuiltModel(model, graph, list(model.layers_main_hidden[1:]), model.generate_structure)
+    return BuiltModel(
+        model, graph, _edge_layers(model.layers_main_hidden[1:]), model.generate_structure
+    )
 
 
 def _image_shape(split: Split, model: str) -> tuple[int, int, int]:
@@ -355,7 +368,8 @@ class CellsOptions:
     output_channels: int = option(32, minimum=1)
 
     def check(self, path: str) -> None:
-        DanOptions.check(self, path)  # the same structure table
+        """Check the structure table when the config is loaded, as a DAN's."""
+        _check_structure(self.structure, f"{path}.structure")
 
 
 @MODELS.add("cells", CellsOptions, description="DeepCellDAN: one conv cell per vertex")
