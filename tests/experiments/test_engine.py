@@ -9,16 +9,14 @@ import torch
 from pypaddle.experiments import prepare, run_experiment
 from pypaddle.experiments.distributed import Sync
 from pypaddle.experiments.engine import (
-    Recorder,
     Rounds,
     active_weights,
-    epoch_record,
     mask_digest,
-    round_record,
     steps_per_epoch,
     write_final,
     write_round,
 )
+from pypaddle.experiments.records import Recorder, epoch_record, round_record
 from pypaddle.graph import read
 from pypaddle.sparse import maskable_layers
 

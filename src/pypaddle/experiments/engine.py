@@ -6,11 +6,11 @@
   order, the evaluation) and runs them: :meth:`Rounds.run` calls, per round,
   :meth:`Rounds.prune` (rounds ``1 ..``), :meth:`Rounds.train_round` and, per epoch,
   :meth:`Rounds.train_one_epoch`;
-- :func:`epoch_record` and :func:`round_record` are the records ``metrics.jsonl`` holds;
+- :mod:`~pypaddle.experiments.records` makes the records ``metrics.jsonl`` holds;
 - :func:`write_round` (checkpoints, per-round structures) and :func:`write_final` (the
   prior, ``summary.csv``, plots, ``result.json``) write the folder;
-- synchronisation across data-parallel processes is :class:`~pypaddle.experiments.
-  distributed.Sync`, a no-op for one process.
+- synchronisation across data-parallel processes is
+  :class:`~pypaddle.experiments.distributed.Sync`, a no-op for one process.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -35,20 +35,18 @@ from pypaddle.experiments.config import ExperimentConfig, TrainingOptions
 from pypaddle.experiments.distributed import Sync
 from pypaddle.experiments.methods import Context, Sparsifier
 from pypaddle.experiments.models import BuiltModel
+from pypaddle.experiments.records import Recorder, epoch_record, round_record
 from pypaddle.experiments.report import write_results
 from pypaddle.graph import write as write_structure
 from pypaddle.sparse import MaskableModule, maskable_layers
 
 __all__ = [
     "Prepared",
-    "Recorder",
     "Rounds",
     "active_weights",
-    "epoch_record",
     "execute",
     "make_optimizer",
     "mask_digest",
-    "round_record",
     "steps_per_epoch",
     "weight_digest",
     "write_final",
@@ -128,107 +126,6 @@ def _criterion_context(prepared: Prepared, loss: Loss) -> Context:
     generator = torch.Generator().manual_seed(seed)
     batch = torch.randperm(split.y_train.shape[0], generator=generator)[:CRITERION_BATCH]
     return Context(prepared.model.module, split.x_train[batch], split.y_train[batch], loss, seed)
-
-
-def epoch_record(
-    *,
-    round: int,
-    epoch: int,
-    epoch_total: int,
-    step: int,
-    density: float,
-    train_loss: float,
-    metrics: dict[str, float] | None,
-    classification: bool,
-) -> dict[str, Any]:
-    """The ``metrics.jsonl`` line of one epoch; ``metrics`` is None when it was not tested.
-
-    Examples
-    --------
-    >>> epoch_record(round=1, epoch=2, epoch_total=5, step=40, density=0.5, train_loss=0.3,
-    ...              metrics={"loss": 0.4, "accuracy": 0.9}, classification=True)
-    ... # doctest: +NORMALIZE_WHITESPACE
-    {'event': 'epoch', 'round': 1, 'epoch': 2, 'epoch_total': 5, 'step': 40,
-     'density': 0.5, 'train_loss': 0.3, 'test_loss': 0.4, 'accuracy': 0.9}
-    """
-    record: dict[str, Any] = {
-        "event": "epoch",
-        "round": round,
-        "epoch": epoch,
-        "epoch_total": epoch_total,
-        "step": step,
-        "density": density,
-        "train_loss": train_loss,
-        "test_loss": None if metrics is None else metrics["loss"],
-    }
-    if classification:
-        record["accuracy"] = None if metrics is None else metrics["accuracy"]
-    return record
-
-
-def round_record(
-    *,
-    round: int,
-    epochs: int,
-    density: float,
-    active: int,
-    edges: int | None,
-    before: dict[str, float] | None,
-    after: dict[str, float],
-    train_loss: float | None,
-    classification: bool,
-) -> dict[str, Any]:
-    """The ``metrics.jsonl`` line (and ``summary.csv`` row) of one round, without digests.
-
-    ``before`` and ``after`` are the test metrics right after pruning (None in round 0)
-    and after (re)training; ``edges`` is None for a model without structure layers.
-
-    Examples
-    --------
-    >>> round_record(round=0, epochs=3, density=1.0, active=120, edges=None, before=None,
-    ...              after={"loss": 0.5}, train_loss=0.6, classification=False)
-    ... # doctest: +NORMALIZE_WHITESPACE
-    {'event': 'round', 'round': 0, 'epochs': 3, 'density': 1.0, 'active_weights': 120,
-     'loss_before_retraining': None, 'test_loss': 0.5, 'train_loss': 0.6}
-    """
-    record: dict[str, Any] = {
-        "event": "round",
-        "round": round,
-        "epochs": epochs,
-        "density": density,
-        "active_weights": active,
-    }
-    if edges is not None:
-        record["edges"] = edges
-    if classification:
-        record["accuracy_before_retraining"] = None if before is None else before["accuracy"]
-        record["accuracy"] = after["accuracy"]
-    record["loss_before_retraining"] = None if before is None else before["loss"]
-    record["test_loss"] = after["loss"]
-    record["train_loss"] = train_loss
-    return record
-
-
-class Recorder:
-    """The records of a run, and ``metrics.jsonl`` (one flushed line each) if given a path."""
-
-    def __init__(self, path: Path | None = None) -> None:
-        self.records: list[dict[str, Any]] = []
-        self._handle: IO[str] | None = None if path is None else path.open("w")
-
-    def write(self, record: dict[str, Any]) -> None:
-        self.records.append(record)
-        if self._handle is not None:
-            self._handle.write(json.dumps(record) + "\n")
-            self._handle.flush()
-
-    def close(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-
-    def of(self, event: str) -> list[dict[str, Any]]:
-        """The records of one ``event`` ("epoch" or "round"), in order."""
-        return [record for record in self.records if record["event"] == event]
 
 
 class Rounds:
