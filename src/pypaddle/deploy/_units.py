@@ -209,7 +209,10 @@ def batch_norm_constants(norm: _BatchNorm, values: torch.Tensor) -> torch.Tensor
 
 
 def sliced_batch_norm(norm: _BatchNorm, kept: torch.Tensor) -> _BatchNorm:
-    """A copy of ``norm`` for the ``kept`` channels only."""
+    """A copy of ``norm`` for the ``kept`` channels only (a whole copy if all are kept: after
+    the last layer, where a norm without running statistics is allowed)."""
+    if bool(kept.all()):
+        return copy.deepcopy(norm)
     channels = kept.nonzero().reshape(-1).to(norm.running_mean.device)
     new = copy.deepcopy(norm)
     new.num_features = channels.numel()

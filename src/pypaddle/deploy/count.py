@@ -12,7 +12,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from pypaddle.deploy._modes import evaluating
 from pypaddle.deploy.sparse_kernels import SparseLinear
-from pypaddle.errors import InputTypeError
+from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.sparse import DanLayer
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.masked import MaskableModule
@@ -176,6 +176,36 @@ def _steps(module: nn.RNNBase, input: Any) -> int:
     return input.shape[1] if module.batch_first else input.shape[0]
 
 
+def _holds_tensor(value: Any) -> bool:
+    if isinstance(value, (torch.Tensor, PackedSequence)):
+        return True
+    if isinstance(value, (tuple, list)):
+        return any(_holds_tensor(item) for item in value)
+    if isinstance(value, dict):
+        return any(_holds_tensor(item) for item in value.values())
+    return False
+
+
+def _arguments(example_input: Any) -> tuple[Any, ...]:
+    """The model's positional arguments: a tuple is the arguments, anything else the one."""
+    if not _holds_tensor(example_input):
+        raise InputTypeError(
+            f"example_input must be a tensor (or a PackedSequence), or a tuple of the model's "
+            f"arguments holding one, got {_describe(example_input)}; pass e.g. "
+            "torch.randn(1, 4)"
+        )
+    if isinstance(example_input, tuple) and not isinstance(example_input, PackedSequence):
+        return example_input
+    return (example_input,)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__}"
+
+
 def count(model: nn.Module, example_input: Any) -> Counts:
     """Count parameters and multiply-accumulates (MACs) per sample, per layer and in total.
 
@@ -188,6 +218,14 @@ def count(model: nn.Module, example_input: Any) -> Counts:
     kernel that no hook sees; they are counted from their shapes (one position each).
     The model is left as it was: the hooks are removed and its training mode restored.
 
+    Raises
+    ------
+    InputTypeError
+        If ``model`` is not a module or ``example_input`` holds no tensor.
+    ConfigError
+        If the model's forward fails on ``example_input`` (the model's own error is
+        repeated, and chained).
+
     Examples
     --------
     >>> import torch
@@ -199,8 +237,11 @@ def count(model: nn.Module, example_input: Any) -> Counts:
     (18, 14, 23, 19)
     """
     if not isinstance(model, nn.Module):
-        raise InputTypeError(f"count needs a torch.nn.Module, got {type(model).__name__}")
-    inputs = example_input if isinstance(example_input, tuple) else (example_input,)
+        raise InputTypeError(
+            f"count needs a torch.nn.Module, got {type(model).__name__}; pass the model "
+            "itself, e.g. count(model, torch.randn(1, 4))"
+        )
+    inputs = _arguments(example_input)
     first = next((value for value in inputs if isinstance(value, torch.Tensor)), None)
     batch = first.shape[0] if first is not None and first.dim() > 0 else 1
     positions: dict[nn.Module, int] = {}
@@ -220,6 +261,12 @@ def count(model: nn.Module, example_input: Any) -> Counts:
     try:
         with evaluating(model), torch.no_grad():
             model(*inputs)
+    except Exception as error:
+        raise ConfigError(
+            f"the model's forward failed on the example input "
+            f"({_describe(example_input)}): {type(error).__name__}: {error}; give an "
+            "example input the model accepts (with a batch dimension first)"
+        ) from error
     finally:
         for handle in handles:
             handle.remove()

@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pypaddle._core.checks import check_count, check_real
 from pypaddle.errors import ConfigError, InputTypeError, StructureError
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.masked import MaskableModule
@@ -41,9 +42,13 @@ class SparseLinear(nn.Module):
     """
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+        if not isinstance(weight, torch.Tensor) or weight.layout != torch.sparse_csr:
+            raise InputTypeError(
+                f"SparseLinear needs a CSR weight [out, in], got {_describe(weight)}; build "
+                "one from a dense weight with SparseLinear.from_dense(weight, bias)"
+            )
+        _check_bias(bias, weight)
         super().__init__()
-        if weight.layout != torch.sparse_csr:
-            raise InputTypeError("SparseLinear needs a CSR weight; use SparseLinear.from_dense")
         self.out_features, self.in_features = weight.shape
         self.register_buffer("weight", weight)
         if bias is None:
@@ -53,6 +58,17 @@ class SparseLinear(nn.Module):
     @classmethod
     def from_dense(cls, weight: torch.Tensor, bias: torch.Tensor | None = None) -> SparseLinear:
         """Keep the nonzero entries of ``weight [out, in]`` in CSR form (int32 indices)."""
+        if (
+            not isinstance(weight, torch.Tensor)
+            or weight.layout != torch.strided
+            or weight.dim() != 2
+            or not weight.is_floating_point()
+        ):
+            raise InputTypeError(
+                f"SparseLinear.from_dense needs a dense floating-point weight [out, in], got "
+                f"{_describe(weight)}; pass e.g. layer.weight of an nn.Linear"
+            )
+        _check_bias(bias, weight)
         with warnings.catch_warnings():  # "CSR support is in beta": said once is enough
             warnings.filterwarnings("ignore", "Sparse CSR tensor support is in beta")
             csr = weight.detach().to_sparse_csr()
@@ -76,6 +92,28 @@ class SparseLinear(nn.Module):
         density = self.weight.values().numel() / max(self.out_features * self.in_features, 1)
         return f"in_features={self.in_features}, out_features={self.out_features}, " + (
             f"density={density:.4g}"
+        )
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {value.layout} {value.dtype} tensor of shape {tuple(value.shape)}"
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__}"
+
+
+def _check_bias(bias: object, weight: torch.Tensor) -> None:
+    """A bias is None or a floating-point tensor of ``out`` entries."""
+    if bias is None:
+        return
+    if not isinstance(bias, torch.Tensor) or not bias.is_floating_point():
+        raise InputTypeError(
+            f"bias must be a floating-point tensor [out] or None, got {_describe(bias)}"
+        )
+    if bias.shape != weight.shape[:1]:
+        raise ConfigError(
+            f"bias must have shape ({weight.shape[0]},) to match a weight of shape "
+            f"{tuple(weight.shape)}, got {tuple(bias.shape)}"
         )
 
 
@@ -153,6 +191,49 @@ def _linear_layers(model: nn.Module) -> list[tuple[str, nn.Linear]]:
     ]
 
 
+def _check_options(
+    caller: str,
+    model: object,
+    batch_size: object,
+    rule: object,
+    min_speedup: object,
+    rounds: object,
+) -> tuple[int, float, int]:
+    if not isinstance(model, nn.Module):
+        raise InputTypeError(
+            f"{caller} needs a torch.nn.Module, got {type(model).__name__}; pass the model itself"
+        )
+    batch_size = check_count(batch_size, "batch_size", 1)
+    if not callable(rule) and not (isinstance(rule, str) and rule == "measure"):
+        raise ConfigError(
+            f"rule must be 'measure' or a callable (density, out_features, in_features, "
+            f"batch_size) -> bool, got {rule!r}"
+        )
+    min_speedup = check_real(min_speedup, "min_speedup", minimum=0.0, open_minimum=True)
+    rounds = check_count(rounds, "rounds", 1)
+    return batch_size, min_speedup, rounds
+
+
+def _check_plan(plan: object, model: nn.Module) -> list[KernelChoice]:
+    """The plan as a list, if every choice is a KernelChoice naming a linear layer of ``model``."""
+    if isinstance(plan, (str, bytes)) or not isinstance(plan, (list, tuple)):
+        raise InputTypeError(
+            f"plan must be a list of KernelChoice from sparse_plan, got {_describe(plan)}"
+        )
+    layers = dict(model.named_modules())
+    for choice in plan:
+        if not isinstance(choice, KernelChoice):
+            raise InputTypeError(
+                f"plan must hold KernelChoice objects (from sparse_plan), got {_describe(choice)}"
+            )
+        if choice.sparse and not isinstance(layers.get(choice.name), nn.Linear):
+            raise ConfigError(
+                f"the plan names {choice.name!r}, which is no linear layer of this "
+                f"{type(model).__name__}; make the plan for this model with sparse_plan(model)"
+            )
+    return list(plan)
+
+
 def sparse_plan(
     model: nn.Module,
     batch_size: int = 1,
@@ -169,13 +250,20 @@ def sparse_plan(
     ``rule(density, out_features, in_features, batch_size) -> bool`` decides without
     timing. A masked layer's density is its mask's; a plain ``nn.Linear``'s is the share of
     nonzero weights (e.g. after :func:`compact`).
+
+    Raises
+    ------
+    InputTypeError
+        If ``model`` is not a module.
+    ConfigError
+        If ``batch_size`` or ``rounds`` is not an int >= 1, ``min_speedup`` not a finite
+        number > 0, or ``rule`` neither ``"measure"`` nor a callable.
+    StructureError
+        If the model holds a :class:`MaskedDeepDAN` (compact it first).
     """
-    if not isinstance(model, nn.Module):
-        raise InputTypeError(f"sparse_plan needs a torch.nn.Module, got {type(model).__name__}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ConfigError(f"batch_size must be a positive int, got {batch_size!r}")
-    if rule != "measure" and not callable(rule):
-        raise ConfigError(f"rule must be 'measure' or a callable, got {rule!r}")
+    batch_size, min_speedup, rounds = _check_options(
+        "sparse_plan", model, batch_size, rule, min_speedup, rounds
+    )
     choices = []
     for name, layer in _linear_layers(model):
         weight, bias = _masked_weight(layer)
@@ -218,6 +306,10 @@ def to_sparse(
     left dense (torch has no CPU sparse convolution that beats them). A
     :class:`MaskedDeepDAN` must be compacted first.
 
+    Raises the errors of :func:`sparse_plan`, and, for a ``plan`` that is not a list of
+    :class:`KernelChoice` naming linear layers of ``model``, ``InputTypeError`` or
+    ``ConfigError``; nothing is changed then.
+
     Examples
     --------
     >>> import torch
@@ -231,15 +323,17 @@ def to_sparse(
     >>> torch.allclose(fast(x), model(x), atol=1e-5)
     True
     """
+    _check_options("to_sparse", model, batch_size, rule, min_speedup, 1)
     if plan is None:
         plan = sparse_plan(model, batch_size, rule=rule, min_speedup=min_speedup)
+    else:
+        plan = _check_plan(plan, model)
+        _linear_layers(model)  # a DAN is refused with or without a plan
     result = copy.deepcopy(model)
     layers = dict(result.named_modules())
     for choice in plan:
         if not choice.sparse:
             continue
-        if choice.name not in layers or not isinstance(layers[choice.name], nn.Linear):
-            raise ConfigError(f"the plan names {choice.name!r}, which is no linear layer here")
         weight, bias = _masked_weight(layers[choice.name])
         replacement = SparseLinear.from_dense(weight, bias)
         if choice.name == "":

@@ -167,7 +167,7 @@ def register_rule(module_type: type, rule: str | None) -> None:
     if rule is None:
         _REGISTERED.pop(module_type, None)
         return
-    if rule not in _REGISTRABLE:
+    if not isinstance(rule, str) or rule not in _REGISTRABLE:
         raise ConfigError(
             f"rule must be one of {', '.join(map(repr, _REGISTRABLE))} or None, got {rule!r}"
         )

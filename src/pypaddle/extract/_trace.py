@@ -374,7 +374,7 @@ def trace_model(model: nn.Module, example_input: Any, tracer: str = "auto") -> T
     """Record ``model`` on ``example_input`` with ``tracer`` ("auto", "fx" or "hooks")."""
     if not isinstance(model, nn.Module):
         raise InputTypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if tracer not in ("auto", "fx", "hooks"):
+    if not isinstance(tracer, str) or tracer not in ("auto", "fx", "hooks"):
         raise ConfigError(f"tracer must be 'auto', 'fx' or 'hooks', got {tracer!r}")
     inputs = _example_inputs(example_input)
     fx_error: Exception | None = None

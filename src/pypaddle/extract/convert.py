@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from pypaddle._core.checks import check_real
 from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.extract._layers import layer_graph
 from pypaddle.extract._trace import trace_model
@@ -81,13 +82,14 @@ def to_graph(
     Raises
     ------
     ConfigError
-        If the model's forward fails on ``example_input`` (the message names the module or
+        If ``granularity`` or ``tracer`` is not one of the names above, ``threshold`` is
+        NaN, infinite or negative, the model's forward fails on ``example_input`` (the message names the module or
         function where it failed and repeats the model's own error), or the model holds an
         operation with no rule at the asked granularity (named, with the granularity that
         works).
     InputTypeError
-        If ``model`` is not a module, ``example_input`` not a tensor, or the model's output
-        holds something other than tensors.
+        If ``model`` is not a module, ``example_input`` not a tensor, ``threshold`` not a
+        number, or the model's output holds something other than tensors.
 
     Examples
     --------
@@ -102,16 +104,19 @@ def to_graph(
     >>> sorted(to_graph(model, torch.randn(1, 1, 4, 4), granularity="channel").edges)[:2]
     [('0:0', '3:0'), ('0:0', '3:1')]
     """
-    if granularity not in _GRANULARITIES:
+    if not isinstance(granularity, str) or granularity not in _GRANULARITIES:
         raise ConfigError(
             f"granularity must be one of {', '.join(map(repr, _GRANULARITIES))}, "
             f"got {granularity!r}"
         )
-    if threshold is not None and (
-        isinstance(threshold, bool) or not isinstance(threshold, numbers.Real)
-    ):
-        raise InputTypeError(f"threshold must be a number or None, got {threshold!r}")
+    if threshold is not None:
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real):
+            raise InputTypeError(
+                f"threshold must be a number >= 0 or None, got {threshold!r}; "
+                "pass e.g. threshold=1e-3 to keep only weights with |w| > 1e-3"
+            )
+        threshold = check_real(threshold, "threshold", minimum=0.0)
     trace = trace_model(model, example_input, tracer)
     if granularity == "layer":
         return layer_graph(trace)
-    return unit_graph(trace, granularity, None if threshold is None else float(threshold))
+    return unit_graph(trace, granularity, threshold)
