@@ -69,7 +69,7 @@ def test_good_thresholds_still_work(threshold):
 
 @pytest.mark.parametrize("model", NOT_MODULES, ids=repr)
 def test_not_a_module(model):
-    with pytest.raises(InputTypeError, match="torch.nn.Module"):
+    with pytest.raises(InputTypeError, match=r"torch\.nn\.Module"):
         to_graph(model, torch.randn(2, 4))
 
 

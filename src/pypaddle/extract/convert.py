@@ -83,10 +83,10 @@ def to_graph(
     ------
     ConfigError
         If ``granularity`` or ``tracer`` is not one of the names above, ``threshold`` is
-        NaN, infinite or negative, the model's forward fails on ``example_input`` (the message names the module or
-        function where it failed and repeats the model's own error), or the model holds an
-        operation with no rule at the asked granularity (named, with the granularity that
-        works).
+        NaN, infinite or negative, the model's forward fails on ``example_input`` (the
+        message names the module or function where it failed and repeats the model's own
+        error), or the model holds an operation with no rule at the asked granularity
+        (named, with the granularity that works).
     InputTypeError
         If ``model`` is not a module, ``example_input`` not a tensor, ``threshold`` not a
         number, or the model's output holds something other than tensors.
