@@ -13,7 +13,7 @@ from torch import nn
 from bad_values import NOT_FINITE_REALS, assert_unchanged, snapshot
 from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.extract import register_rule, to_graph
-from pypaddle.extract._rules import _REGISTERED
+from pypaddle.kinds import registered_kinds
 from pypaddle.sparse import MaskedLinearLayer
 
 NOT_MODULES = [None, 3, "model", object(), nn.Linear, torch.randn(2, 2), lambda x: x, [nn.ReLU()]]
@@ -132,10 +132,10 @@ class Custom(nn.Module):
     "module_type", [None, 3, "Custom", Custom(), nn.ReLU(), int, object, torch.Tensor], ids=_name
 )
 def test_register_rule_needs_a_module_class(module_type):
-    before = dict(_REGISTERED)
+    before = registered_kinds()
     with pytest.raises(InputTypeError, match=r"nn\.Module class"):
         register_rule(module_type, "transparent")
-    assert before == _REGISTERED
+    assert registered_kinds() == before
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ def test_register_rule_needs_a_module_class(module_type):
     ids=_name,
 )
 def test_register_rule_needs_a_known_rule(rule):
-    before = dict(_REGISTERED)
+    before = registered_kinds()
     with pytest.raises(ConfigError, match="rule must be one of"):
         register_rule(Custom, rule)
-    assert before == _REGISTERED
+    assert registered_kinds() == before

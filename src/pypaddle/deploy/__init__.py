@@ -12,7 +12,13 @@ from pypaddle.deploy.compact import CompactionWarning, compact
 from pypaddle.deploy.count import Counts, LayerCount, count
 from pypaddle.deploy.dan import CompactDAN
 from pypaddle.deploy.export import export_onnx, load, register_loadable, save
-from pypaddle.deploy.sparse_kernels import KernelChoice, SparseLinear, sparse_plan, to_sparse
+from pypaddle.deploy.sparse_kernels import (
+    KernelChoice,
+    SparseLinear,
+    SparsePlan,
+    sparse_plan,
+    to_sparse,
+)
 
 __all__ = [
     "CompactDAN",
@@ -21,6 +27,7 @@ __all__ = [
     "KernelChoice",
     "LayerCount",
     "SparseLinear",
+    "SparsePlan",
     "compact",
     "count",
     "export_onnx",

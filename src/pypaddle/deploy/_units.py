@@ -19,7 +19,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils import skip_init
 
 from pypaddle.errors import StructureError
-from pypaddle.sparse._common import _Function
+from pypaddle.kinds import kind_of, weight_mask
 from pypaddle.sparse.masked import MaskableModule
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "conv_class",
     "empty_module",
     "fold_is_exact",
+    "is_linear",
     "is_weighted",
     "kernel_sum",
     "masked_weight_and_bias",
@@ -36,49 +37,6 @@ __all__ = [
     "spatial_factor",
     "unit_constants",
 ]
-
-# Activations that act on each entry alone (their parameters, if any, are scalars).
-_ELEMENTWISE = (
-    nn.Identity,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.ELU,
-    nn.SELU,
-    nn.CELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Softplus,
-    nn.Softsign,
-    nn.Hardtanh,
-    nn.Hardsigmoid,
-    nn.Hardswish,
-    nn.Hardshrink,
-    nn.Softshrink,
-    nn.Tanhshrink,
-    nn.LogSigmoid,
-    nn.Threshold,
-)
-# Identity at inference; compaction describes the model in eval mode.
-_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-_POOLS = (
-    nn.MaxPool1d,
-    nn.MaxPool2d,
-    nn.MaxPool3d,
-    nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d,
-    nn.AdaptiveMaxPool3d,
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveAvgPool3d,
-    nn.AvgPool1d,
-    nn.AvgPool2d,
-    nn.AvgPool3d,
-)
-_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 
 def masked_weight_and_bias(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,11 +49,16 @@ def masked_weight_and_bias(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor
             weight, bias = layer.masked_weight(), layer.masked_bias()
         else:
             weight, bias = layer.weight, layer.bias
+            if weight.layout != torch.strided:  # a SparseLinear's CSR weight
+                weight = weight.to_dense()
+            mask = weight_mask(layer)  # a custom layer's mask
+            if mask is not None:
+                weight = weight * mask
         # copies, always: compaction edits them in place (folded biases, emptied layers)
         weight = weight.detach().to("cpu", torch.float64, copy=True)
         if bias is None:
             return weight, weight.new_zeros(weight.shape[0])
-        return weight, bias.detach().to("cpu", torch.float64, copy=True)
+        return weight, bias.detach().reshape(-1).to("cpu", torch.float64, copy=True)
 
 
 def empty_module(cls: type[nn.Module], *args: Any, **kwargs: Any) -> nn.Module:
@@ -108,17 +71,39 @@ def empty_module(cls: type[nn.Module], *args: Any, **kwargs: Any) -> nn.Module:
         return skip_init(cls, *args, **kwargs)
 
 
+def _compaction(module: nn.Module) -> str | None:
+    """What compaction may do with ``module`` (see :class:`pypaddle.kinds.ModuleKind`)."""
+    kind = kind_of(module)
+    return None if kind is None else kind.compaction
+
+
 def is_weighted(module: nn.Module) -> bool:
-    """A linear layer or a convolution (masked or not): what compaction slices."""
-    return isinstance(module, (nn.Linear, *_CONVS))
+    """A linear layer or a convolution (masked or not, or of a kind registered so): what
+    compaction slices."""
+    return _compaction(module) == "weighted"
+
+
+def is_linear(module: nn.Module) -> bool:
+    """A layer of the ``"linear"`` kind: weight ``[out, in]`` on the last dimension."""
+    kind = kind_of(module)
+    return kind is not None and kind.name == "linear"
+
+
+_CONV_CLASSES: dict[int, type[nn.Module]] = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 
 
 def conv_class(module: nn.Module) -> type[nn.Module]:
-    """The plain ``nn.ConvNd`` a (masked) convolution is a kind of."""
-    for cls in _CONVS:
+    """The plain ``nn.ConvNd`` a (masked or custom) convolution is a kind of."""
+    for cls in _CONV_CLASSES.values():
         if isinstance(module, cls):
             return cls
-    raise StructureError(f"{type(module).__name__} is not a Conv1d, Conv2d or Conv3d")
+    spatial = module.weight.dim() - 2
+    if spatial not in _CONV_CLASSES:
+        raise StructureError(
+            f"{type(module).__name__} has a weight of {module.weight.dim()} dimensions; "
+            "compact rebuilds convolutions of 1, 2 or 3 spatial dimensions only"
+        )
+    return _CONV_CLASSES[spatial]
 
 
 def _probe_elementwise(module: nn.Module) -> bool:
@@ -140,33 +125,38 @@ def _probe_elementwise(module: nn.Module) -> bool:
 
 
 def _is_elementwise(module: nn.Module) -> bool:
-    if isinstance(module, _ELEMENTWISE + _DROPOUT):
+    """Whether ``module`` acts on each unit alone, as its kind says or a probe shows."""
+    compaction = _compaction(module)
+    if compaction == "identity":
         return True
-    if isinstance(module, nn.PReLU):
-        return module.num_parameters == 1
-    if isinstance(module, _Function) or not any(True for _ in module.parameters()):
-        return _probe_elementwise(module)
+    if compaction == "elementwise":
+        # scalar parameters only: one slope per neuron (nn.PReLU(n)) would need slicing
+        return all(parameter.numel() == 1 for parameter in module.parameters())
+    if compaction == "probe" or kind_of(module) is None:
+        parameterless = not any(True for _ in module.parameters())
+        return parameterless and _probe_elementwise(module)
     return False
 
 
 def _preserves_constants(module: nn.Module) -> bool:
     """A reshape or pool that maps a constant map of a channel to a constant."""
-    if isinstance(module, nn.Flatten):
-        return True
-    if isinstance(module, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
-        padding = module.padding if isinstance(module.padding, tuple) else (module.padding,)
-        return not module.count_include_pad or not any(padding)
-    return isinstance(module, _POOLS)
+    if _compaction(module) != "constant":
+        return False
+    # an average pool that counts zero padding makes a constant smaller near the border
+    padding = getattr(module, "padding", 0)
+    padding = padding if isinstance(padding, tuple) else (padding,)
+    return not getattr(module, "count_include_pad", False) or not any(padding)
 
 
 def check_between(modules: Iterable[nn.Module], where: str) -> bool:
     """Check the modules between two weighted layers; True if a LayerNorm pins the units."""
     pinned = False
     for module in modules:
-        if isinstance(module, nn.LayerNorm):
+        compaction = _compaction(module)
+        if compaction == "pin":
             pinned = True
-        elif isinstance(module, _BatchNorm):
-            if module.running_mean is None:
+        elif compaction == "batch_norm":
+            if getattr(module, "running_mean", None) is None:
                 raise StructureError(
                     f"the {type(module).__name__} {where} keeps no running statistics "
                     "(track_running_stats=False), so it normalises with the statistics of "
@@ -237,9 +227,9 @@ def unit_constants(
     values = bias.reshape(1, -1).to(like.device, like.dtype)
     with torch.no_grad():
         for module in modules:
-            if isinstance(module, _DROPOUT) or _preserves_constants(module):
+            if _compaction(module) == "identity" or _preserves_constants(module):
                 continue
-            if isinstance(module, _BatchNorm):
+            if _compaction(module) == "batch_norm":
                 values = batch_norm_constants(module, values)
                 continue
             values = module(values)
@@ -252,9 +242,9 @@ def fold_is_exact(reader: nn.Module) -> bool:
     A convolution that pads with zeros sees a constant channel as constant only away from
     the border, so there a constant channel other than zero must stay a channel.
     """
-    if isinstance(reader, nn.Linear):
+    if is_linear(reader):
         return True
-    if reader.padding_mode != "zeros":
+    if getattr(reader, "padding_mode", "zeros") != "zeros":
         return True
     padding = reader.padding
     if isinstance(padding, str):
@@ -264,13 +254,14 @@ def fold_is_exact(reader: nn.Module) -> bool:
 
 def spatial_factor(reader: nn.Module, units: int) -> int:
     """How many input columns of ``reader`` each unit of the layer before it feeds."""
-    if not isinstance(reader, nn.Linear):
+    if not is_linear(reader):
         return 1
-    factor, rest = divmod(reader.in_features, units)
+    in_features = reader.weight.shape[1]
+    factor, rest = divmod(in_features, units)
     if rest or factor == 0:
         raise StructureError(
-            f"a Linear with {reader.in_features} inputs follows a layer with {units} "
-            f"outputs; {reader.in_features} is not a multiple of {units}, so compact cannot "
+            f"a Linear with {in_features} inputs follows a layer with {units} "
+            f"outputs; {in_features} is not a multiple of {units}, so compact cannot "
             "tell which inputs belong to which channel"
         )
     return factor

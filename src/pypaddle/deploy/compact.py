@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from pypaddle.deploy._units import (
     check_activation,
@@ -27,6 +26,7 @@ from pypaddle.deploy._units import (
     conv_class,
     empty_module,
     fold_is_exact,
+    is_linear,
     is_weighted,
     kernel_sum,
     masked_weight_and_bias,
@@ -36,6 +36,7 @@ from pypaddle.deploy._units import (
 )
 from pypaddle.deploy.dan import compact_dan
 from pypaddle.errors import InputTypeError, StructureError
+from pypaddle.kinds import kind_of, weight_mask
 from pypaddle.sparse.convnet import MaskedConvNet
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.ffn import MaskedDeepFFN
@@ -50,10 +51,10 @@ class CompactionWarning(UserWarning):
 
 def connections(layer: nn.Module) -> torch.Tensor:
     """Bool ``[out, in]`` (kernels reduced): which input unit feeds which output unit."""
-    if isinstance(layer, MaskableModule):
-        mask = layer.mask
-    else:
+    mask = layer.mask if isinstance(layer, MaskableModule) else weight_mask(layer)
+    if mask is None:
         mask = torch.ones(layer.weight.shape, dtype=torch.bool, device=layer.weight.device)
+    mask = mask.bool()
     return mask.flatten(2).any(2) if mask.dim() > 2 else mask
 
 
@@ -99,12 +100,13 @@ def _sequential_stages(model: nn.Sequential) -> tuple[list[nn.Module], list[_Sta
     before: list[nn.Module] = []
     stages: list[_Stage] = []
     for position, child in enumerate(_flat_children(model)):
+        kind = kind_of(child)
+        if kind is not None and kind.name == "conv_transpose":
+            raise StructureError(
+                f"module {position} is a {type(child).__name__}; compact handles Linear "
+                "and Conv1d/2d/3d layers, not transposed convolutions"
+            )
         if is_weighted(child):
-            if isinstance(child, nn.modules.conv._ConvTransposeNd):
-                raise StructureError(
-                    f"module {position} is a {type(child).__name__}; compact handles Linear "
-                    "and Conv1d/2d/3d layers, not transposed convolutions"
-                )
             stages.append(_Stage(child, []))
         elif isinstance(child, MaskableModule):
             raise StructureError(
@@ -125,19 +127,25 @@ def _sequential_stages(model: nn.Sequential) -> tuple[list[nn.Module], list[_Sta
     return before, stages
 
 
+def _is_flatten(module: nn.Module) -> bool:
+    kind = kind_of(module)
+    return kind is not None and kind.name == "flatten"
+
+
 def _check_channels_meet_features(stage: _Stage, reader: _Stage, where: str) -> None:
     """A convolution's channels reach a Linear only through a Flatten of dims 1..-1."""
-    conv_to_linear = not isinstance(stage.layer, nn.Linear) and isinstance(reader.layer, nn.Linear)
-    flattens = [module for module in stage.after if isinstance(module, nn.Flatten)]
+    conv_to_linear = not is_linear(stage.layer) and is_linear(reader.layer)
+    flattens = [module for module in stage.after if _is_flatten(module)]
     if conv_to_linear and not any(
-        module.start_dim == 1 and module.end_dim == -1 for module in flattens
+        getattr(module, "start_dim", 1) == 1 and getattr(module, "end_dim", -1) == -1
+        for module in flattens
     ):
         raise StructureError(
             f"a Linear reads a convolution {where} without an nn.Flatten() between them; "
             "compact follows channels into features only through nn.Flatten() "
             "(start_dim=1, end_dim=-1)"
         )
-    if (isinstance(stage.layer, nn.Linear) and not isinstance(reader.layer, nn.Linear)) or (
+    if (is_linear(stage.layer) and not is_linear(reader.layer)) or (
         flattens and not conv_to_linear
     ):
         raise StructureError(
@@ -152,7 +160,7 @@ def _fold(reader: _Stage, constants: torch.Tensor, gone: torch.Tensor) -> None:
     if not bool(gone.any()):
         return
     weight = reader.weight
-    if isinstance(reader.layer, nn.Linear):
+    if is_linear(reader.layer):
         factor = spatial_factor(reader.layer, gone.numel())
         weight = weight.reshape(weight.shape[0], gone.numel(), factor).sum(2)
     reader.bias += kernel_sum(weight)[:, gone] @ constants[gone]
@@ -202,24 +210,25 @@ def _new_layer(stage: _Stage, kept_inputs: torch.Tensor | None) -> nn.Module:
     rows = stage.kept.nonzero().reshape(-1)
     weight = stage.weight[rows]
     if kept_inputs is not None and not stage.reads_all_inputs:
-        factor = spatial_factor(layer, kept_inputs.numel()) if isinstance(layer, nn.Linear) else 1
+        factor = spatial_factor(layer, kept_inputs.numel()) if is_linear(layer) else 1
         columns = kept_inputs.repeat_interleave(factor)
         weight = weight[:, columns]
     options = {"device": layer.weight.device, "dtype": layer.weight.dtype}
-    if isinstance(layer, nn.Linear):
+    if is_linear(layer):
         new = empty_module(nn.Linear, weight.shape[1], weight.shape[0], stage.has_bias, **options)
     else:
+        groups = getattr(layer, "groups", 1)
         new = empty_module(
             conv_class(layer),
-            weight.shape[1] * layer.groups,
+            weight.shape[1] * groups,
             weight.shape[0],
-            layer.kernel_size,
-            stride=layer.stride,
-            padding=layer.padding,
-            dilation=layer.dilation,
-            groups=layer.groups,
+            tuple(weight.shape[2:]),
+            stride=getattr(layer, "stride", 1),
+            padding=getattr(layer, "padding", 0),
+            dilation=getattr(layer, "dilation", 1),
+            groups=groups,
             bias=stage.has_bias,
-            padding_mode=layer.padding_mode,
+            padding_mode=getattr(layer, "padding_mode", "zeros"),
             **options,
         )
     with torch.no_grad():
@@ -227,6 +236,11 @@ def _new_layer(stage: _Stage, kept_inputs: torch.Tensor | None) -> nn.Module:
         if new.bias is not None:
             new.bias.copy_(stage.bias[rows])
     return new
+
+
+def _is_batch_norm(module: nn.Module) -> bool:
+    kind = kind_of(module)
+    return kind is not None and kind.name == "batch_norm"
 
 
 def _build(before: list[nn.Module], stages: list[_Stage]) -> nn.Sequential:
@@ -244,7 +258,7 @@ def _build(before: list[nn.Module], stages: list[_Stage]) -> nn.Sequential:
         modules.append(_new_layer(stage, kept_inputs))
         modules.extend(
             sliced_batch_norm(module, stage.kept)
-            if isinstance(module, _BatchNorm)
+            if _is_batch_norm(module)
             else copy.deepcopy(module)
             for module in stage.after
             if not isinstance(module, nn.Identity)

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
+from pypaddle._core.reports import Report, TableCells
 from pypaddle.deploy._modes import evaluating
 from pypaddle.deploy.sparse_kernels import SparseLinear
 from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.kinds import kind_of, weight_mask
 from pypaddle.sparse import DanLayer
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.masked import MaskableModule
 
 __all__ = ["Counts", "LayerCount", "count"]
 
-_WEIGHTED = (nn.Linear, nn.modules.conv._ConvNd)
-_COUNTED = (*_WEIGHTED, nn.RNNBase, SparseLinear)
+
+def _macs(module: nn.Module) -> str | None:
+    """How the module applies its weight per sample (see :class:`pypaddle.kinds.ModuleKind`)."""
+    kind = kind_of(module)
+    return None if kind is None else kind.macs
 
 
 @dataclass(frozen=True)
@@ -40,8 +45,12 @@ class LayerCount:
 
 
 @dataclass(frozen=True)
-class Counts:
-    """What :func:`count` found: one :class:`LayerCount` per module with parameters."""
+class Counts(Report):
+    """What :func:`count` found: one :class:`LayerCount` per module with parameters.
+
+    A report: :meth:`to_dict` gives plain data, ``str()`` (or :meth:`to_table`) a text
+    table, and Jupyter shows it as an HTML table.
+    """
 
     layers: tuple[LayerCount, ...]
 
@@ -66,46 +75,45 @@ class Counts:
         """Dense over effective MACs: the speed-up a perfect kernel for these masks gives."""
         return self.macs / self.effective_macs if self.effective_macs else math.inf
 
-    def as_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain data: totals and a list of per-layer dicts."""
         return {
             "params": self.params,
             "active_params": self.active_params,
             "macs": self.macs,
             "effective_macs": self.effective_macs,
-            "layers": [vars(layer).copy() for layer in self.layers],
+            "layers": [asdict(layer) for layer in self.layers],
         }
 
-    def table(self) -> str:
-        """The counts as a fixed-width text table, one row per layer and a total."""
+    def as_dict(self) -> dict[str, Any]:
+        """The same as :meth:`to_dict` (the name of pypaddle 0.4)."""
+        return self.to_dict()
+
+    def table_cells(self) -> TableCells:
+        """One row per layer and a total; counts with thousands separators."""
+
+        def numbers(*values: int) -> list[str]:
+            return [f"{value:,}" for value in values]
+
         rows = [
-            (
+            [
                 layer.name,
                 layer.kind,
-                layer.params,
-                layer.active_params,
-                layer.macs,
-                layer.effective_macs,
-            )
+                *numbers(layer.params, layer.active_params, layer.macs, layer.effective_macs),
+            ]
             for layer in self.layers
         ]
-        rows.append(("total", "", self.params, self.active_params, self.macs, self.effective_macs))
-        header = ("layer", "kind", "params", "active", "MACs", "effective MACs")
-        cells = [header, *[(*row[:2], *(f"{value:,}" for value in row[2:])) for row in rows]]
-        widths = [max(len(str(row[i])) for row in cells) for i in range(len(header))]
-        lines = [
-            "  ".join(
-                str(cell).ljust(width) if i < 2 else str(cell).rjust(width)
-                for i, (cell, width) in enumerate(zip(row, widths))
-            )
-            for row in cells
-        ]
-        lines.insert(1, "-" * len(lines[0]))
-        lines.insert(len(lines) - 1, "-" * len(lines[0]))
-        return "\n".join(lines)
+        total = numbers(self.params, self.active_params, self.macs, self.effective_macs)
+        return TableCells(
+            ["layer", "kind", "params", "active", "MACs", "effective MACs"],
+            rows,
+            [["total", "", *total]],
+            "llrrrr",
+        )
 
-    def __str__(self) -> str:
-        return self.table()
+    def table(self) -> str:
+        """The counts as a fixed-width text table (the same as ``str(counts)``)."""
+        return self.to_table()
 
 
 def _params(module: nn.Module) -> int:
@@ -132,7 +140,8 @@ def _active_params(module: nn.Module) -> int:
         return module.weight.values().numel() + int(module.bias.count_nonzero())
     total = _params(module)
     if not isinstance(module, MaskableModule):
-        return total
+        mask = weight_mask(module)  # a custom layer's, or torch.nn.utils.prune's
+        return total if mask is None else total - int((~mask.bool()).sum())
     for _, mask in module.masked_parameters():
         total -= int((~module.named_tensor(mask)).sum())
     bias_mask = module.named_tensor("bias_mask")
@@ -143,15 +152,17 @@ def _active_params(module: nn.Module) -> int:
 
 def _weight_density(module: nn.Module) -> tuple[int, int]:
     """Entries and active entries of the module's ``weight`` (a recurrent net: all of them)."""
-    if isinstance(module, nn.RNNBase):
-        names = [name for name in module._flat_weights_names if name.startswith("weight_")]
-        masks = module._buffers if isinstance(module, MaskableModule) else {}
-        entries = sum(module._parameters[name].numel() for name in names)
+    if _macs(module) == "steps":
+        weights = {
+            name: parameter
+            for name, parameter in module.named_parameters(recurse=False)
+            if name.startswith("weight_")
+        }
+        masks = dict(module.named_buffers(recurse=False))
+        entries = sum(weight.numel() for weight in weights.values())
         active = sum(
-            int(masks[f"{name}_mask"].sum())
-            if f"{name}_mask" in masks
-            else module._parameters[name].numel()
-            for name in names
+            int(masks[f"{name}_mask"].sum()) if f"{name}_mask" in masks else weight.numel()
+            for name, weight in weights.items()
         )
         return entries, active
     weight = module.weight
@@ -159,21 +170,24 @@ def _weight_density(module: nn.Module) -> tuple[int, int]:
         return module.in_features * module.out_features, weight.values().numel()
     if isinstance(module, MaskableModule) and module.named_tensor("mask") is not None:
         return weight.numel(), int(module.mask.sum())
-    return weight.numel(), weight.numel()
+    mask = weight_mask(module)
+    return weight.numel(), weight.numel() if mask is None else int(mask.bool().sum())
 
 
-def _positions(module: nn.Module, output: torch.Tensor, batch: int) -> int:
-    """How many times per sample the layer applies its weight (output positions)."""
-    return output.numel() // max(batch, 1) // module.weight.shape[0]
+def _positions(module: nn.Module, tensor: torch.Tensor, batch: int) -> int:
+    """How many times per sample the layer applies its weight: the positions of ``tensor``
+    (its output, or for a transposed convolution its input), whose channels are the
+    weight's first dimension."""
+    return tensor.numel() // max(batch, 1) // module.weight.shape[0]
 
 
-def _steps(module: nn.RNNBase, input: Any) -> int:
+def _steps(module: nn.Module, input: Any) -> int:
     """Time steps per sample of a recurrent net's input (the mean length if packed)."""
     if isinstance(input, PackedSequence):
         return int(input.batch_sizes.sum()) // max(int(input.batch_sizes[0]), 1)
     if input.dim() == 2:  # unbatched: [steps, features]
         return input.shape[0]
-    return input.shape[1] if module.batch_first else input.shape[0]
+    return input.shape[1] if getattr(module, "batch_first", False) else input.shape[0]
 
 
 def _holds_tensor(value: Any) -> bool:
@@ -235,6 +249,13 @@ def count(model: nn.Module, example_input: Any) -> Counts:
     >>> counts = count(model, torch.randn(1, 4))
     >>> counts.macs, counts.effective_macs, counts.params, counts.active_params
     (18, 14, 23, 19)
+    >>> print(counts)
+    layer                 kind               params  active  MACs  effective MACs
+    -----------------------------------------------------------------------------
+    layers_main_hidden.0  MaskedLinearLayer      15      11    12               8
+    layer_out             MaskedLinearLayer       8       8     6               6
+    -----------------------------------------------------------------------------
+    total                                        23      19    18              14
     """
     if not isinstance(model, nn.Module):
         raise InputTypeError(
@@ -247,16 +268,20 @@ def count(model: nn.Module, example_input: Any) -> Counts:
     positions: dict[nn.Module, int] = {}
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-        if isinstance(module, nn.RNNBase):
+        how = _macs(module)
+        if how == "steps":
             # every weight matrix (each layer and direction) is applied once per step
             positions[module] = positions.get(module, 0) + _steps(module, inputs[0])
-        elif isinstance(output, torch.Tensor):
-            positions[module] = positions.get(module, 0) + _positions(module, output, batch)
+            return
+        # a transposed convolution applies its whole weight at every input position
+        tensor = inputs[0] if how == "inputs" else output
+        if isinstance(tensor, torch.Tensor):
+            positions[module] = positions.get(module, 0) + _positions(module, tensor, batch)
 
     handles = [
         module.register_forward_hook(hook)
         for module in model.modules()
-        if isinstance(module, _COUNTED)
+        if _macs(module) is not None
     ]
     try:
         with evaluating(model), torch.no_grad():
@@ -280,7 +305,7 @@ def count(model: nn.Module, example_input: Any) -> Counts:
         if params == 0 and module not in positions:
             continue
         macs = effective = 0
-        if isinstance(module, _COUNTED):
+        if _macs(module) is not None:
             entries, active = _weight_density(module)
             calls = positions.get(module, 0)
             macs, effective = entries * calls, active * calls

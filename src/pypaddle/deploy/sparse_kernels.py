@@ -18,18 +18,21 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from pypaddle._core.checks import check_count, check_real
+from pypaddle._core.reports import Report, TableCells
 from pypaddle.errors import ConfigError, InputTypeError, StructureError
+from pypaddle.kinds import register_kind
 from pypaddle.sparse.dan import MaskedDeepDAN
 from pypaddle.sparse.masked import MaskableModule
 
-__all__ = ["KernelChoice", "SparseLinear", "sparse_plan", "to_sparse"]
+__all__ = ["KernelChoice", "SparseLinear", "SparsePlan", "sparse_plan", "to_sparse"]
 
 Rule = Callable[[float, int, int, int], bool]
 
@@ -117,6 +120,10 @@ def _check_bias(bias: object, weight: torch.Tensor) -> None:
         )
 
 
+# A linear layer to extraction, compaction and counting (its CSR weight read densely).
+register_kind(SparseLinear, "linear", builtin=True)
+
+
 @dataclass(frozen=True)
 class KernelChoice:
     """The kernel chosen for one linear layer, and the times it was chosen by."""
@@ -136,6 +143,51 @@ class KernelChoice:
         if self.dense_seconds is None or self.sparse_seconds is None:
             return None
         return self.dense_seconds / self.sparse_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: the fields and the speed-up."""
+        return {**asdict(self), "speedup": self.speedup}
+
+
+def _microseconds(seconds: float | None) -> str:
+    return "" if seconds is None else f"{seconds * 1e6:.1f}"
+
+
+class SparsePlan(Report, list[KernelChoice]):
+    """What :func:`sparse_plan` chose: a list of :class:`KernelChoice`, one per linear layer.
+
+    A report: :meth:`to_dict` gives plain data, ``str()`` (or :meth:`to_table`) a text
+    table, and Jupyter shows it as an HTML table. It is a list, so it can be edited and
+    handed to :func:`to_sparse` as ``plan``.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data: ``{"layers": [choice dicts], "sparse": how many chose sparse}``."""
+        return {
+            "layers": [choice.to_dict() for choice in self],
+            "sparse": sum(choice.sparse for choice in self),
+        }
+
+    def table_cells(self) -> TableCells:
+        """One row per layer: shape, density, batch, times in microseconds, the kernel."""
+        rows = [
+            [
+                choice.name or "(model)",
+                f"{choice.out_features}x{choice.in_features}",
+                f"{choice.density:.4f}",
+                str(choice.batch_size),
+                _microseconds(choice.dense_seconds),
+                _microseconds(choice.sparse_seconds),
+                "" if choice.speedup is None else f"{choice.speedup:.2f}",
+                "sparse" if choice.sparse else "dense",
+            ]
+            for choice in self
+        ]
+        return TableCells(
+            ["layer", "shape", "density", "batch", "dense us", "sparse us", "speedup", "kernel"],
+            rows,
+            align="llrrrrrl",
+        )
 
 
 def _masked_weight(layer: nn.Linear) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -241,7 +293,7 @@ def sparse_plan(
     rule: str | Rule = "measure",
     min_speedup: float = 1.1,
     rounds: int = 5,
-) -> list[KernelChoice]:
+) -> SparsePlan:
     """Choose dense or sparse (CSR) for every linear layer of ``model``.
 
     ``rule="measure"`` times both kernels on the layer's own weights for an input of
@@ -287,7 +339,7 @@ def sparse_plan(
                 sparse,
             )
         )
-    return choices
+    return SparsePlan(choices)
 
 
 def to_sparse(

@@ -21,57 +21,25 @@ from typing import Any
 
 from torch import nn
 
+from pypaddle import kinds
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.sparse.dan import MaskedDeepDAN
 
-__all__ = ["STRUCTURE_MODELS", "classify", "register_rule", "registered_rule"]
+__all__ = ["classify", "is_registered_leaf", "register_rule"]
 
-# Models that know their own graph and are read from it (see _structure.py).
-STRUCTURE_MODELS: tuple[type, ...] = (MaskedDeepDAN,)
-
-# Rules a user may give a module type: what it does to each sample, in the terms above.
-_REGISTRABLE = ("transparent", "move", "linear", "conv", "pool", "adaptive_pool")
-_REGISTERED: dict[type, str] = {}
+# Rules a user may give a module type, and the kind (pypaddle.kinds) each one registers.
+_KIND_OF_RULE = {
+    "transparent": "transparent",
+    "move": "move",
+    "linear": "linear",
+    "conv": "conv",
+    "pool": "pool",
+    "adaptive_pool": "adaptive_pool",
+}
 
 
 def _names(text: str) -> list[str]:
     return text.split()
 
-
-_TRANSPARENT_MODULES: tuple[type, ...] = tuple(
-    getattr(nn, name)
-    for name in _names(
-        "Identity ReLU ReLU6 LeakyReLU PReLU RReLU ELU CELU SELU GELU SiLU Mish Sigmoid Tanh "
-        "Hardtanh Hardswish Hardsigmoid Hardshrink Softshrink Tanhshrink Softsign Softplus "
-        "LogSigmoid Threshold Softmax LogSoftmax Softmin Dropout Dropout1d Dropout2d "
-        "Dropout3d AlphaDropout FeatureAlphaDropout BatchNorm1d BatchNorm2d BatchNorm3d "
-        "SyncBatchNorm LayerNorm GroupNorm InstanceNorm1d InstanceNorm2d InstanceNorm3d "
-        "RMSNorm"
-    )
-    if hasattr(nn, name)
-)
-
-_MOVE_MODULES: tuple[type, ...] = tuple(
-    getattr(nn, name)
-    for name in _names(
-        "Flatten Unflatten PixelShuffle PixelUnshuffle ChannelShuffle ZeroPad1d ZeroPad2d "
-        "ZeroPad3d ConstantPad1d ConstantPad2d ConstantPad3d ReflectionPad1d ReflectionPad2d "
-        "ReflectionPad3d ReplicationPad1d ReplicationPad2d ReplicationPad3d CircularPad1d "
-        "CircularPad2d CircularPad3d"
-    )
-    if hasattr(nn, name)
-)
-
-_POOL_MODULES = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
-_ADAPTIVE_MODULES = (
-    nn.AdaptiveAvgPool1d,
-    nn.AdaptiveAvgPool2d,
-    nn.AdaptiveAvgPool3d,
-    nn.AdaptiveMaxPool1d,
-    nn.AdaptiveMaxPool2d,
-    nn.AdaptiveMaxPool3d,
-)
-_CONV_MODULES = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
 _TRANSPARENT_FUNCTIONS = frozenset(
     _names(
@@ -119,17 +87,6 @@ def _strip_inplace(name: str) -> str:
     return name[:-1] if name.endswith("_") else name
 
 
-_MODULE_RULES: tuple[tuple[tuple[type, ...], str], ...] = (
-    (STRUCTURE_MODELS, "structure"),
-    ((nn.Linear,), "linear"),
-    (_CONV_MODULES, "conv"),
-    (_POOL_MODULES, "pool"),
-    (_ADAPTIVE_MODULES, "adaptive_pool"),
-    (_TRANSPARENT_MODULES, "transparent"),
-    (_MOVE_MODULES, "move"),
-)
-
-
 def register_rule(module_type: type, rule: str | None) -> None:
     """Tell :func:`~pypaddle.extract.to_graph` what modules of ``module_type`` do.
 
@@ -146,7 +103,11 @@ def register_rule(module_type: type, rule: str | None) -> None:
     - ``"pool"`` (``kernel_size``, ``stride``, ``padding``, optional ``dilation``) and
       ``"adaptive_pool"``: windows within each channel.
 
-    Subclasses follow their base's registration. ``rule=None`` removes it.
+    Subclasses follow their base's registration. ``rule=None`` removes it. The rule
+    registers the module's kind in :mod:`pypaddle.kinds` (the same name, ``"transparent"``
+    for a module that may mix units), so compaction and counting know the module too;
+    :func:`pypaddle.kinds.register_kind` offers the finer kinds (``"activation"``,
+    ``"norm"``, ``"recurrent"``...).
 
     Examples
     --------
@@ -164,35 +125,23 @@ def register_rule(module_type: type, rule: str | None) -> None:
     """
     if not isinstance(module_type, type) or not issubclass(module_type, nn.Module):
         raise InputTypeError(f"module_type must be an nn.Module class, got {module_type!r}")
-    if rule is None:
-        _REGISTERED.pop(module_type, None)
-        return
-    if not isinstance(rule, str) or rule not in _REGISTRABLE:
+    if rule is not None and (not isinstance(rule, str) or rule not in _KIND_OF_RULE):
         raise ConfigError(
-            f"rule must be one of {', '.join(map(repr, _REGISTRABLE))} or None, got {rule!r}"
+            f"rule must be one of {', '.join(map(repr, _KIND_OF_RULE))} or None, got {rule!r}"
         )
-    _REGISTERED[module_type] = rule
+    kinds.register_kind(module_type, None if rule is None else _KIND_OF_RULE[rule])
 
 
-def registered_rule(module: nn.Module) -> str | None:
-    """The rule registered for the module's class or its nearest registered base."""
-    for klass in type(module).__mro__:
-        rule = _REGISTERED.get(klass)
-        if rule is not None:
-            return rule
-    return None
+def is_registered_leaf(module: nn.Module) -> bool:
+    """Whether extraction records ``module`` whole because of its entry in the kinds table."""
+    return kinds.is_own_leaf(module)
 
 
 def classify(kind: str, target: Any, name: str) -> str | None:
     """The rule of an operation, or None if it has none."""
     if kind == "module":
-        registered = registered_rule(target)
-        if registered is not None:
-            return registered
-        for types, rule in _MODULE_RULES:
-            if isinstance(target, types):
-                return rule
-        return None
+        module_kind = kinds.kind_of(target)
+        return None if module_kind is None else module_kind.rule
     name = _strip_inplace(name)
     for rule, names in (
         ("transparent", _TRANSPARENT_FUNCTIONS),

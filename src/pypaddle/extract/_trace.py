@@ -27,7 +27,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from pypaddle.errors import ConfigError, InputTypeError
-from pypaddle.extract._rules import STRUCTURE_MODELS, registered_rule
+from pypaddle.extract._rules import is_registered_leaf
 from pypaddle.sparse.masked import MaskableModule
 
 __all__ = ["Op", "Trace", "is_leaf", "tensors_in", "trace_model"]
@@ -87,10 +87,9 @@ def tensors_in(obj: Any) -> Iterator[torch.Tensor]:
 
 def is_leaf(module: nn.Module) -> bool:
     """Leaf modules are recorded whole: torch.nn's own, masked modules, DAN models and
-    modules given a rule with :func:`~pypaddle.extract.register_rule`."""
-    if isinstance(module, (MaskableModule, *STRUCTURE_MODELS)):
-        return True
-    if registered_rule(module) is not None:
+    modules given a kind (:func:`pypaddle.kinds.register_kind`, or
+    :func:`~pypaddle.extract.register_rule`)."""
+    if isinstance(module, MaskableModule) or is_registered_leaf(module):
         return True
     if isinstance(module, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
         return False
@@ -312,7 +311,11 @@ def _preserved(model: nn.Module) -> Iterator[None]:
     saved = []
     for module in model.modules():
         buffers = [
-            (tensor, tensor.clone()) for tensor in module._buffers.values() if tensor is not None
+            (tensor, tensor.clone())
+            for tensor in module._buffers.values()
+            # a sparse buffer (a SparseLinear's CSR weight) cannot be compared; forwards
+            # do not write into one
+            if tensor is not None and tensor.layout == torch.strided
         ]
         saved.append((module, dict(module.__dict__), dict(module._buffers), buffers))
         module.training = False

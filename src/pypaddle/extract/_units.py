@@ -27,6 +27,7 @@ from pypaddle.extract._rules import classify
 from pypaddle.extract._trace import Op, Trace, tensors_in
 from pypaddle.extract._vertices import Block, assemble
 from pypaddle.graph import LayeredGraph
+from pypaddle.kinds import weight_mask
 
 __all__ = ["unit_graph"]
 
@@ -302,10 +303,12 @@ class _Builder:
     def weight_of(self, op: Op, position: int) -> tuple[torch.Tensor, Any]:
         if op.kind == "module":
             module = op.target
-            mask = getattr(module, "mask", None)
-            if not isinstance(mask, torch.Tensor):
-                mask = getattr(module, "weight_mask", None)  # torch.nn.utils.prune
-            return module.weight, mask
+            weight = module.weight
+            if weight.layout != torch.strided:  # a SparseLinear: its stored entries
+                weight = weight.to_dense()
+                return weight, weight != 0
+            # a masked module's or custom layer's mask, or torch.nn.utils.prune's
+            return weight, weight_mask(module)
         weight = op.kwargs.get("weight", op.args[position] if len(op.args) > position else None)
         if not isinstance(weight, torch.Tensor) or id(weight) in op.bound:
             raise ConfigError(
