@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.utils import skip_init
 
 from pypaddle.errors import StructureError
@@ -33,10 +32,29 @@ __all__ = [
     "is_weighted",
     "kernel_sum",
     "masked_weight_and_bias",
+    "optional_tensor",
     "sliced_batch_norm",
     "spatial_factor",
+    "tensor_of",
     "unit_constants",
 ]
+
+
+def tensor_of(module: nn.Module, name: str) -> torch.Tensor:
+    """The tensor attribute ``name`` of ``module`` (a weight, a buffer), typed as one."""
+    tensor = getattr(module, name)
+    if not isinstance(tensor, torch.Tensor):
+        raise StructureError(
+            f"{type(module).__name__}.{name} is a {type(tensor).__name__}, not a tensor; "
+            "a module of this kind needs one"
+        )
+    return tensor
+
+
+def optional_tensor(module: nn.Module, name: str) -> torch.Tensor | None:
+    """The tensor attribute ``name`` of ``module``, or None where it has none (a bias)."""
+    tensor = getattr(module, name, None)
+    return tensor if isinstance(tensor, torch.Tensor) else None
 
 
 def masked_weight_and_bias(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,7 +66,7 @@ def masked_weight_and_bias(layer: nn.Module) -> tuple[torch.Tensor, torch.Tensor
         if isinstance(layer, MaskableModule):
             weight, bias = layer.masked_weight(), layer.masked_bias()
         else:
-            weight, bias = layer.weight, layer.bias
+            weight, bias = tensor_of(layer, "weight"), optional_tensor(layer, "bias")
             if weight.layout != torch.strided:  # a SparseLinear's CSR weight
                 weight = weight.to_dense()
             mask = weight_mask(layer)  # a custom layer's mask
@@ -97,10 +115,10 @@ def conv_class(module: nn.Module) -> type[nn.Module]:
     for cls in _CONV_CLASSES.values():
         if isinstance(module, cls):
             return cls
-    spatial = module.weight.dim() - 2
+    spatial = tensor_of(module, "weight").dim() - 2
     if spatial not in _CONV_CLASSES:
         raise StructureError(
-            f"{type(module).__name__} has a weight of {module.weight.dim()} dimensions; "
+            f"{type(module).__name__} has a weight of {spatial + 2} dimensions; "
             "compact rebuilds convolutions of 1, 2 or 3 spatial dimensions only"
         )
     return _CONV_CLASSES[spatial]
@@ -180,7 +198,7 @@ def check_activation(model: nn.Module) -> None:
     when the activation acts on each neuron alone.
     """
     activation = model.activation
-    if not _is_elementwise(activation):
+    if not isinstance(activation, nn.Module) or not _is_elementwise(activation):
         raise StructureError(
             f"the activation {activation} of this {type(model).__name__} does not act on each "
             "neuron alone (or has one parameter per neuron), so removing a neuron would change "
@@ -189,29 +207,34 @@ def check_activation(model: nn.Module) -> None:
         )
 
 
-def batch_norm_constants(norm: _BatchNorm, values: torch.Tensor) -> torch.Tensor:
+def batch_norm_constants(norm: nn.Module, values: torch.Tensor) -> torch.Tensor:
     """What an eval-mode BatchNorm makes of the per-channel constants ``values [1, C]``."""
-    scale = (norm.running_var + norm.eps).rsqrt()
-    values = (values - norm.running_mean) * scale
-    if norm.weight is not None:
-        values = values * norm.weight + norm.bias
+    eps = float(getattr(norm, "eps", 1e-5))
+    scale = (tensor_of(norm, "running_var") + eps).rsqrt()
+    values = (values - tensor_of(norm, "running_mean")) * scale
+    weight, bias = optional_tensor(norm, "weight"), optional_tensor(norm, "bias")
+    if weight is not None:
+        values = values * weight
+    if bias is not None:
+        values = values + bias
     return values
 
 
-def sliced_batch_norm(norm: _BatchNorm, kept: torch.Tensor) -> _BatchNorm:
+def sliced_batch_norm(norm: nn.Module, kept: torch.Tensor) -> nn.Module:
     """A copy of ``norm`` for the ``kept`` channels only (a whole copy if all are kept: after
     the last layer, where a norm without running statistics is allowed)."""
     if bool(kept.all()):
         return copy.deepcopy(norm)
-    channels = kept.nonzero().reshape(-1).to(norm.running_mean.device)
-    new = copy.deepcopy(norm)
+    channels = kept.nonzero().reshape(-1).to(tensor_of(norm, "running_mean").device)
+    new: Any = copy.deepcopy(norm)  # a BatchNorm, or a module of that kind
     new.num_features = channels.numel()
     with torch.no_grad():
         for name in ("weight", "bias"):
-            if norm._parameters.get(name) is not None:
-                new._parameters[name] = nn.Parameter(norm._parameters[name][channels].clone())
+            parameter = norm._parameters.get(name)
+            if parameter is not None:
+                new._parameters[name] = nn.Parameter(parameter[channels].clone())
         for name in ("running_mean", "running_var"):
-            new._buffers[name] = norm._buffers[name][channels].clone()
+            new._buffers[name] = tensor_of(norm, name)[channels].clone()
     return new
 
 
@@ -236,7 +259,7 @@ def unit_constants(
     return values.reshape(-1).to(bias.device, bias.dtype)
 
 
-def fold_is_exact(reader: nn.Module) -> bool:
+def fold_is_exact(reader: Any) -> bool:
     """Whether a constant input unit can be folded into ``reader``'s bias exactly.
 
     A convolution that pads with zeros sees a constant channel as constant only away from
@@ -256,7 +279,7 @@ def spatial_factor(reader: nn.Module, units: int) -> int:
     """How many input columns of ``reader`` each unit of the layer before it feeds."""
     if not is_linear(reader):
         return 1
-    in_features = reader.weight.shape[1]
+    in_features = tensor_of(reader, "weight").shape[1]
     factor, rest = divmod(in_features, units)
     if rest or factor == 0:
         raise StructureError(

@@ -30,8 +30,10 @@ from pypaddle.deploy._units import (
     is_weighted,
     kernel_sum,
     masked_weight_and_bias,
+    optional_tensor,
     sliced_batch_norm,
     spatial_factor,
+    tensor_of,
     unit_constants,
 )
 from pypaddle.deploy.dan import compact_dan
@@ -51,9 +53,10 @@ class CompactionWarning(UserWarning):
 
 def connections(layer: nn.Module) -> torch.Tensor:
     """Bool ``[out, in]`` (kernels reduced): which input unit feeds which output unit."""
-    mask = layer.mask if isinstance(layer, MaskableModule) else weight_mask(layer)
+    mask = layer.named_tensor("mask") if isinstance(layer, MaskableModule) else weight_mask(layer)
     if mask is None:
-        mask = torch.ones(layer.weight.shape, dtype=torch.bool, device=layer.weight.device)
+        weight = tensor_of(layer, "weight")
+        mask = torch.ones(weight.shape, dtype=torch.bool, device=weight.device)
     mask = mask.bool()
     return mask.flatten(2).any(2) if mask.dim() > 2 else mask
 
@@ -186,7 +189,7 @@ def _compact_stages(stages: list[_Stage]) -> None:
         if index == last or stage.pinned or stages[index + 1].reads_all_inputs:
             kept_before, constants = stage.kept, torch.zeros(live.numel(), dtype=torch.float64)
             continue
-        values = unit_constants(stage.after, stage.bias, stage.layer.weight)
+        values = unit_constants(stage.after, stage.bias, tensor_of(stage.layer, "weight"))
         stage.kept = live if fold_is_exact(stages[index + 1].layer) else live | (values != 0)
         kept_before, constants = stage.kept, torch.where(stage.kept, 0.0, values)
     for index in range(last - 1, -1, -1):
@@ -232,9 +235,10 @@ def _new_layer(stage: _Stage, kept_inputs: torch.Tensor | None) -> nn.Module:
             **options,
         )
     with torch.no_grad():
-        new.weight.copy_(weight)
-        if new.bias is not None:
-            new.bias.copy_(stage.bias[rows])
+        tensor_of(new, "weight").copy_(weight)
+        new_bias = optional_tensor(new, "bias")
+        if new_bias is not None:
+            new_bias.copy_(stage.bias[rows])
     return new
 
 
@@ -316,6 +320,7 @@ def compact(model: nn.Module) -> nn.Module:
         return model
     if isinstance(model, (MaskedDeepDAN, MaskedDeepFFN)):
         check_activation(model)
+    result: nn.Module
     if isinstance(model, MaskedDeepDAN):
         result = compact_dan(model)
     else:

@@ -12,6 +12,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from pypaddle._core.reports import Report, TableCells
 from pypaddle.deploy._modes import evaluating
+from pypaddle.deploy._units import tensor_of
 from pypaddle.deploy.sparse_kernels import SparseLinear
 from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.kinds import kind_of, weight_mask
@@ -142,8 +143,10 @@ def _active_params(module: nn.Module) -> int:
     if not isinstance(module, MaskableModule):
         mask = weight_mask(module)  # a custom layer's, or torch.nn.utils.prune's
         return total if mask is None else total - int((~mask.bool()).sum())
-    for _, mask in module.masked_parameters():
-        total -= int((~module.named_tensor(mask)).sum())
+    for _, mask_name in module.masked_parameters():
+        masked = module.named_tensor(mask_name)
+        if masked is not None:
+            total -= int((~masked).sum())
     bias_mask = module.named_tensor("bias_mask")
     if bias_mask is not None:
         total -= int((~bias_mask).sum())
@@ -165,11 +168,12 @@ def _weight_density(module: nn.Module) -> tuple[int, int]:
             for name, weight in weights.items()
         )
         return entries, active
-    weight = module.weight
+    weight = tensor_of(module, "weight")
     if isinstance(module, SparseLinear):
         return module.in_features * module.out_features, weight.values().numel()
-    if isinstance(module, MaskableModule) and module.named_tensor("mask") is not None:
-        return weight.numel(), int(module.mask.sum())
+    own = module.named_tensor("mask") if isinstance(module, MaskableModule) else None
+    if own is not None:
+        return weight.numel(), int(own.sum())
     mask = weight_mask(module)
     return weight.numel(), weight.numel() if mask is None else int(mask.bool().sum())
 
@@ -178,7 +182,7 @@ def _positions(module: nn.Module, tensor: torch.Tensor, batch: int) -> int:
     """How many times per sample the layer applies its weight: the positions of ``tensor``
     (its output, or for a transposed convolution its input), whose channels are the
     weight's first dimension."""
-    return tensor.numel() // max(batch, 1) // module.weight.shape[0]
+    return tensor.numel() // max(batch, 1) // tensor_of(module, "weight").shape[0]
 
 
 def _steps(module: nn.Module, input: Any) -> int:

@@ -44,6 +44,9 @@ class SparseLinear(nn.Module):
     dense (masked) weight with :meth:`from_dense`.
     """
 
+    weight: torch.Tensor
+    bias: torch.Tensor
+
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None) -> None:
         if not isinstance(weight, torch.Tensor) or weight.layout != torch.sparse_csr:
             raise InputTypeError(
@@ -322,7 +325,7 @@ def sparse_plan(
         density = int(torch.count_nonzero(weight)) / max(weight.numel(), 1)
         out_features, in_features = weight.shape
         dense_seconds = sparse_seconds = None
-        if rule == "measure":
+        if isinstance(rule, str):  # "measure", checked above
             dense_seconds, sparse_seconds = _time_kernels(weight, bias, batch_size, rounds)
             sparse = dense_seconds >= min_speedup * sparse_seconds
         else:

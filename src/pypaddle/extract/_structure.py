@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
-from torch import nn
 
 from pypaddle.graph.layering import edge_index
 
 __all__ = ["structure_edges"]
 
 
-def structure_edges(model: nn.Module, threshold: float | None):
+def structure_edges(model: Any, threshold: float | None):
     """``(hidden labels, internal edges, input reads, output count)`` of a DAN.
 
     Vertices are numbered hidden first (in the structure's order), then the outputs.

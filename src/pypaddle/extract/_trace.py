@@ -177,10 +177,11 @@ class _RecordingInterpreter(fx.Interpreter):
             self.recorder.trace.result = result
             self.recorder.trace.outputs.extend(self.recorder.known(result))
         elif node.op == "call_module":
-            module = self.fetch_attr(node.target)
+            target = str(node.target)  # a module's qualified name
+            module = self.fetch_attr(target)
             args, kwargs = self.fetch_args_kwargs_from_env(node)
             self.recorder.record(
-                node.target, "module", module, type(module).__name__, args, kwargs, result
+                target, "module", module, type(module).__name__, args, kwargs, result
             )
         elif node.op in ("call_function", "call_method"):
             args, kwargs = self.fetch_args_kwargs_from_env(node)
