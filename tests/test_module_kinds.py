@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import prune as torch_prune
 
 from pypaddle.deploy import SparseLinear, compact, count, to_sparse
 from pypaddle.errors import ConfigError, InputTypeError, StructureError
@@ -166,3 +167,23 @@ def test_register_kind_needs_a_known_kind(kind):
     with pytest.raises(ConfigError, match="kind must be one of"):
         register_kind(Affine, kind)
     assert registered_kinds() == before
+
+
+def test_a_transposed_convolution_applies_its_weight_at_every_input_position():
+    model = nn.ConvTranspose2d(2, 3, 3, stride=2)
+    counts = count(model, torch.randn(2, 2, 4, 4))
+    assert counts.macs == (2 * 3 * 3 * 3) * (4 * 4)
+
+
+def test_torch_prune_masks_are_counted_and_compacted():
+    torch.manual_seed(0)
+    model = nn.Sequential(MaskedLinearLayer(4, 3), nn.ReLU(), nn.Linear(3, 2))
+    torch_prune.l1_unstructured(model[2], "weight", amount=4)
+    counts = count(model, torch.randn(1, 4))
+    assert counts.layers[1].effective_macs == 2
+    assert counts.layers[1].active_params == 2 + 2
+    kept_inputs = int(model[2].weight_mask.any(0).sum())  # neurons of layer 0 still read
+    small = compact(model)
+    assert small[0].out_features == kept_inputs < 3
+    x = torch.randn(5, 4)
+    assert torch.allclose(small(x), model(x), atol=1e-6)
