@@ -24,7 +24,15 @@ from torch.nn.modules.conv import _ConvTransposeNd
 from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.sparse.dan import MaskedDeepDAN
 
-__all__ = ["KINDS", "ModuleKind", "kind_of", "register_kind", "registered_kinds", "weight_mask"]
+__all__ = [
+    "KINDS",
+    "ModuleKind",
+    "is_own_leaf",
+    "kind_of",
+    "register_kind",
+    "registered_kinds",
+    "weight_mask",
+]
 
 
 @dataclass(frozen=True)
