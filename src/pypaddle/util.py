@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Hashable
+from collections.abc import Hashable, MutableMapping
 
 import networkx as nx
 import torch
@@ -43,6 +43,15 @@ def set_random_masks(
         )
     if not 0.0 <= density <= 1.0:
         raise ConfigError(f"density must be in [0, 1], got {density}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise InputTypeError(
+            f"generator must be a torch.Generator or None, got {generator!r}; "
+            "e.g. torch.Generator().manual_seed(0)"
+        )
+    if not isinstance(module, nn.Module):
+        raise InputTypeError(
+            f"set_random_masks takes a torch.nn.Module, got {type(module).__name__}"
+        )
     if not isinstance(module, MaskableModule):
         return
     for weight, _ in module.masked_parameters():
@@ -59,6 +68,11 @@ def build_layer_index(
     The optional second argument (a dict the original filled in) is updated with the
     result when given.
     """
+    if layer_index_ is not None and not isinstance(layer_index_, MutableMapping):
+        raise InputTypeError(
+            "the second argument of build_layer_index is a dict it fills in (or None), got "
+            f"{layer_index_!r}"
+        )
     layer_of_vertex, vertices_by_layer = layer_index(graph)
     if layer_index_ is not None:
         layer_index_.update(layer_of_vertex)

@@ -11,6 +11,7 @@ from torch import nn
 
 from pypaddle._core.checks import check_count
 from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.sparse._arguments import check_tensor_input
 from pypaddle.sparse.masked import MaskableModule, check_theta, maskable_layers
 
 __all__ = ["MaskedModel", "check_size", "flatten_input", "input_shape", "resolve_activation"]
@@ -65,8 +66,12 @@ def resolve_activation(activation: Any) -> nn.Module:
     )
 
 
-def flatten_input(input: torch.Tensor, features: int) -> torch.Tensor:
-    """``input`` as ``[batch, features]``, or a ValueError saying which shapes fit."""
+def flatten_input(input: torch.Tensor, features: int, model: str = "the model") -> torch.Tensor:
+    """``input`` as ``[batch, features]``, or a ConfigError saying which shapes fit.
+
+    Anything but a tensor (a numpy array too) is an InputTypeError saying how to convert it.
+    """
+    check_tensor_input(input, model)
     if input.dim() == 2 and input.shape[1] == features:
         return input
     if input.dim() > 2 and math.prod(input.shape[1:]) == features:

@@ -8,7 +8,7 @@ its input; the sinks feed a 1x1 conv, batch norm, global average pooling and a l
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 
 import networkx as nx
 import numpy as np
@@ -19,6 +19,7 @@ from torch import nn
 from pypaddle.errors import ConfigError, InputTypeError, StructureError
 from pypaddle.graph import CachedLayeredGraph
 from pypaddle.graph.layering import layer_array
+from pypaddle.sparse._arguments import check_flag, check_tensor_input
 from pypaddle.sparse._common import MaskedModel, check_size
 from pypaddle.sparse._structure import structure_from_positions
 from pypaddle.sparse.conv import MaskedConv2d
@@ -71,7 +72,7 @@ class SeparableConvCell(nn.Module):
 
     def __init__(self, in_channels: int, kernel_size: int = 3, *, relu_first: bool = True) -> None:
         super().__init__()
-        self.relu_first = relu_first
+        self.relu_first = check_flag(relu_first, "relu_first")
         self.depthwise = MaskedConv2d(
             in_channels, in_channels, kernel_size, padding="same", groups=in_channels, bias=False
         )
@@ -256,6 +257,7 @@ class DeepCellDAN(MaskedModel):
             raise StructureError(f"the structure has no vertex {vertex!r}") from None
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        check_tensor_input(input, type(self).__name__)
         if input.dim() != 4 or input.shape[1] != self.input_channel_size:
             raise ConfigError(
                 f"the model takes images [batch, {self.input_channel_size}, height, width], "
@@ -285,8 +287,10 @@ class DeepCellDAN(MaskedModel):
         Needs cells with ``prune_input_channels`` (the built-in ones). Every edge is
         checked before any is cut.
         """
+        if isinstance(edges, (str, bytes)) or not isinstance(edges, Iterable):
+            raise InputTypeError(f"prune_edges takes a list of (u, v) pairs, got {edges!r}")
         cuts: dict[int, list[int]] = {}
-        for edge in edges:
+        for edge in list(edges):
             if isinstance(edge, (str, bytes)) or not isinstance(edge, Sequence) or len(edge) != 2:
                 raise InputTypeError(
                     f"prune_edges takes (u, v) pairs, got {edge!r}; give e.g. [(u, v), ...]"

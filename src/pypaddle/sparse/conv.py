@@ -8,8 +8,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from pypaddle.errors import MaskError
+from pypaddle._core.checks import check_count
+from pypaddle.errors import ConfigError, MaskError
 from pypaddle.graph import CachedLayeredGraph
+from pypaddle.sparse._arguments import (
+    check_conv_sizes,
+    check_device,
+    check_dtype,
+    check_flag,
+    check_tensor_input,
+)
 from pypaddle.sparse._structure import (
     input_vertex,
     mask_edges,
@@ -21,6 +29,24 @@ from pypaddle.sparse.masked import MaskableModule, _as_bool_mask, _index_tensor
 __all__ = ["MaskedConv1d", "MaskedConv2d"]
 
 Size = int | tuple[int, ...]
+
+
+_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+def _check_padding(padding: Any, dims: int, strides: tuple[int, ...]) -> str | tuple[int, ...]:
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ConfigError(
+                f"padding must be 'same', 'valid', an int >= 0 or {dims} of them, got {padding!r}"
+            )
+        if padding == "same" and any(stride != 1 for stride in strides):
+            raise ConfigError(
+                f"padding='same' needs stride 1 (torch does not pad strided convolutions to "
+                f"the same size), got stride={strides}; give an int padding instead"
+            )
+        return padding
+    return check_conv_sizes(padding, "padding", dims, 0)
 
 
 class _MaskedConv(MaskableModule):
@@ -36,6 +62,7 @@ class _MaskedConv(MaskableModule):
     in_channels: int
     out_channels: int
     groups: int
+    _spatial_dims: int = 2
     bias: torch.Tensor | None
     bias_mask: torch.Tensor | None
 
@@ -53,14 +80,36 @@ class _MaskedConv(MaskableModule):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        dims = self._spatial_dims
+        in_channels = check_count(in_channels, "in_channels", 1)
+        out_channels = check_count(out_channels, "out_channels", 1)
+        kernel = check_conv_sizes(kernel_size, "kernel_size", dims, 1)
+        strides = check_conv_sizes(stride, "stride", dims, 1)
+        dilations = check_conv_sizes(dilation, "dilation", dims, 1)
+        paddings = _check_padding(padding, dims, strides)
+        groups = check_count(groups, "groups", 1)
+        if in_channels % groups or out_channels % groups:
+            raise ConfigError(
+                f"groups={groups} must divide in_channels ({in_channels}) and out_channels "
+                f"({out_channels}); each group connects in_channels / groups inputs to "
+                "out_channels / groups outputs"
+            )
+        bias = check_flag(bias, "bias")
+        if not isinstance(padding_mode, str) or padding_mode not in _PADDING_MODES:
+            raise ConfigError(
+                f"padding_mode must be one of {', '.join(map(repr, _PADDING_MODES))}, "
+                f"got {padding_mode!r}"
+            )
+        check_device(device)
+        check_dtype(dtype)
         # The torch conv class after this one in the MRO takes exactly these arguments.
         super().__init__(
             in_channels,  # type: ignore[call-arg]
             out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
+            kernel,
+            stride=strides,
+            padding=paddings,
+            dilation=dilations,
             groups=groups,
             bias=bias,
             padding_mode=padding_mode,
@@ -70,9 +119,38 @@ class _MaskedConv(MaskableModule):
         self._register_weight_masks()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        self._check_input(input)
         return self._conv_forward(  # type: ignore[attr-defined]
             self._as_weight_dtype(input), self.masked_weight(), self.masked_bias()
         )
+
+    def _check_input(self, input: Any) -> None:
+        """A ConfigError naming the shape this conv takes, unless ``input`` has it."""
+        name = type(self).__name__
+        check_tensor_input(input, name)
+        dims = self._spatial_dims
+        spatial = "length" if dims == 1 else "height, width"
+        wanted = f"[batch, {self.in_channels}, {spatial}]"
+        if input.dim() not in (dims + 1, dims + 2) or input.shape[-dims - 1] != self.in_channels:
+            raise ConfigError(
+                f"{name} with in_channels={self.in_channels} takes inputs {wanted} (or without "
+                f"the batch dimension), got an input of shape {tuple(input.shape)}"
+            )
+        padding = self.padding  # type: ignore[attr-defined]
+        if padding == "same":
+            return
+        pads = (0,) * dims if padding == "valid" else padding
+        kernel = self.kernel_size  # type: ignore[attr-defined]
+        dilation = self.dilation  # type: ignore[attr-defined]
+        for axis in range(dims):
+            size = input.shape[input.dim() - dims + axis]
+            span = dilation[axis] * (kernel[axis] - 1) + 1
+            if size + 2 * pads[axis] < span:
+                raise ConfigError(
+                    f"{name}: an input of shape {tuple(input.shape)} is smaller than the "
+                    f"kernel ({span} wide with dilation, padded input {size + 2 * pads[axis]}) "
+                    f"along spatial dimension {axis}; give a larger input or more padding"
+                )
 
     def reset_parameters(self, keep_mask: bool = False) -> None:
         """Re-initialise weight and bias; reset the masks to all True unless ``keep_mask``.
@@ -80,7 +158,10 @@ class _MaskedConv(MaskableModule):
         With a full mask this is exactly torch's initialisation. With a partial mask kept,
         each filter is drawn with the bound torch would use for its *active* fan-in.
         """
-        self._reset_by_active_fan_in(keep_mask, super().reset_parameters)  # type: ignore[misc]
+        self._reset_by_active_fan_in(
+            check_flag(keep_mask, "keep_mask"),
+            super().reset_parameters,  # type: ignore[misc]
+        )
 
     # -- geometry of groups ------------------------------------------------------------
     @property
@@ -244,6 +325,8 @@ class MaskedConv1d(_MaskedConv, nn.Conv1d):
     >>> conv(torch.randn(4, 2, 10)).shape
     torch.Size([4, 3, 10])
     """
+
+    _spatial_dims = 1
 
 
 class MaskedConv2d(_MaskedConv, nn.Conv2d):

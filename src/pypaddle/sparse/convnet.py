@@ -8,14 +8,16 @@ experiments on images need no hand-written model.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from itertools import pairwise
 from typing import Any
 
 import torch
 from torch import nn
 
+from pypaddle._core.checks import check_real
 from pypaddle.errors import ConfigError
+from pypaddle.sparse._arguments import check_flag, check_tensor_input
 from pypaddle.sparse._common import MaskedModel, check_size, resolve_activation
 from pypaddle.sparse.conv import MaskedConv2d
 from pypaddle.sparse.masked import MaskedLinearLayer
@@ -86,12 +88,24 @@ class MaskedConvNet(MaskedModel):
         activation: Any = nn.ReLU,
     ) -> None:
         super().__init__()
-        if isinstance(input_shape, int) or len(input_shape) != 3:
+        if not _is_sequence(input_shape) or len(input_shape) != 3:
             raise ConfigError(f"input_shape must be (channels, height, width), got {input_shape!r}")
         channels, height, width = (check_size(size, "input_shape") for size in input_shape)
         self.input_shape = (channels, height, width)
         self.num_classes = check_size(num_classes, "num_classes")
         kernel_size = check_size(kernel_size, "kernel_size")
+        if not _is_sequence(blocks):
+            raise ConfigError(
+                f"blocks must be a sequence of ints (conv channels) and 'M' / 'A' (pooling), "
+                f"got {blocks!r}"
+            )
+        if not _is_sequence(hidden_layers):
+            raise ConfigError(
+                f"hidden_layers must be a sequence of layer widths, got {hidden_layers!r}"
+            )
+        hidden_widths = [check_size(size, "every hidden layer width") for size in hidden_layers]
+        batch_norm = check_flag(batch_norm, "batch_norm")
+        resolve_activation(activation)  # checked before anything is built
         conv_count = sum(1 for block in blocks if not isinstance(block, str))
         paddings = _paddings(padding, conv_count)
 
@@ -123,7 +137,7 @@ class MaskedConvNet(MaskedModel):
         self.features = nn.Sequential(*features)
         self.feature_shape = (channels, height, width)
 
-        sizes = [channels * height * width, *(check_size(s, "hidden layer") for s in hidden_layers)]
+        sizes = [channels * height * width, *hidden_widths]
         classifier: list[nn.Module] = []
         for size_in, size_out in pairwise(sizes):
             classifier += [MaskedLinearLayer(size_in, size_out), resolve_activation(activation)]
@@ -131,6 +145,7 @@ class MaskedConvNet(MaskedModel):
         self.classifier = nn.Sequential(*classifier)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        check_tensor_input(input, type(self).__name__)
         if input.dim() != 4 or tuple(input.shape[1:]) != self.input_shape:
             raise ConfigError(
                 f"the model takes images [batch, {', '.join(map(str, self.input_shape))}], "
@@ -146,9 +161,20 @@ class MaskedConvNet(MaskedModel):
         return [layer for layer in self.features if isinstance(layer, MaskedConv2d)]
 
 
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes))
+
+
 def _paddings(padding: Any, count: int) -> list[int | str]:
     """One padding per conv from a single value or a sequence of ``count`` values."""
-    values = [padding] * count if isinstance(padding, (int, str)) else list(padding)
+    if isinstance(padding, (int, str)):
+        values = [padding] * count
+    elif _is_sequence(padding):
+        values = list(padding)
+    else:
+        raise ConfigError(
+            f"padding must be an int >= 0, 'same', or one of them per conv, got {padding!r}"
+        )
     if len(values) != count:
         raise ConfigError(f"padding gives {len(values)} values for {count} convs; give one each")
     for value in values:
@@ -203,10 +229,11 @@ def masked_vgg(
     >>> model(torch.randn(2, 3, 32, 32)).shape
     torch.Size([2, 10])
     """
-    if depth not in VGG_BLOCKS:
+    if isinstance(depth, bool) or not isinstance(depth, Hashable) or depth not in VGG_BLOCKS:
         raise ConfigError(f"VGG depth must be one of {sorted(VGG_BLOCKS)}, got {depth!r}")
-    if not isinstance(width, (int, float)) or isinstance(width, bool) or width <= 0:
-        raise ConfigError(f"width must be a positive number, got {width!r}")
+    width = check_real(width, "width (the factor on every conv's channels)", minimum=0.0)
+    if width == 0:
+        raise ConfigError("width must be a positive number, got 0")
     blocks = [
         block if isinstance(block, str) else max(1, round(block * width))
         for block in VGG_BLOCKS[depth]

@@ -7,14 +7,15 @@ constructor order and ``unfold``; ``MaskedDeepRNN`` stacks them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from itertools import pairwise
 from typing import Any
 
 import torch
 from torch import nn
 
-from pypaddle.errors import ConfigError
+from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.sparse._arguments import check_flag
 from pypaddle.sparse._common import MaskedModel, check_size
 from pypaddle.sparse.recurrent import MaskedGRU, MaskedLSTM, MaskedRNN
 
@@ -144,12 +145,21 @@ class MaskedDeepRNN(MaskedModel):
     ) -> None:
         super().__init__()
         self.input_size = check_size(input_size, "input_size")
-        if isinstance(hidden_layers, int) or len(hidden_layers) == 0:
+        if (
+            not isinstance(hidden_layers, Sequence)
+            or isinstance(hidden_layers, (str, bytes))
+            or len(hidden_layers) == 0
+        ):
             raise ConfigError(
                 f"hidden_layers must be a non-empty list of layer widths, got {hidden_layers!r}"
             )
         self.hidden_layers = [check_size(size, "every hidden layer size") for size in hidden_layers]
-        self.batch_first = bool(batch_first)
+        self.batch_first = check_flag(batch_first, "batch_first")
+        if not callable(build_recurrent_layer):
+            raise InputTypeError(
+                "build_recurrent_layer must be callable (e.g. MaskedLSTMLayer), got "
+                f"{build_recurrent_layer!r}"
+            )
         options = {} if nonlinearity is None else {"nonlinearity": nonlinearity}
         sizes = [self.input_size, *self.hidden_layers]
         self.recurrent_layers = nn.ModuleList(

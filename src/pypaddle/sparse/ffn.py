@@ -10,6 +10,7 @@ from torch import nn
 
 from pypaddle.errors import ConfigError
 from pypaddle.graph import CachedLayeredGraph
+from pypaddle.sparse._arguments import check_flag
 from pypaddle.sparse._common import (
     MaskedModel,
     check_size,
@@ -85,7 +86,7 @@ class MaskedDeepFFN(MaskedModel):
         self.size_input = features
         self.size_output = size_output
         self.hidden_widths = tuple(widths)
-        self.use_layer_norm = bool(use_layer_norm)
+        self.use_layer_norm = check_flag(use_layer_norm, "use_layer_norm")
         sizes = [features, *widths]
         self.layers_main_hidden = nn.ModuleList(
             MaskedLinearLayer(size_in, size_out) for size_in, size_out in zip(sizes, widths)
@@ -97,7 +98,7 @@ class MaskedDeepFFN(MaskedModel):
         self.activation = resolve_activation(activation)
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        hidden = flatten_input(input, self.size_input)
+        hidden = flatten_input(input, self.size_input, type(self).__name__)
         for layer, norm in zip(self.layers_main_hidden, self.layer_norms):
             hidden = self.activation(norm(layer(hidden)))
         return self.layer_out(hidden)

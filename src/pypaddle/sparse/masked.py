@@ -10,8 +10,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pypaddle._core.checks import check_real
-from pypaddle.errors import InputTypeError, MaskError
+from pypaddle._core.checks import check_count, check_real
+from pypaddle.errors import ConfigError, InputTypeError, MaskError
+from pypaddle.sparse._arguments import check_device, check_dtype, check_flag, check_tensor_input
 
 __all__ = ["MaskableModule", "MaskedLinear", "MaskedLinearLayer", "maskable_layers"]
 
@@ -237,6 +238,11 @@ class MaskableModule(nn.Module):
     def _mask_of(self, weight: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The parameter ``weight`` and its mask buffer, or a MaskError listing the masked ones."""
         pairs = dict(self.masked_parameters())
+        if not isinstance(weight, str):
+            raise InputTypeError(
+                f"name a masked weight of {type(self).__name__} by its parameter name (a str), "
+                f"got {weight!r}; its masked weights are: {', '.join(pairs) or 'none'}"
+            )
         if weight not in pairs:
             names = ", ".join(pairs) or "none"
             raise MaskError(
@@ -439,10 +445,22 @@ class MaskedLinearLayer(nn.Linear, MaskableModule):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        in_features = check_count(in_features, "in_features", 1)
+        out_features = check_count(out_features, "out_features", 1)
+        bias = check_flag(bias, "bias")
+        check_device(device)
+        check_dtype(dtype)
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self._register_weight_masks()
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        check_tensor_input(input, type(self).__name__)
+        if input.dim() == 0 or input.shape[-1] != self.in_features:
+            raise ConfigError(
+                f"{type(self).__name__}({self.in_features}, {self.out_features}) takes inputs "
+                f"whose last dimension is {self.in_features} (in_features), got an input of "
+                f"shape {tuple(input.shape)}; give [..., {self.in_features}]"
+            )
         return F.linear(self._as_weight_dtype(input), self.masked_weight(), self.masked_bias())
 
     def reset_parameters(self, keep_mask: bool = False) -> None:
@@ -452,7 +470,7 @@ class MaskedLinearLayer(nn.Linear, MaskableModule):
         mask kept, each row is drawn with the bound ``nn.Linear`` would use for its *active*
         fan-in, so a sparse row starts with the same scale as a dense row of that size.
         """
-        self._reset_by_active_fan_in(keep_mask, super().reset_parameters)
+        self._reset_by_active_fan_in(check_flag(keep_mask, "keep_mask"), super().reset_parameters)
 
     # -- first order: neurons and inputs ----------------------------------------------
     @torch.no_grad()

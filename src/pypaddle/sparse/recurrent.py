@@ -21,7 +21,15 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from pypaddle.errors import ConfigError
+from pypaddle._core.checks import check_count, check_probability
+from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.sparse._arguments import (
+    bind_arguments,
+    check_device,
+    check_dtype,
+    check_flag,
+    check_tensor_input,
+)
 from pypaddle.sparse.masked import MaskableModule, mask_is_full
 
 __all__ = ["MaskedGRU", "MaskedLSTM", "MaskedRNN"]
@@ -38,6 +46,80 @@ _KERNELS: dict[str, Callable[..., Any]] = {
     "GRU": torch.gru,
     "LSTM": torch.lstm,
 }
+
+
+def _rnn_parameters(
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    nonlinearity: str = "tanh",
+    bias: bool = True,
+    batch_first: bool = False,
+    dropout: float = 0.0,
+    bidirectional: bool = False,
+    device: Any = None,
+    dtype: Any = None,
+) -> None:
+    """torch.nn.RNN's parameters, in its order (for binding and checking arguments)."""
+
+
+def _gru_parameters(
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    bias: bool = True,
+    batch_first: bool = False,
+    dropout: float = 0.0,
+    bidirectional: bool = False,
+    device: Any = None,
+    dtype: Any = None,
+) -> None:
+    """torch.nn.GRU's parameters, in its order."""
+
+
+def _lstm_parameters(
+    input_size: int,
+    hidden_size: int,
+    num_layers: int = 1,
+    bias: bool = True,
+    batch_first: bool = False,
+    dropout: float = 0.0,
+    bidirectional: bool = False,
+    proj_size: int = 0,
+    device: Any = None,
+    dtype: Any = None,
+) -> None:
+    """torch.nn.LSTM's parameters, in its order."""
+
+
+def _checked_arguments(
+    parameters: Callable[..., None], owner: str, args: tuple, kwargs: dict
+) -> dict[str, Any]:
+    """The constructor arguments of a masked recurrent net, checked, as keywords."""
+    arguments = bind_arguments(parameters, owner, args, kwargs)
+    arguments["input_size"] = check_count(arguments["input_size"], "input_size", 1)
+    hidden_size = check_count(arguments["hidden_size"], "hidden_size", 1)
+    arguments["hidden_size"] = hidden_size
+    arguments["num_layers"] = check_count(arguments["num_layers"], "num_layers", 1)
+    for flag in ("bias", "batch_first", "bidirectional"):
+        arguments[flag] = check_flag(arguments[flag], flag)
+    arguments["dropout"] = check_probability(arguments["dropout"], "dropout")
+    if "nonlinearity" in arguments and arguments["nonlinearity"] not in ("tanh", "relu"):
+        raise ConfigError(
+            f"nonlinearity must be 'tanh' or 'relu' (torch's fused kernels have no other), "
+            f"got {arguments['nonlinearity']!r}"
+        )
+    if "proj_size" in arguments:
+        proj_size = check_count(arguments["proj_size"], "proj_size", 0)
+        if proj_size >= hidden_size:
+            raise ConfigError(
+                f"proj_size must be smaller than hidden_size ({hidden_size}), got {proj_size}; "
+                "0 means no projection"
+            )
+        arguments["proj_size"] = proj_size
+    check_device(arguments["device"])
+    check_dtype(arguments["dtype"])
+    return arguments
 
 
 class _MaskedRNNBase(MaskableModule):
@@ -134,11 +216,31 @@ class _MaskedRNNBase(MaskableModule):
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
         dtype = self._parameters[self._flat_weights_names[0]].dtype
-        input = _to_dtype(input, dtype)
+        input = self._checked_input(input, dtype)
         weights = self._masked_flat_weights()
         if weights is None:
             return super().forward(input, hx)  # type: ignore[misc]
         return self._forward_with(weights, input, hx)
+
+    def _checked_input(self, input: Any, dtype: torch.dtype) -> Any:
+        """A floating-point input (tensor or packed sequence) of the right width, in ``dtype``."""
+        name = type(self).__name__
+        data = input.data if isinstance(input, PackedSequence) else input
+        check_tensor_input(data, name)
+        if not data.is_floating_point():
+            raise InputTypeError(
+                f"{name} takes floating-point input, got {data.dtype}; convert it first, "
+                f"e.g. input.to({dtype})"
+            )
+        packed = isinstance(input, PackedSequence)
+        if (not packed and data.dim() not in (2, 3)) or data.shape[-1] != self.input_size:
+            order = "[batch, sequence" if self.batch_first else "[sequence, batch"
+            raise ConfigError(
+                f"{name} with input_size={self.input_size} takes a 2-D or 3-D input, "
+                f"{order}, {self.input_size}] (or [sequence, {self.input_size}] unbatched), "
+                f"got an input of shape {tuple(data.shape)}"
+            )
+        return input if data.dtype == dtype else input.to(dtype)
 
     def _forward_with(self, weights: list[torch.Tensor], input: Any, hx: Any) -> tuple[Any, Any]:
         """torch's forward (input forms, hidden state checks) with ``weights`` as parameters."""
@@ -150,8 +252,6 @@ class _MaskedRNNBase(MaskableModule):
             data, batch_sizes, sorted_indices, unsorted_indices = input
             batch = int(batch_sizes[0])
         else:
-            if input.dim() not in (2, 3):
-                raise ValueError(f"expected a 2-D or 3-D input, got {input.dim()}-D")
             batched = input.dim() == 3
             data = input if batched else input.unsqueeze(batch_dim)
             batch_sizes = sorted_indices = unsorted_indices = None
@@ -197,6 +297,7 @@ class _MaskedRNNBase(MaskableModule):
 
     def reset_parameters(self, keep_mask: bool = False) -> None:
         """torch's initialisation; the masks are reset to all True unless ``keep_mask``."""
+        keep_mask = check_flag(keep_mask, "keep_mask")
         super().reset_parameters()  # type: ignore[misc]
         if not keep_mask and "_buffers" in self.__dict__:
             with torch.no_grad():
@@ -206,14 +307,6 @@ class _MaskedRNNBase(MaskableModule):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, density={self.density:.4g}"  # type: ignore[misc]
-
-
-def _to_dtype(input: Any, dtype: torch.dtype) -> Any:
-    """A floating-point input (tensor or packed sequence) in the module's weight dtype."""
-    data = input.data if isinstance(input, PackedSequence) else input
-    if isinstance(data, torch.Tensor) and data.is_floating_point() and data.dtype != dtype:
-        return input.to(dtype)
-    return input
 
 
 class MaskedRNN(_MaskedRNNBase, nn.RNN):
@@ -235,7 +328,7 @@ class MaskedRNN(_MaskedRNNBase, nn.RNN):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(**_checked_arguments(_rnn_parameters, "MaskedRNN", args, kwargs))
         self._register_masks()
 
 
@@ -246,7 +339,7 @@ class MaskedGRU(_MaskedRNNBase, nn.GRU):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(**_checked_arguments(_gru_parameters, "MaskedGRU", args, kwargs))
         self._register_masks()
 
 
@@ -268,5 +361,5 @@ class MaskedLSTM(_MaskedRNNBase, nn.LSTM):
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(**_checked_arguments(_lstm_parameters, "MaskedLSTM", args, kwargs))
         self._register_masks()
