@@ -106,27 +106,27 @@ class MaskedConvNet(MaskedModel):
         hidden_widths = [check_size(size, "every hidden layer width") for size in hidden_layers]
         batch_norm = check_flag(batch_norm, "batch_norm")
         resolve_activation(activation)  # checked before anything is built
+        for index, block in enumerate(blocks):
+            if isinstance(block, str) and block not in _POOLS:
+                raise ConfigError(
+                    f"block {index} is {block!r}; a block is an int (conv channels), "
+                    "'M' (max pooling) or 'A' (average pooling)"
+                )
+            if not isinstance(block, str):
+                check_size(block, f"block {index} (conv output channels)")
         conv_count = sum(1 for block in blocks if not isinstance(block, str))
         paddings = _paddings(padding, conv_count)
 
-        features: list[nn.Module] = []
+        # The geometry first, so that a bad one is refused before any weight is drawn.
+        plan: list[tuple[int, int, int | str]] = []  # (in channels, out channels, padding)
         for index, block in enumerate(blocks):
             if isinstance(block, str):
-                if block not in _POOLS:
-                    raise ConfigError(
-                        f"block {index} is {block!r}; a block is an int (conv channels), "
-                        "'M' (max pooling) or 'A' (average pooling)"
-                    )
-                features.append(_POOLS[block](2))
                 height, width = height // 2, width // 2
             else:
                 out = check_size(block, f"block {index} (conv output channels)")
                 pad = paddings.pop(0)
-                features.append(MaskedConv2d(channels, out, kernel_size, padding=pad))
-                shrink = 0 if pad == "same" else kernel_size - 1 - 2 * pad
-                if batch_norm:
-                    features.append(nn.BatchNorm2d(out))
-                features.append(resolve_activation(activation))
+                plan.append((channels, out, pad))
+                shrink = 0 if pad == "same" else kernel_size - 1 - 2 * int(pad)
                 channels, height, width = out, height - shrink, width - shrink
             if height <= 0 or width <= 0:
                 raise ConfigError(
@@ -134,6 +134,17 @@ class MaskedConvNet(MaskedModel):
                     f"shape {self.input_shape}; give a larger input, fewer pooling blocks or "
                     "padding='same'"
                 )
+        features: list[nn.Module] = []
+        convs = iter(plan)
+        for block in blocks:
+            if isinstance(block, str):
+                features.append(_POOLS[block](2))
+                continue
+            size_in, size_out, pad = next(convs)
+            features.append(MaskedConv2d(size_in, size_out, kernel_size, padding=pad))
+            if batch_norm:
+                features.append(nn.BatchNorm2d(size_out))
+            features.append(resolve_activation(activation))
         self.features = nn.Sequential(*features)
         self.feature_shape = (channels, height, width)
 

@@ -87,6 +87,7 @@ class MaskedDeepFFN(MaskedModel):
         self.size_output = size_output
         self.hidden_widths = tuple(widths)
         self.use_layer_norm = check_flag(use_layer_norm, "use_layer_norm")
+        activation_module = resolve_activation(activation)  # checked before any weight is drawn
         sizes = [features, *widths]
         self.layers_main_hidden = nn.ModuleList(
             MaskedLinearLayer(size_in, size_out) for size_in, size_out in zip(sizes, widths)
@@ -95,7 +96,7 @@ class MaskedDeepFFN(MaskedModel):
             nn.LayerNorm(width) if self.use_layer_norm else nn.Identity() for width in widths
         )
         self.layer_out = MaskedLinearLayer(widths[-1], size_output)
-        self.activation = resolve_activation(activation)
+        self.activation = activation_module
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         hidden = flatten_input(input, self.size_input, type(self).__name__)

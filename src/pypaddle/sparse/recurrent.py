@@ -14,6 +14,7 @@ C++ and masked weights get zero gradient.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -170,7 +171,7 @@ class _MaskedRNNBase(MaskableModule):
         [True, True, False, False, True, True, True, True]
         """
         names = {name for name, _ in self.masked_parameters()}
-        if weight not in names or weight.startswith("weight_hr"):
+        if not isinstance(weight, str) or weight not in names or weight.startswith("weight_hr"):
             gated = sorted(name for name in names if not name.startswith("weight_hr"))
             raise ConfigError(f"{weight!r} is not a gate weight of this module; use one of {gated}")
         if isinstance(gate, str):
@@ -178,6 +179,11 @@ class _MaskedRNNBase(MaskableModule):
                 raise ConfigError(f"unknown gate {gate!r}; this module has {self.gate_names}")
             index = self.gate_names.index(gate)
         else:
+            if isinstance(gate, bool) or not isinstance(gate, numbers.Integral):
+                raise ConfigError(
+                    f"gate must be a gate name {self.gate_names} or its position (an int), "
+                    f"got {gate!r}"
+                )
             index = int(gate)
             if not 0 <= index < len(self.gate_names):
                 raise ConfigError(
