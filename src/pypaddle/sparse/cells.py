@@ -9,6 +9,7 @@ its input; the sinks feed a 1x1 conv, batch norm, global average pooling and a l
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Sequence
+from typing import Any, cast
 
 import networkx as nx
 import numpy as np
@@ -308,7 +309,7 @@ class DeepCellDAN(MaskedModel):
                 )
             cuts.setdefault(target, []).append(inputs.index(source))
         for target, channels in cuts.items():
-            self.cells[target].prune_input_channels(channels)
+            cast(Any, self.cells[target]).prune_input_channels(channels)
 
     def cell_structure(self) -> CachedLayeredGraph:
         """The structure as a graph, built from the current masks.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -63,6 +63,11 @@ class _MaskedConv(MaskableModule):
     out_channels: int
     groups: int
     _spatial_dims: int = 2
+    # Set by the torch conv class after this one in the MRO.
+    kernel_size: tuple[int, ...]
+    dilation: tuple[int, ...]
+    padding: str | tuple[int, ...]
+    _conv_forward: Callable[..., torch.Tensor]
     bias: torch.Tensor | None
     bias_mask: torch.Tensor | None
 
@@ -104,7 +109,7 @@ class _MaskedConv(MaskableModule):
         check_dtype(dtype)
         # The torch conv class after this one in the MRO takes exactly these arguments.
         super().__init__(
-            in_channels,  # type: ignore[call-arg]
+            in_channels,
             out_channels,
             kernel,
             stride=strides,
@@ -120,7 +125,7 @@ class _MaskedConv(MaskableModule):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         self._check_input(input)
-        return self._conv_forward(  # type: ignore[attr-defined]
+        return self._conv_forward(
             self._as_weight_dtype(input), self.masked_weight(), self.masked_bias()
         )
 
@@ -136,12 +141,12 @@ class _MaskedConv(MaskableModule):
                 f"{name} with in_channels={self.in_channels} takes inputs {wanted} (or without "
                 f"the batch dimension), got an input of shape {tuple(input.shape)}"
             )
-        padding = self.padding  # type: ignore[attr-defined]
+        padding = self.padding
         if padding == "same":
             return
         pads = (0,) * dims if padding == "valid" else padding
-        kernel = self.kernel_size  # type: ignore[attr-defined]
-        dilation = self.dilation  # type: ignore[attr-defined]
+        kernel = self.kernel_size
+        dilation = self.dilation
         for axis in range(dims):
             size = input.shape[input.dim() - dims + axis]
             span = dilation[axis] * (kernel[axis] - 1) + 1
@@ -303,7 +308,7 @@ class _MaskedConv(MaskableModule):
         return structure_from_positions(vertices, labels, edges)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, density={self.density:.4g}"  # type: ignore[misc]
+        return f"{super().extra_repr()}, density={self.density:.4g}"
 
 
 class MaskedConv1d(_MaskedConv, nn.Conv1d):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
 from itertools import pairwise
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -162,7 +162,7 @@ class MaskedConvNet(MaskedModel):
                 f"the model takes images [batch, {', '.join(map(str, self.input_shape))}], "
                 f"got an input of shape {tuple(input.shape)}"
             )
-        dtype = self.classifier[-1].weight.dtype
+        dtype = cast(MaskedLinearLayer, self.classifier[-1]).weight.dtype
         if input.is_floating_point() and input.dtype != dtype:
             input = input.to(dtype)
         return self.classifier(self.features(input).flatten(1))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -104,6 +104,10 @@ class MaskedDeepFFN(MaskedModel):
             hidden = self.activation(norm(layer(hidden)))
         return self.layer_out(hidden)
 
+    @property
+    def _hidden_layers(self) -> list[MaskedLinearLayer]:
+        return [cast(MaskedLinearLayer, layer) for layer in self.layers_main_hidden]
+
     def generate_structure(
         self, include_input: bool = False, include_output: bool = False
     ) -> CachedLayeredGraph:
@@ -123,11 +127,10 @@ class MaskedDeepFFN(MaskedModel):
         if include_input:
             labels += [input_vertex(i) for i in range(self.size_input)]
             vertices += [(label, {"role": "input"}) for label in labels[hidden_count:]]
-            first = self.layers_main_hidden[0]
-            edges.append(mask_edges(first.mask, hidden_count, 0))
+            edges.append(mask_edges(self._hidden_layers[0].mask, hidden_count, 0))
         vertices += [(label, {"role": "hidden"}) for label in range(hidden_count)]
         offset = 0
-        for previous, layer in zip(self.hidden_widths, self.layers_main_hidden[1:]):
+        for previous, layer in zip(self.hidden_widths, self._hidden_layers[1:]):
             edges.append(mask_edges(layer.mask, offset, offset + previous))
             offset += previous
         if include_output:

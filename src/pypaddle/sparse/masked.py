@@ -75,17 +75,6 @@ def mask_as_values(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | Non
     return None if mask_is_full(mask) else mask.to(dtype)
 
 
-def cached_mask_values(
-    cache: dict, name: str, mask: torch.Tensor, dtype: torch.dtype
-) -> torch.Tensor | None:
-    """:func:`mask_as_values` of ``mask``; ``cache`` and ``name`` are no longer used.
-
-    Kept for callers written when the values were cached by the mask's version counter,
-    a cache that missed edits through ``mask.data`` and numpy views.
-    """
-    return mask_as_values(mask, dtype)
-
-
 def check_theta(theta: Any) -> float:
     """``theta`` of ``recompute_mask`` as a float, if it is a finite real number >= 0."""
     return check_real(theta, "theta (the magnitude below which recompute_mask masks)", minimum=0.0)
@@ -166,7 +155,7 @@ class MaskableModule(nn.Module):
             if name not in weights:
                 super().__setattr__(name, value)
                 return
-            checked = _as_bool_mask(value, self.named_tensor(weights[name]).shape, name)
+            checked = _as_bool_mask(value, self.tensor(weights[name]).shape, name)
             with torch.no_grad():
                 buffers[name].copy_(checked)
         else:
@@ -217,23 +206,24 @@ class MaskableModule(nn.Module):
         partial mask kept, every output unit is drawn with the bound torch would use for
         its *active* fan-in, ``1 / sqrt(fan_in)``.
         """
-        has_masks = self.named_tensor("mask") is not None
-        if has_masks and not keep_mask:
+        mask = self.named_tensor("mask")
+        bias_mask = self.named_tensor("bias_mask")
+        if mask is not None and not keep_mask:
             with torch.no_grad():
-                self.mask.fill_(True)
-                if self.bias_mask is not None:
-                    self.bias_mask.fill_(True)
-        if not has_masks or bool(self.mask.all()):
+                mask.fill_(True)
+                if bias_mask is not None:
+                    bias_mask.fill_(True)
+        if mask is None or bool(mask.all()):
             torch_reset()
             return
         with torch.no_grad():
-            fan_in = self.mask.flatten(1).sum(1).clamp(min=1).to(self.weight.dtype)
+            weight = self.tensor("weight")
+            fan_in = mask.flatten(1).sum(1).clamp(min=1).to(weight.dtype)
             bound = fan_in.rsqrt()
-            self.weight.uniform_(-1.0, 1.0).mul_(
-                bound.reshape((-1,) + (1,) * (self.weight.dim() - 1))
-            )
-            if self.bias is not None:
-                self.bias.uniform_(-1.0, 1.0).mul_(bound)
+            weight.uniform_(-1.0, 1.0).mul_(bound.reshape((-1,) + (1,) * (weight.dim() - 1)))
+            bias = self.named_tensor("bias")
+            if bias is not None:
+                bias.uniform_(-1.0, 1.0).mul_(bound)
 
     def _mask_of(self, weight: str) -> tuple[torch.Tensor, torch.Tensor]:
         """The parameter ``weight`` and its mask buffer, or a MaskError listing the masked ones."""
@@ -249,7 +239,7 @@ class MaskableModule(nn.Module):
                 f"{type(self).__name__} has no masked weight {weight!r}; its masked weights "
                 f"are: {names}. Name one of them, e.g. get_mask({next(iter(pairs), 'weight')!r})"
             )
-        return self.named_tensor(weight), self.named_tensor(pairs[weight])
+        return self.tensor(weight), self.tensor(pairs[weight])
 
     def get_mask(self, weight: str = "weight") -> torch.Tensor:
         """The mask buffer of ``weight`` itself (edits to it take effect).
@@ -296,7 +286,7 @@ class MaskableModule(nn.Module):
         ``mask.data``, ``load_state_dict``. (On the CPU an all-True mask is recognised and
         skipped; elsewhere the weight is always multiplied, see :func:`mask_is_full`.)
         """
-        return mask_as_values(self.named_tensor(name), dtype)
+        return mask_as_values(self.tensor(name), dtype)
 
     def named_tensor(self, name: str) -> torch.Tensor | None:
         """The parameter or buffer ``name`` of this module (None if absent or None).
@@ -307,6 +297,13 @@ class MaskableModule(nn.Module):
         """
         tensor = self._parameters.get(name)
         return tensor if tensor is not None else self._buffers.get(name)
+
+    def tensor(self, name: str) -> torch.Tensor:
+        """:meth:`named_tensor` for a tensor the module must have (a KeyError otherwise)."""
+        tensor = self.named_tensor(name)
+        if tensor is None:
+            raise KeyError(f"{type(self).__name__} has no tensor {name!r}")
+        return tensor
 
     def parameter_leaf(
         self, name: str = "weight"
@@ -319,12 +316,11 @@ class MaskableModule(nn.Module):
         the view of this layer's part. Gradients with respect to the weight, and optimizer
         state, live on the leaf.
         """
-        return self.named_tensor(name), None
+        return self.tensor(name), None
 
     def _mask_pairs(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         return [
-            (self.named_tensor(weight), self.named_tensor(mask))
-            for weight, mask in self.masked_parameters()
+            (self.tensor(weight), self.tensor(mask)) for weight, mask in self.masked_parameters()
         ]
 
     @torch.no_grad()
@@ -334,7 +330,7 @@ class MaskableModule(nn.Module):
             weight.masked_fill_(~mask, 0.0)
         bias_mask = self.named_tensor("bias_mask")
         if bias_mask is not None:
-            self.named_tensor("bias").masked_fill_(~bias_mask, 0.0)
+            self.tensor("bias").masked_fill_(~bias_mask, 0.0)
 
     @torch.no_grad()
     def recompute_mask(self, theta: float = 0.001) -> None:
@@ -378,7 +374,7 @@ class MaskableModule(nn.Module):
                 and given.shape != parameter.shape
             ):
                 continue
-            _as_bool_mask(value, self._buffers[name].shape, f"state_dict entry {key!r}")
+            _as_bool_mask(value, self.tensor(name).shape, f"state_dict entry {key!r}")
 
     def _load_from_state_dict(
         self,

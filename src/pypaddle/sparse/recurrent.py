@@ -136,10 +136,13 @@ class _MaskedRNNBase(MaskableModule):
     bidirectional: bool
     proj_size: int
     _flat_weights_names: list[str]
+    # torch.nn.RNNBase's methods, which the masked forward calls.
+    permute_hidden: Callable[..., Any]
+    check_forward_args: Callable[..., None]
 
     def _register_masks(self) -> None:
         for name in self._weight_names():
-            weight = self._parameters[name]
+            weight = self.tensor(name)
             self.register_buffer(f"{name}_mask", torch.ones_like(weight, dtype=torch.bool))
 
     def _weight_names(self) -> list[str]:
@@ -190,7 +193,7 @@ class _MaskedRNNBase(MaskableModule):
                     f"gate index {gate} out of range; this module has {len(self.gate_names)} "
                     f"gates {self.gate_names}"
                 )
-        mask = self._buffers[f"{weight}_mask"]
+        mask = self.tensor(f"{weight}_mask")
         return mask[index * self.hidden_size : (index + 1) * self.hidden_size]
 
     # -- forward ------------------------------------------------------------------------
@@ -203,7 +206,7 @@ class _MaskedRNNBase(MaskableModule):
             return None
         weights = []
         for name in self._flat_weights_names:
-            parameter = self._parameters[name]
+            parameter = self.tensor(name)
             values = None
             if name.startswith("weight_"):
                 values = self.mask_values(f"{name}_mask", parameter.dtype)
@@ -213,7 +216,7 @@ class _MaskedRNNBase(MaskableModule):
     def _masks_full(self) -> bool:
         """Whether every mask is all True: on the CPU mask by mask, elsewhere with one
         device synchronisation, so that full masks run torch's own (cuDNN) forward."""
-        masks = [self._buffers[mask] for _, mask in self.masked_parameters()]
+        masks = [self.tensor(mask) for _, mask in self.masked_parameters()]
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
             return False
         if all(mask.device.type == "cpu" for mask in masks):
@@ -221,11 +224,11 @@ class _MaskedRNNBase(MaskableModule):
         return bool(torch.stack([mask.all() for mask in masks]).all())
 
     def forward(self, input: Any, hx: Any = None) -> tuple[Any, Any]:
-        dtype = self._parameters[self._flat_weights_names[0]].dtype
+        dtype = self.tensor(self._flat_weights_names[0]).dtype
         input = self._checked_input(input, dtype)
         weights = self._masked_flat_weights()
         if weights is None:
-            return super().forward(input, hx)  # type: ignore[misc]
+            return super().forward(input, hx)
         return self._forward_with(weights, input, hx)
 
     def _checked_input(self, input: Any, dtype: torch.dtype) -> Any:
@@ -275,8 +278,8 @@ class _MaskedRNNBase(MaskableModule):
             if not batched:
                 states = tuple(state.unsqueeze(1) for state in states)
             hx = states if is_lstm else states[0]
-            hx = self.permute_hidden(hx, sorted_indices)  # type: ignore[attr-defined]
-        self.check_forward_args(data, hx, batch_sizes)  # type: ignore[attr-defined]
+            hx = self.permute_hidden(hx, sorted_indices)
+        self.check_forward_args(data, hx, batch_sizes)
         options = (self.bias, self.num_layers, float(self.dropout), self.training)
         kernel = _KERNELS[self.mode]
         if batch_sizes is None:
@@ -284,13 +287,13 @@ class _MaskedRNNBase(MaskableModule):
         else:
             result = kernel(data, batch_sizes, hx, weights, *options, self.bidirectional)
         output = result[0]
-        hidden = (result[1], result[2]) if is_lstm else result[1]
+        hidden: Any = (result[1], result[2]) if is_lstm else result[1]
         if packed:
             output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
         elif not batched:
             output = output.squeeze(batch_dim)
             hidden = tuple(h.squeeze(1) for h in hidden) if is_lstm else hidden.squeeze(1)
-        return output, self.permute_hidden(hidden, unsorted_indices)  # type: ignore[attr-defined]
+        return output, self.permute_hidden(hidden, unsorted_indices)
 
     def _zero_state(self, batch: int, data: torch.Tensor) -> Any:
         directions = 2 if self.bidirectional else 1
@@ -308,11 +311,12 @@ class _MaskedRNNBase(MaskableModule):
         if not keep_mask and "_buffers" in self.__dict__:
             with torch.no_grad():
                 for _, mask in self.masked_parameters():
-                    if mask in self._buffers:
-                        self._buffers[mask].fill_(True)
+                    buffer = self.named_tensor(mask)
+                    if buffer is not None:
+                        buffer.fill_(True)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, density={self.density:.4g}"  # type: ignore[misc]
+        return f"{super().extra_repr()}, density={self.density:.4g}"
 
 
 class MaskedRNN(_MaskedRNNBase, nn.RNN):
