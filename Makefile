@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pypaddle-installed
 OUT ?= demo-output
 
-.PHONY: setup demo test bench lint format dist clean
+.PHONY: setup demo test test-fast typecheck bench lint format dist clean
 
 setup: $(STAMP)
 
@@ -20,10 +20,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/pypaddle demo --out $(OUT)
 
-test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+test: lint
 	$(BIN)/python -m pytest -n 2 -q
+
+# Every test not marked slow: under a minute on two cores.
+test-fast: lint
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
 
 # deepstruct pins torch<2, so it comes without its dependencies; beyond what pypaddle
 # installs it only needs Deprecated (and that, wrapt). Torch-Pruning needs only torch and

@@ -67,6 +67,7 @@ class TestPackage:
         for name in pypaddle.__all__:
             assert hasattr(pypaddle, name)
 
+    @pytest.mark.slow
     def test_import_is_light(self):
         heavy = ["matplotlib", "typer", "rich", "sklearn", "numba"]
         code = (

@@ -12,6 +12,7 @@ SAMPLES = 1797
 
 
 class TestDigits:
+    @pytest.mark.slow
     def test_shapes_and_dtypes(self):
         split = digits()
         assert isinstance(split, Split)

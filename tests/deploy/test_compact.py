@@ -263,6 +263,7 @@ class TestConvNets:
         assert [small[i].out_channels for i in (0, 3)] == [3, 8]
         assert_same_function(model, small, torch.randn(3, 1, 28, 28))
 
+    @pytest.mark.slow
     def test_vgg_with_batch_norm_and_random_prunings(self):
         generator = torch.Generator().manual_seed(8)
         for trial in range(3):

@@ -123,6 +123,7 @@ class TestSaveLoad:
 
 
 class TestOnnx:
+    @pytest.mark.slow
     @pytest.mark.parametrize("make", list(MAKERS.values()), ids=list(MAKERS))
     def test_onnxruntime_matches(self, make, tmp_path):
         runtime = pytest.importorskip("onnxruntime")

@@ -131,6 +131,7 @@ class TestPruningTheStructure:
         assert set(model.generate_structure().edges) == {(0, 2), (2, 3)}
 
 
+@pytest.mark.slow
 class TestRunDemo:
     def test_density_halves_every_round(self, short_run):
         _, results = short_run
@@ -321,6 +322,7 @@ class TestCommandLine:
         assert result.exit_code == 2
 
 
+@pytest.mark.slow
 def test_optional_dependencies_are_imported_lazily():
     code = (
         "import sys, pypaddle, pypaddle.data, pypaddle.experiments\n"

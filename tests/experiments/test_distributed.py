@@ -12,6 +12,7 @@ from pypaddle.prune import RigL
 from pypaddle.sparse import maskable_layers
 
 
+@pytest.mark.slow
 def test_masks_and_weights_are_identical_on_every_rank(tmp_path, tiny_config):
     config = {**tiny_config, "model": {"name": "ffn", "hidden_layers": [16, 8]}}
     rounds = run_experiment(config, tmp_path, quiet=True, nproc=2)
@@ -35,6 +36,7 @@ def test_nproc_must_be_positive(tmp_path, tiny_config):
         run_experiment(tiny_config, tmp_path, quiet=True, nproc=0)
 
 
+@pytest.mark.slow
 def test_rigl_moves_the_same_connections_on_every_rank(tmp_path, tiny_config):
     sparsify = {"method": "rigl", "density": 0.3, "update_frequency": 3, "end": 1.0}
     config = {**tiny_config, "sparsify": sparsify}

@@ -147,6 +147,7 @@ class TestOneEpoch:
         ]
         assert all(changed)
 
+    @pytest.mark.slow
     def test_only_the_last_epoch_is_tested_unless_every_epoch(self, tiny_config):
         tiny_config["evaluation"] = {"plots": False, "every_epoch": False}
         rounds = Rounds(prepare(tiny_config))
@@ -160,6 +161,7 @@ class TestOneEpoch:
 
 
 class TestOneRound:
+    @pytest.mark.slow
     def test_round_zero_trains_the_configured_epochs(self, prepared, monkeypatch):
         calls = []
         sparsifier = prepared.sparsifier

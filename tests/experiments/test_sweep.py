@@ -130,6 +130,7 @@ class TestSpaces:
 
 
 class TestRunSweep:
+    @pytest.mark.slow
     def test_report_and_resume(self, tmp_path):
         table = {
             "sweep": {"name": "s", "grid": {"seed": [0, 1], "sparsify.amount": [0.5, 0.75]}},
@@ -162,6 +163,7 @@ class TestRunSweep:
             run_sweep(parse_sweep(other), tmp_path, workers=1, quiet=True)
         assert sorted(str(p) for p in tmp_path.rglob("*")) == before
 
+    @pytest.mark.slow
     def test_command(self, tmp_path):
         (tmp_path / "s.toml").write_text(
             '[sweep]\nname = "c"\n[sweep.grid]\nseed = [0]\n[experiment.model]\nname = "ffn"\n'
@@ -196,6 +198,7 @@ def _check_complete(trial_dir: Path) -> None:
     assert result["final"]["round"] == 2
 
 
+@pytest.mark.slow
 def test_killing_a_worker_and_the_sweep_loses_no_finished_trial(tmp_path):
     """SIGKILL a worker mid-trial, then the whole sweep; finished trials survive intact."""
     (tmp_path / "s.toml").write_text(SWEEP_TOML)
@@ -246,6 +249,7 @@ def test_killing_a_worker_and_the_sweep_loses_no_finished_trial(tmp_path):
         _check_complete(out / "trials" / name)
 
 
+@pytest.mark.slow
 def test_ray_backend_runs_the_same_trials(tmp_path):
     pytest.importorskip("ray")
     spec = parse_sweep({"sweep": {"grid": {"seed": [0, 1]}}, "experiment": EXPERIMENT})

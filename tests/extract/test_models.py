@@ -173,6 +173,7 @@ class TestResNet:
         assert {u[0] for u, _ in graph.in_edges((first_add, 3))} == {"layer1.0.conv2", "conv1"}
         assert graph.in_degree(("fc", 0)) == 64
 
+    @pytest.mark.slow
     def test_fx_and_hooks_give_the_same_graph(self, resnet):
         for granularity in ("neuron", "channel", "layer"):
             x = torch.randn(2, 3, 16 if granularity == "neuron" else 32, 32)

@@ -127,6 +127,7 @@ def conv_cases(draw):
 
 
 class TestConvolutionProperty:
+    @pytest.mark.slow
     @settings(max_examples=15, deadline=None)
     @given(conv_cases())
     def test_any_convolution_is_its_jacobian(self, case):

@@ -172,6 +172,7 @@ class TestSmallWorld:
 
 
 class TestLargeGraph:
+    @pytest.mark.slow
     def test_ten_thousand_vertices_hundred_thousand_edges(self):
         # about 2 s here; the budget is 30 s (measured by hand, not asserted)
         graph = erdos_renyi(10_000, 0.002, seed=0)

@@ -52,6 +52,7 @@ class TestDraw:
         assert pixels_like(tmp_path / "big.png", drawing._SOURCE) == 0
         assert pixels_like(tmp_path / "big.png", drawing._HIDDEN) > 1000
 
+    @pytest.mark.slow
     def test_many_layers_become_a_matrix(self, tmp_path, monkeypatch):
         drawn = []
         real = drawing._draw_layer_matrix

@@ -157,6 +157,7 @@ class TestDanLayers:
         assert all(float(score.sum()) > 0 for score in scores.values())
         assert model.hidden_weight.grad is None
 
+    @pytest.mark.slow
     def test_synflow_scores_every_hidden_layer(self):
         torch.manual_seed(0)
         model = MaskedDeepDAN(4, 2, watts_strogatz(20, 4, 0.3, seed=0), activation=nn.Identity)

@@ -75,6 +75,7 @@ def test_trace_equals_eager(model):
     torch.testing.assert_close(traced(x), model(x), rtol=0, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_compile_equals_eager_forward_and_backward(model):
     compiled = torch.compile(model, backend="aot_eager")
     x = torch.randn(5, 12)

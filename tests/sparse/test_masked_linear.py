@@ -716,6 +716,7 @@ class TestCopyAndMove:
 
 
 class TestCompile:
+    @pytest.mark.slow
     def test_compiled_equals_eager(self):
         layer = make_layer(4, 3)
         layer.mask[:, :2] = False
