@@ -637,19 +637,20 @@ class TestKernelChoice:
         assert model.kernel == "compiled"
 
 
+def _skip_structure() -> nx.DiGraph:
+    return oriented(nx.watts_strogatz_graph(12, 4, 0.5, seed=3))
+
+
 def _skip_model(kernel: str = "auto", activation=nn.Tanh) -> MaskedDeepDAN:
-    """A small DAN with a skip edge and two sinks, in float64."""
+    """A small DAN with skip edges and two sinks, in float64."""
     torch.manual_seed(5)
-    structure = oriented(nx.watts_strogatz_graph(12, 4, 0.5, seed=3))
-    return MaskedDeepDAN(4, 2, structure, activation=activation, kernel=kernel).double()
+    return MaskedDeepDAN(4, 2, _skip_structure(), activation=activation, kernel=kernel).double()
 
 
 def _same_state_in_a_fresh_model(model: MaskedDeepDAN, x: torch.Tensor) -> torch.Tensor:
     """What a new model loaded with ``model``'s state dict computes."""
-    fresh = copy.deepcopy(model)
-    fresh.__dict__.pop("_mask_followers", None)
-    fresh.load_state_dict(model.state_dict())
-    fresh.kernel = "modules"
+    fresh = MaskedDeepDAN(4, 2, _skip_structure(), activation=nn.Tanh, kernel="modules")
+    fresh.double().load_state_dict(model.state_dict())
     return fresh(x)
 
 
@@ -828,6 +829,19 @@ class TestLayerViewContract:
             layer.weight.data.data_ptr()
             == model.hidden_weight[model.plan.blocks[2][0] :].data_ptr()
         )
+
+    def test_copies_and_pickles_of_a_view_are_plain_tensors(self, tiny):
+        model = MaskedDeepDAN(3, 2, tiny)
+        mask = model.layers_main_hidden[2].mask
+        for copied in (copy.deepcopy(mask), copy.copy(mask), mask.clone()):
+            assert type(copied) is torch.Tensor
+            assert torch.equal(copied, mask)
+        buffer = io.BytesIO()
+        torch.save(mask, buffer)
+        buffer.seek(0)
+        loaded = torch.load(buffer)
+        assert type(loaded) is torch.Tensor
+        assert torch.equal(loaded, mask)
 
 
 class TestConstructorBadInput:

@@ -44,7 +44,7 @@ class _PackedView(torch.Tensor):
 
     __torch_function__ = torch._C._disabled_torch_function_impl  # type: ignore[assignment]
 
-    @property  # type: ignore[override]
+    @property
     def data(self) -> torch.Tensor:
         return torch.Tensor.data.__get__(self)  # type: ignore[attr-defined]
 
@@ -52,6 +52,13 @@ class _PackedView(torch.Tensor):
     def data(self, value: Any) -> None:
         layer, name = self.__dict__["_pypaddle_layer"]
         layer._assign_data(name, value)
+
+    # Copies and pickles are plain tensors: they do not carry the layer (and its model).
+    def __deepcopy__(self, memo: dict) -> torch.Tensor:
+        return self.as_subclass(torch.Tensor).__deepcopy__(memo)
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return self.as_subclass(torch.Tensor).__reduce_ex__(protocol)
 
 
 class DanLayer(MaskedLinearLayer):
