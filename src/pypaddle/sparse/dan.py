@@ -36,6 +36,8 @@ __all__ = ["KERNELS", "MaskedDeepDAN"]
 
 KERNELS = ("auto", "compiled", "torch", "modules")
 
+_MISSING = object()
+
 # The packed mask buffers -> the packed parameters they mask.
 _PACKED_MASKS = {"hidden_mask": "hidden_weight", "hidden_bias_mask": "hidden_bias"}
 
@@ -197,9 +199,9 @@ class MaskedDeepDAN(MaskedModel):
             self.sink_index,
             features,
             self.hidden_weight,
-            self.packed_mask_values("hidden_mask", dtype, checked=True),
+            _values(self._followed("hidden_mask", checked=True), self.hidden_mask, dtype),
             self.hidden_bias,
-            self.packed_mask_values("hidden_bias_mask", dtype),
+            _values(self._followed("hidden_bias_mask"), self.hidden_bias_mask, dtype),
         )
         activation = FAST_ACTIVATIONS[type(self.activation)]
         if kernel == "compiled":
@@ -262,10 +264,9 @@ class MaskedDeepDAN(MaskedModel):
         Each derived value (0/1 values per dtype, the compiled kernel's active edges) is
         kept with a copy of the mask it was made from, and all are dropped as soon as the
         mask differs from that copy, however it was edited: in place, through a layer's
-        view, through ``.data`` or a numpy array sharing its memory (none of which a
-        version counter sees for all of them), swapped by ``.to()`` or loaded. The
-        comparison is one pass over the mask (a memory comparison), cheap beside the
-        kernel. With ``region`` only that range of the mask is compared (a layer reading
+        view, through ``.data`` or a numpy array sharing its memory (which torch's version
+        counter does not see), swapped by ``.to()`` or loaded. The comparison is one pass
+        over the mask's bytes, cheap beside the kernel. With ``region`` only that range of the mask is compared (a layer reading
         its own block); with ``checked`` none is, because the caller just compared it.
         """
         mask = self._packed(name)
@@ -304,11 +305,7 @@ class MaskedDeepDAN(MaskedModel):
         """
         if torch.jit.is_tracing() or torch.compiler.is_compiling():
             return self._packed(name).to(dtype)
-        derived = self._followed(name, region, checked=checked)
-        if dtype not in derived:
-            mask = self._packed(name)
-            derived[dtype] = None if bool(mask.all()) else mask.to(dtype)
-        return derived[dtype]
+        return _values(self._followed(name, region, checked=checked), self._packed(name), dtype)
 
     def _packed(self, name: str) -> torch.Tensor:
         mask = self._buffers[name]
@@ -430,15 +427,24 @@ def _check_flag(value: Any, name: str) -> bool:
     raise ConfigError(f"{name} must be True or False, got {value!r}")
 
 
+def _values(derived: dict, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+    """``mask`` as 0/1 values of ``dtype`` (None if all True), kept in ``derived``."""
+    values = derived.get(dtype, _MISSING)
+    if values is _MISSING:
+        values = derived[dtype] = None if bool(mask.all()) else mask.to(dtype)
+    return values
+
+
 def _same_contents(mask: torch.Tensor, copy: torch.Tensor, start: int, end: int) -> bool:
     """Whether ``mask[start:end]`` equals ``copy[start:end]`` (1-d tensors of one dtype).
 
-    On the CPU a comparison of the bytes eight at a time: a fraction of what
-    ``torch.equal`` costs on bools, so that checking a mask every forward stays cheap.
+    Large masks on the CPU are compared as bytes, eight at a time: a fraction of what
+    ``torch.equal`` costs on a long bool tensor, so that checking a mask every forward
+    stays cheap; small ones by ``torch.equal``, which costs less to call.
     """
     if mask.shape != copy.shape or mask.dtype != copy.dtype or mask.device != copy.device:
         return False
-    if mask.device.type != "cpu" or not mask.is_contiguous():
+    if end - start < 1 << 13 or mask.device.type != "cpu" or not mask.is_contiguous():
         return torch.equal(mask[start:end], copy[start:end])
     ours = mask.detach().numpy()[start:end].view(np.uint8)
     theirs = copy.numpy()[start:end].view(np.uint8)
