@@ -266,8 +266,9 @@ class MaskedDeepDAN(MaskedModel):
         mask differs from that copy, however it was edited: in place, through a layer's
         view, through ``.data`` or a numpy array sharing its memory (which torch's version
         counter does not see), swapped by ``.to()`` or loaded. The comparison is one pass
-        over the mask's bytes, cheap beside the kernel. With ``region`` only that range of the mask is compared (a layer reading
-        its own block); with ``checked`` none is, because the caller just compared it.
+        over the mask's bytes, cheap beside the kernel. With ``region`` only that range of
+        the mask is compared (a layer reading its own block); with ``checked`` none is,
+        because the caller just compared it.
         """
         mask = self._packed(name)
         followers = self.__dict__.setdefault("_mask_followers", {})
