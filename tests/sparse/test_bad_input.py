@@ -298,7 +298,7 @@ def _constructor_cases() -> list[Any]:
     def cells(**changes: Any) -> DeepCellDAN:
         arguments = {
             "num_classes": 3,
-            "input_channel_size": 2,
+            "in_channels": 2,
             "cell_constructor": conv_bn_relu_cell,
             "structure": STRUCTURE,
             **changes,
@@ -306,7 +306,7 @@ def _constructor_cases() -> list[Any]:
         return DeepCellDAN(**arguments)
 
     add("cells-classes", lambda v: cells(num_classes=v), NOT_SIZES, ConfigError)
-    add("cells-channels", lambda v: cells(input_channel_size=v), NOT_SIZES, ConfigError)
+    add("cells-channels", lambda v: cells(in_channels=v), NOT_SIZES, ConfigError)
     add("cells-output-channels", lambda v: cells(output_channels=v), NOT_SIZES, ConfigError)
     add("cells-constructor", lambda v: cells(cell_constructor=v), [None, 3, "conv"], InputTypeError)
     add(

@@ -339,7 +339,7 @@ class TestBadInput:
     def test_bad_sizes(self):
         with pytest.raises(ConfigError, match="num_classes"):
             DeepCellDAN(0, 3, conv_bn_relu_cell, diamond())
-        with pytest.raises(ConfigError, match="input_channel_size"):
+        with pytest.raises(ConfigError, match="in_channels"):
             DeepCellDAN(3, True, conv_bn_relu_cell, diamond())
 
     def test_partial_constructor(self):

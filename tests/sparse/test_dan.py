@@ -467,10 +467,10 @@ class TestBadInput:
         with pytest.raises(TypeError, match="networkx"):
             MaskedDeepDAN(3, 2, [(0, 1)])
 
-    @pytest.mark.parametrize(("size_input", "size_output"), [(0, 2), (3, 0), ((1, 0), 2), (-1, 2)])
-    def test_sizes(self, size_input, size_output):
+    @pytest.mark.parametrize(("input_shape", "num_classes"), [(0, 2), (3, 0), ((1, 0), 2), (-1, 2)])
+    def test_sizes(self, input_shape, num_classes):
         with pytest.raises(ConfigError):
-            MaskedDeepDAN(size_input, size_output, nx.DiGraph([(0, 1)]))
+            MaskedDeepDAN(input_shape, num_classes, nx.DiGraph([(0, 1)]))
 
     def test_integer_input_is_named(self):
         model = MaskedDeepDAN(3, 2, nx.DiGraph([(0, 1)]))
@@ -849,12 +849,12 @@ class TestConstructorBadInput:
 
     @staticmethod
     def build(structure, **arguments):
-        values = {"size_input": 3, "size_output": 2, "structure": structure, **arguments}
+        values = {"input_shape": 3, "num_classes": 2, "structure": structure, **arguments}
         before = snapshot(structure)
         try:
             MaskedDeepDAN(
-                values.pop("size_input"),
-                values.pop("size_output"),
+                values.pop("input_shape"),
+                values.pop("num_classes"),
                 values.pop("structure"),
                 **values,
             )
@@ -863,9 +863,9 @@ class TestConstructorBadInput:
                 assert_unchanged(before, structure)
 
     @pytest.mark.parametrize("value", [*NOT_COUNTS, 0])
-    def test_size_output(self, tiny, value):
+    def test_num_classes(self, tiny, value):
         with pytest.raises(ConfigError):
-            self.build(tiny, size_output=value)
+            self.build(tiny, num_classes=value)
 
     @pytest.mark.parametrize(
         "value",
@@ -874,13 +874,14 @@ class TestConstructorBadInput:
             *(0, (), (2, 0), (2, -1), (2, 1.5), [3, "a"]),
         ],
     )
-    def test_size_input(self, tiny, value):
+    def test_input_shape(self, tiny, value):
         with pytest.raises(ConfigError):
-            self.build(tiny, size_input=value)
+            self.build(tiny, input_shape=value)
 
     def test_numpy_sizes_are_counts(self, tiny):
         model = MaskedDeepDAN(np.int64(3), np.int32(2), tiny)
-        assert (model.size_input, model.size_output) == (3, 2)
+        assert (model.in_features, model.num_classes) == (3, 2)
+        assert (model.size_input, model.size_output) == (3, 2)  # the old names, read-only
 
     @pytest.mark.parametrize(
         "value", ["fast", "", None, 1, True, ["auto"], np.array(["auto", "torch"]), object()]

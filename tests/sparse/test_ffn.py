@@ -119,13 +119,13 @@ class TestBadInput:
         with pytest.raises(ConfigError, match="hidden"):
             MaskedDeepFFN(4, 2, hidden_layers)
 
-    @pytest.mark.parametrize("size_input", [0, (), (1, 0, 28), -3])
-    def test_size_input(self, size_input):
-        with pytest.raises(ConfigError, match="size_input"):
-            MaskedDeepFFN(size_input, 2, [3])
+    @pytest.mark.parametrize("input_shape", [0, (), (1, 0, 28), -3])
+    def test_input_shape(self, input_shape):
+        with pytest.raises(ConfigError, match="input_shape"):
+            MaskedDeepFFN(input_shape, 2, [3])
 
-    def test_size_output(self):
-        with pytest.raises(ConfigError, match="size_output"):
+    def test_num_classes(self):
+        with pytest.raises(ConfigError, match="num_classes"):
             MaskedDeepFFN(4, 0, [3])
 
     def test_activation(self):

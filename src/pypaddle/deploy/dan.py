@@ -163,7 +163,7 @@ def _build(
     out_weight: torch.Tensor,
     out_bias: torch.Tensor,
 ) -> CompactDAN:
-    features, plan = model.size_input, model.plan
+    features, plan = model.in_features, model.plan
     # Column of every kept vertex in the concatenation [input | kept vertices].
     column = torch.full((plan.vertices,), -1, dtype=torch.long)
     column[kept] = features + torch.arange(int(kept.sum()))

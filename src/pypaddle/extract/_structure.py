@@ -31,16 +31,16 @@ def structure_edges(model: Any, threshold: float | None):
         model.recompute_mask(threshold)
     structure = model.generate_structure(include_input=True, include_output=True)
     labels: list[Hashable] = list(structure)
-    inputs = {("input", i) for i in range(model.size_input)}
-    outputs = {("output", j) for j in range(model.size_output)}
+    inputs = {("input", i) for i in range(model.in_features)}
+    outputs = {("output", j) for j in range(model.num_classes)}
     hidden = [label for label in labels if label not in inputs and label not in outputs]
     local = {label: position for position, label in enumerate(hidden)}
-    local.update({("output", j): len(hidden) + j for j in range(model.size_output)})
+    local.update({("output", j): len(hidden) + j for j in range(model.num_classes)})
     # Input vertices get negative codes -1 - feature, so one array tells them apart.
-    local.update({("input", i): -1 - i for i in range(model.size_input)})
+    local.update({("input", i): -1 - i for i in range(model.in_features)})
     sources, targets = edge_index(structure, dict(zip(labels, range(len(labels)))))
     code = np.fromiter(map(local.__getitem__, labels), dtype=np.int64, count=len(labels))
     sources, targets = code[sources], code[targets]
     reads = sources < 0
     internal = (sources[~reads], targets[~reads])
-    return hidden, internal, (targets[reads], -1 - sources[reads]), model.size_output
+    return hidden, internal, (targets[reads], -1 - sources[reads]), model.num_classes

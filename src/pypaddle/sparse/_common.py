@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
+import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import torch
 from torch import nn
@@ -14,7 +17,18 @@ from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.sparse._arguments import check_tensor_input
 from pypaddle.sparse.masked import MaskableModule, check_theta, maskable_layers
 
-__all__ = ["MaskedModel", "check_size", "flatten_input", "input_shape", "resolve_activation"]
+__all__ = [
+    "MaskedModel",
+    "attribute_alias",
+    "check_size",
+    "flatten_input",
+    "renamed_keywords",
+    "resolve_activation",
+    "resolve_input_shape",
+]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 
 def check_size(value: Any, name: str) -> int:
@@ -22,15 +36,87 @@ def check_size(value: Any, name: str) -> int:
     return check_count(value, name, 1)
 
 
-def input_shape(size_input: int | Sequence[int]) -> tuple[tuple[int, ...], int]:
+def resolve_input_shape(input_shape: int | Sequence[int]) -> tuple[tuple[int, ...], int]:
     """The input shape and its number of features; an int means a flat input."""
-    if isinstance(size_input, Sequence) and not isinstance(size_input, (str, bytes)):
-        if len(size_input) == 0:
-            raise ConfigError("size_input must be a positive int or a non-empty shape, got ()")
-        shape = tuple(check_size(dim, "every dimension of size_input") for dim in size_input)
+    if isinstance(input_shape, Sequence) and not isinstance(input_shape, (str, bytes)):
+        if len(input_shape) == 0:
+            raise ConfigError("input_shape must be a positive int or a non-empty shape, got ()")
+        shape = tuple(check_size(dim, "every dimension of input_shape") for dim in input_shape)
     else:
-        shape = (check_size(size_input, "size_input"),)
+        shape = (check_size(input_shape, "input_shape"),)
     return shape, math.prod(shape)
+
+
+def attribute_alias(new: str) -> property:
+    """A read-only property that reads attribute ``new`` (an attribute's old name)."""
+
+    def read(self: Any) -> Any:
+        return getattr(self, new)
+
+    return property(read, doc=f"The old name of :attr:`{new}` (read-only).")
+
+
+def renamed_keywords(
+    **renames: str,
+) -> Callable[[Callable[_P, _R]], Callable[_P, _R]]:
+    """Let a function still take the old names of renamed keyword arguments.
+
+    ``renamed_keywords(old="new")`` wraps a function (a model's ``__init__``) so that
+    ``old=value`` is passed on as ``new=value`` with a ``DeprecationWarning`` naming the new
+    name. Giving the old name together with the new one (by keyword or by position) is an
+    :class:`~pypaddle.errors.InputTypeError`. ``inspect.signature`` of the wrapped function
+    (and of a class whose ``__init__`` it is) shows only the new names.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> @renamed_keywords(size="width")
+    ... def area(width, height):
+    ...     return width * height
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     area(size=2, height=3)
+    6
+    >>> str(caught[0].message)
+    'area: the keyword size= is deprecated, use width= (the same value)'
+    >>> str(inspect.signature(area))
+    '(width, height)'
+    """
+
+    def decorate(function: Callable[_P, _R]) -> Callable[_P, _R]:
+        parameters = list(inspect.signature(function).parameters.values())
+        positional = [
+            parameter.name
+            for parameter in parameters
+            if parameter.kind in (parameter.POSITIONAL_ONLY, parameter.POSITIONAL_OR_KEYWORD)
+        ]
+        owner = function.__qualname__.removesuffix(".__init__")
+        for old, new in renames.items():
+            if new not in {parameter.name for parameter in parameters}:
+                raise ValueError(f"{owner} has no parameter {new!r} to rename {old!r} to")
+
+        @functools.wraps(function)
+        def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            for old, new in renames.items():
+                if old not in kwargs:
+                    continue
+                given_by_position = new in positional and positional.index(new) < len(args)
+                if new in kwargs or given_by_position:
+                    raise InputTypeError(
+                        f"{owner} got both {new} (the new name) and {old}= (its deprecated "
+                        f"old name); give only {new}"
+                    )
+                warnings.warn(
+                    f"{owner}: the keyword {old}= is deprecated, use {new}= (the same value)",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+                kwargs[new] = kwargs.pop(old)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 class _Function(nn.Module):

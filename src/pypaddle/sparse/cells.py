@@ -21,7 +21,7 @@ from pypaddle.errors import ConfigError, InputTypeError, StructureError
 from pypaddle.graph import CachedLayeredGraph
 from pypaddle.graph.layering import layer_array
 from pypaddle.sparse._arguments import check_flag, check_tensor_input
-from pypaddle.sparse._common import MaskedModel, check_size
+from pypaddle.sparse._common import MaskedModel, attribute_alias, check_size, renamed_keywords
 from pypaddle.sparse._structure import structure_from_positions
 from pypaddle.sparse.conv import MaskedConv2d
 from pypaddle.sparse.masked import MaskedLinearLayer
@@ -154,7 +154,8 @@ class DeepCellDAN(MaskedModel):
     input_channel_size=)`` builds the cell of every vertex (see :func:`conv_bn_relu_cell`,
     :func:`separable_conv_cell`); ``is_input`` marks sources (in-degree 0), ``is_output``
     sinks (out-degree 0), ``layer`` is the vertex's layer. A cell maps ``[B, in_degree, H,
-    W]`` (a source's: ``[B, input_channel_size, H, W]``) to ``[B, 1, H', W']``.
+    W]`` (a source's: ``[B, in_channels, H, W]``; the constructor protocol keeps its keyword
+    name ``input_channel_size``) to ``[B, 1, H', W']``.
 
     Input channel ``j`` of a vertex is the output of its ``j``-th predecessor in the order of
     ``structure.predecessors(vertex)`` (see :meth:`cell_inputs`); outputs of different sizes
@@ -164,6 +165,20 @@ class DeepCellDAN(MaskedModel):
 
     The structure is compiled once into lists of positions: ``forward`` never touches
     networkx. The structure itself is not modified.
+
+    Parameters
+    ----------
+    num_classes : int
+        Number of outputs.
+    in_channels : int
+        Channels of the input images (formerly ``input_channel_size``; that keyword still
+        works, with a DeprecationWarning).
+    cell_constructor : callable
+        Builds the cell of a vertex, called with the keywords above.
+    structure : networkx.DiGraph
+        A directed acyclic graph with at least one source.
+    output_channels : int
+        Channels of the masked 1x1 conv after the sinks.
 
     Examples
     --------
@@ -179,10 +194,13 @@ class DeepCellDAN(MaskedModel):
     [('a', 'b'), ('a', 'c')]
     """
 
+    input_channel_size = attribute_alias("in_channels")
+
+    @renamed_keywords(input_channel_size="in_channels")
     def __init__(
         self,
         num_classes: int,
-        input_channel_size: int,
+        in_channels: int,
         cell_constructor: CellConstructor,
         structure: nx.DiGraph,
         *,
@@ -190,7 +208,7 @@ class DeepCellDAN(MaskedModel):
     ) -> None:
         super().__init__()
         self.num_classes = check_size(num_classes, "num_classes")
-        self.input_channel_size = check_size(input_channel_size, "input_channel_size")
+        self.in_channels = check_size(in_channels, "in_channels")
         output_channels = check_size(output_channels, "output_channels")
         if not callable(cell_constructor):
             raise InputTypeError(
@@ -224,7 +242,7 @@ class DeepCellDAN(MaskedModel):
                 in_degree=len(self._inputs[index]),
                 out_degree=out_degree[index],
                 layer=int(layers[order[index]]),
-                input_channel_size=self.input_channel_size,
+                input_channel_size=self.in_channels,
             )
             if not isinstance(cell, nn.Module):
                 raise InputTypeError(
@@ -259,9 +277,9 @@ class DeepCellDAN(MaskedModel):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         check_tensor_input(input, type(self).__name__)
-        if input.dim() != 4 or input.shape[1] != self.input_channel_size:
+        if input.dim() != 4 or input.shape[1] != self.in_channels:
             raise ConfigError(
-                f"the model takes images [batch, {self.input_channel_size}, height, width], "
+                f"the model takes images [batch, {self.in_channels}, height, width], "
                 f"got an input of shape {tuple(input.shape)}"
             )
         dtype = self.classifier.weight.dtype

@@ -15,10 +15,12 @@ from pypaddle.graph import CachedLayeredGraph
 from pypaddle.sparse import _dan_numba as compiled
 from pypaddle.sparse._common import (
     MaskedModel,
+    attribute_alias,
     check_size,
     flatten_input,
-    input_shape,
+    renamed_keywords,
     resolve_activation,
+    resolve_input_shape,
 )
 from pypaddle.sparse._dan_kernel import FAST_ACTIVATIONS, DanSinks
 from pypaddle.sparse._dan_layer import DanLayer, pack_per_layer_entries
@@ -62,10 +64,11 @@ class MaskedDeepDAN(MaskedModel):
 
     Parameters
     ----------
-    size_input : int or tuple of int
+    input_shape : int or tuple of int
         Number of input features, or the shape of one input sample.
-    size_output : int
-        Number of outputs.
+        (Formerly ``size_input``; that keyword still works, with a DeprecationWarning.)
+    num_classes : int
+        Number of outputs. (Formerly ``size_output``, likewise.)
     structure : networkx.DiGraph
         Any directed acyclic graph with at least one vertex (e.g. a
         :class:`~pypaddle.graph.CachedLayeredGraph`). Labels may be any hashables.
@@ -107,10 +110,14 @@ class MaskedDeepDAN(MaskedModel):
     activation: nn.Module
     layer_out: MaskedLinearLayer
 
+    size_input = attribute_alias("in_features")
+    size_output = attribute_alias("num_classes")
+
+    @renamed_keywords(size_input="input_shape", size_output="num_classes")
     def __init__(
         self,
-        size_input: int | Sequence[int],
-        size_output: int,
+        input_shape: int | Sequence[int],
+        num_classes: int,
         structure: nx.DiGraph,
         *,
         use_layer_norm: bool = False,
@@ -119,16 +126,16 @@ class MaskedDeepDAN(MaskedModel):
     ) -> None:
         super().__init__()
         # Everything is checked, and the plan made, before the first attribute is set.
-        shape, features = input_shape(size_input)
-        size_output = check_size(size_output, "size_output")
+        shape, features = resolve_input_shape(input_shape)
+        num_classes = check_size(num_classes, "num_classes")
         _check_kernel(kernel)
         use_layer_norm = _check_flag(use_layer_norm, "use_layer_norm")
         activation_module = resolve_activation(activation)
         plan = DanPlan.from_structure(structure, features)
 
         self.input_shape = shape
-        self.size_input = features
-        self.size_output = size_output
+        self.in_features = features
+        self.num_classes = num_classes
         self.use_layer_norm = use_layer_norm
         self._plan = plan
         self.layer_widths = plan.widths
@@ -153,7 +160,7 @@ class MaskedDeepDAN(MaskedModel):
         self.activation = activation_module
         self.kernel = kernel
         self.register_buffer("sink_index", torch.tensor(plan.sinks), persistent=False)
-        self.layer_out = MaskedLinearLayer(len(plan.sinks), size_output)
+        self.layer_out = MaskedLinearLayer(len(plan.sinks), num_classes)
 
     @property
     def plan(self) -> DanPlan:
@@ -184,7 +191,7 @@ class MaskedDeepDAN(MaskedModel):
         self.__dict__["_kernel"] = kernel
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        features = flatten_input(input, self.size_input)
+        features = flatten_input(input, self.in_features)
         dtype = self.hidden_weight.dtype
         if not features.is_floating_point():
             raise InputTypeError(
@@ -391,7 +398,7 @@ class MaskedDeepDAN(MaskedModel):
         edges = []
         mask = self.hidden_mask.detach().cpu().numpy()
         if include_input:
-            labels += [input_vertex(i) for i in range(self.size_input)]
+            labels += [input_vertex(i) for i in range(self.in_features)]
             vertices += [(label, {"role": "input"}) for label in labels[plan.vertices :]]
             first_mask = self.hidden_mask[: plan.blocks[0][1]].view(plan.widths[0], plan.features)
             edges.append(mask_edges(first_mask, plan.vertices, 0))
@@ -400,7 +407,7 @@ class MaskedDeepDAN(MaskedModel):
         edges.append(plan.edges_at(np.flatnonzero(mask[first:]) + first))
         if include_output:
             output_start = len(labels)
-            labels += [output_vertex(j) for j in range(self.size_output)]
+            labels += [output_vertex(j) for j in range(self.num_classes)]
             vertices += [(label, {"role": "output"}) for label in labels[output_start:]]
             out_targets, out_sources = self.layer_out.mask.detach().cpu().nonzero(as_tuple=True)
             sink_positions = np.asarray(plan.sinks, dtype=np.int64)

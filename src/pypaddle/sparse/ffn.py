@@ -13,10 +13,12 @@ from pypaddle.graph import CachedLayeredGraph
 from pypaddle.sparse._arguments import check_flag
 from pypaddle.sparse._common import (
     MaskedModel,
+    attribute_alias,
     check_size,
     flatten_input,
-    input_shape,
+    renamed_keywords,
     resolve_activation,
+    resolve_input_shape,
 )
 from pypaddle.sparse._structure import (
     input_vertex,
@@ -37,10 +39,11 @@ class MaskedDeepFFN(MaskedModel):
 
     Parameters
     ----------
-    size_input : int or tuple of int
+    input_shape : int or tuple of int
         Number of input features, or the shape of one input sample (e.g. ``(1, 28, 28)``).
-    size_output : int
-        Number of outputs.
+        (Formerly ``size_input``; that keyword still works, with a DeprecationWarning.)
+    num_classes : int
+        Number of outputs. (Formerly ``size_output``, likewise.)
     hidden_layers : sequence of int
         Width of each hidden layer; at least one, none zero.
     use_layer_norm : bool
@@ -59,18 +62,22 @@ class MaskedDeepFFN(MaskedModel):
     (200, 10000)
     """
 
+    size_input = attribute_alias("in_features")
+    size_output = attribute_alias("num_classes")
+
+    @renamed_keywords(size_input="input_shape", size_output="num_classes")
     def __init__(
         self,
-        size_input: int | Sequence[int],
-        size_output: int,
+        input_shape: int | Sequence[int],
+        num_classes: int,
         hidden_layers: Sequence[int],
         *,
         use_layer_norm: bool = False,
         activation: Any = nn.ReLU,
     ) -> None:
         super().__init__()
-        shape, features = input_shape(size_input)
-        size_output = check_size(size_output, "size_output")
+        shape, features = resolve_input_shape(input_shape)
+        num_classes = check_size(num_classes, "num_classes")
         if isinstance(hidden_layers, int) or not isinstance(hidden_layers, Sequence):
             raise ConfigError(
                 f"hidden_layers must be a sequence of positive ints, got {hidden_layers!r}; "
@@ -83,8 +90,8 @@ class MaskedDeepFFN(MaskedModel):
         widths = [check_size(width, "every hidden layer width") for width in hidden_layers]
 
         self.input_shape = shape
-        self.size_input = features
-        self.size_output = size_output
+        self.in_features = features
+        self.num_classes = num_classes
         self.hidden_widths = tuple(widths)
         self.use_layer_norm = check_flag(use_layer_norm, "use_layer_norm")
         activation_module = resolve_activation(activation)  # checked before any weight is drawn
@@ -95,11 +102,11 @@ class MaskedDeepFFN(MaskedModel):
         self.layer_norms = nn.ModuleList(
             nn.LayerNorm(width) if self.use_layer_norm else nn.Identity() for width in widths
         )
-        self.layer_out = MaskedLinearLayer(widths[-1], size_output)
+        self.layer_out = MaskedLinearLayer(widths[-1], num_classes)
         self.activation = activation_module
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
-        hidden = flatten_input(input, self.size_input, type(self).__name__)
+        hidden = flatten_input(input, self.in_features, type(self).__name__)
         for layer, norm in zip(self.layers_main_hidden, self.layer_norms):
             hidden = self.activation(norm(layer(hidden)))
         return self.layer_out(hidden)
@@ -125,7 +132,7 @@ class MaskedDeepFFN(MaskedModel):
         vertices: list[tuple[Any, dict]] = []
         edges = []
         if include_input:
-            labels += [input_vertex(i) for i in range(self.size_input)]
+            labels += [input_vertex(i) for i in range(self.in_features)]
             vertices += [(label, {"role": "input"}) for label in labels[hidden_count:]]
             edges.append(mask_edges(self._hidden_layers[0].mask, hidden_count, 0))
         vertices += [(label, {"role": "hidden"}) for label in range(hidden_count)]
@@ -135,7 +142,7 @@ class MaskedDeepFFN(MaskedModel):
             offset += previous
         if include_output:
             output_start = len(labels)
-            labels += [output_vertex(j) for j in range(self.size_output)]
+            labels += [output_vertex(j) for j in range(self.num_classes)]
             vertices += [(label, {"role": "output"}) for label in labels[output_start:]]
             edges.append(mask_edges(self.layer_out.mask, offset, output_start))
         return structure_from_positions(vertices, labels, edges)
