@@ -120,6 +120,20 @@ class TestFunctionDataset:
         assert loaded.metadata == data.metadata
         assert loaded.split(seed=1).x_test.shape == (8, 4)
 
+    def test_save_failing_half_way_keeps_the_previous_file(self, tmp_path, monkeypatch):
+        path = FunctionDataset("sphere", samples=10, seed=0).save(tmp_path / "a.npz")
+        before = path.read_bytes()
+
+        def half(handle, **arrays):
+            handle.write(b"PK half an archive")
+            raise OSError("disk full")
+
+        monkeypatch.setattr(np, "savez", half)
+        with pytest.raises(OSError, match="disk full"):
+            FunctionDataset("sphere", samples=20, seed=1).save(path)
+        assert path.read_bytes() == before
+        assert [p.name for p in tmp_path.iterdir()] == ["a.npz"]
+
     def test_split_partitions_the_samples(self):
         data = FunctionDataset("sphere", samples=10, seed=0)
         split = data.split(test_fraction=0.3, seed=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 
 import networkx as nx
 import pytest
@@ -135,6 +136,7 @@ class TestOnnx:
         x = torch.randn(9, 16)  # another batch size than the example
         (out,) = session.run(None, {"input": x.numpy()})
         torch.testing.assert_close(torch.from_numpy(out), small(x).detach(), rtol=0, atol=1e-4)
+        assert files_in(tmp_path) == ["model.onnx"]  # no temporary left behind
 
     def test_missing_onnx_says_what_to_install(self, monkeypatch, tmp_path):
         real = importlib.util.find_spec
@@ -149,3 +151,90 @@ class TestOnnx:
         with pytest.raises(InputTypeError, match=r"\(model, path, example_input\)"):
             export_onnx(nn.Linear(2, 2), torch.randn(1, 2), tmp_path / "m.onnx")
         assert not (tmp_path / "m.onnx").exists()
+
+
+def files_in(folder):
+    return sorted(path.name for path in folder.iterdir())
+
+
+class TestAtomicWrites:
+    """Finding 8 of issue 16: a save killed half way destroyed the previous file."""
+
+    @pytest.mark.parametrize("failure", [OSError("disk full"), KeyboardInterrupt()])
+    def test_a_save_failing_half_way_keeps_the_previous_file(self, failure, tmp_path, monkeypatch):
+        path = tmp_path / "model.pt"
+        save(compact(pruned_ffn()), path)
+        before = path.read_bytes()
+        real_save = torch.save
+
+        def half(content, handle):
+            real_save(content, handle)
+            handle.truncate(len(before) // 3)
+            raise failure
+
+        monkeypatch.setattr(torch, "save", half)
+        with pytest.raises(type(failure)):
+            save(nn.Sequential(nn.Linear(2, 2)), path)
+        assert path.read_bytes() == before
+        assert files_in(tmp_path) == ["model.pt"]
+        monkeypatch.undo()
+        torch.testing.assert_close(
+            load(path)(torch.ones(1, 16)), compact(pruned_ffn())(torch.ones(1, 16))
+        )
+
+    def test_a_refused_model_writes_nothing(self, tmp_path):
+        class Custom(nn.Module):
+            def forward(self, x):
+                return x
+
+        (tmp_path / "model.pt").write_bytes(b"old")
+        with pytest.raises(ConfigError):
+            save(nn.Sequential(Custom()), tmp_path / "model.pt")
+        assert (tmp_path / "model.pt").read_bytes() == b"old"
+        assert files_in(tmp_path) == ["model.pt"]
+
+    def test_save_makes_missing_folders_and_keeps_the_file_mode(self, tmp_path):
+        path = tmp_path / "a" / "b" / "model.pt"
+        save(nn.Linear(2, 2), path)
+        assert files_in(path.parent) == ["model.pt"]
+        assert path.stat().st_mode & 0o044  # readable by others, unlike mkstemp's 0o600
+
+    def test_a_file_object_is_written_directly(self, tmp_path):
+        buffer = io.BytesIO()
+        save(nn.Sequential(nn.Linear(2, 2)), buffer)
+        buffer.seek(0)
+        assert isinstance(load(buffer)[0], nn.Linear)
+
+    def test_export_failing_half_way_keeps_the_previous_file(self, tmp_path, monkeypatch):
+        pytest.importorskip("onnxscript")
+        path = tmp_path / "model.onnx"
+        path.write_bytes(b"old onnx")
+
+        class HalfProgram:
+            def save(self, destination):
+                with open(destination, "wb") as handle:
+                    handle.write(b"half")
+                with open(f"{destination}.data", "wb") as handle:
+                    handle.write(b"weights")
+                raise OSError("disk full")
+
+        monkeypatch.setattr(torch.onnx, "export", lambda *args, **kwargs: HalfProgram())
+        with pytest.raises(OSError, match="disk full"):
+            export_onnx(nn.Linear(2, 2), path, torch.randn(1, 2))
+        assert path.read_bytes() == b"old onnx"
+        assert files_in(tmp_path) == ["model.onnx"]
+
+    def test_export_moves_every_file_it_wrote(self, tmp_path, monkeypatch):
+        pytest.importorskip("onnxscript")
+
+        class Program:
+            def save(self, destination):
+                with open(f"{destination}.data", "wb") as handle:
+                    handle.write(b"weights")
+                with open(destination, "wb") as handle:
+                    handle.write(b"graph")
+
+        monkeypatch.setattr(torch.onnx, "export", lambda *args, **kwargs: Program())
+        export_onnx(nn.Linear(2, 2), tmp_path / "out" / "m.onnx", torch.randn(1, 2))
+        assert files_in(tmp_path / "out") == ["m.onnx", "m.onnx.data"]
+        assert (tmp_path / "out" / "m.onnx").read_bytes() == b"graph"

@@ -8,6 +8,7 @@ before any check. Finding 11: corrupt files gave raw tracebacks.
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import sys
 import zipfile
@@ -17,6 +18,7 @@ import pytest
 import torch
 from torch import nn
 
+from bad_values import NOT_COUNTS, assert_unchanged, snapshot
 from pypaddle.deploy import CompactDAN, compact, load, register_loadable, save
 from pypaddle.errors import ConfigError, InputTypeError, ModelFileError, PaddleError
 from pypaddle.sparse import MaskedDeepDAN
@@ -453,3 +455,83 @@ class TestRegisterLoadable:
             register_loadable(Good, name=name)
         save_name = "tests.trust.after_refusal_" + str(id(Good))
         assert register_loadable(Good, name=save_name) is Good
+
+
+NOT_PATHS = [None, 3, 1.5, math.nan, True, b"m.pt", ["m.pt"], ("m.pt",), {"p": 1}, object()]
+NOT_MODULES = [
+    *(v for v in NOT_COUNTS if not isinstance(v, nn.Module)),
+    nn.Linear,
+    "model",
+    torch.zeros(2),
+]
+# None is no thing: register_loadable() without one is the decorator form
+NOT_LOADABLE = [v for v in NOT_COUNTS if v is not None]
+
+
+class TestBadValues:
+    @pytest.mark.parametrize("model", NOT_MODULES, ids=repr)
+    def test_save_wants_a_module(self, model, tmp_path):
+        with pytest.raises(InputTypeError, match=r"torch\.nn\.Module"):
+            save(model, tmp_path / "m.pt")
+        assert list(tmp_path.iterdir()) == []
+
+    @pytest.mark.parametrize("path", NOT_PATHS, ids=repr)
+    def test_save_wants_a_path_and_leaves_the_model_alone(self, path, tmp_path, monkeypatch):
+        monkeypatch.chdir(tmp_path)
+        model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)).train()
+        before = snapshot(model)
+        with pytest.raises(InputTypeError, match="file path"):
+            save(model, path)
+        assert_unchanged(before, model)
+        assert list(tmp_path.iterdir()) == []
+
+    def test_save_onto_a_folder_or_under_a_file(self, tmp_path):
+        model = nn.Linear(2, 2)
+        (tmp_path / "m.pt").mkdir()
+        with pytest.raises(ConfigError, match="it is a folder"):
+            save(model, tmp_path / "m.pt")
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(ConfigError, match="is a file, not a folder"):
+            save(model, tmp_path / "file" / "m.pt")
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "m.pt"]
+
+    @pytest.mark.parametrize("path", NOT_PATHS, ids=repr)
+    def test_load_wants_a_path(self, path):
+        with pytest.raises(InputTypeError, match="file path"):
+            load(path)
+
+    @pytest.mark.parametrize(
+        ("map_location", "error"),
+        [
+            (3, InputTypeError),
+            ([1], InputTypeError),
+            ("nowhere", ConfigError),
+            (object(), InputTypeError),
+        ],
+    )
+    def test_load_checks_map_location(self, map_location, error, tmp_path):
+        save(nn.Linear(2, 2), tmp_path / "m.pt")
+        with pytest.raises(error, match="map_location"):
+            load(tmp_path / "m.pt", map_location=map_location)
+
+    def test_map_location_still_works(self, tmp_path):
+        save(nn.Linear(2, 2), tmp_path / "m.pt")
+        assert load(tmp_path / "m.pt", map_location="cpu").weight.device.type == "cpu"
+        assert load(tmp_path / "m.pt", map_location=torch.device("cpu")).weight.shape == (2, 2)
+
+    @pytest.mark.parametrize(
+        "thing", [*NOT_LOADABLE, "torch.nn.Linear", io.BytesIO, int, print.__call__]
+    )
+    def test_register_loadable_wants_a_module_class_or_function(self, thing):
+        with pytest.raises(InputTypeError):
+            register_loadable(thing)
+
+    @pytest.mark.parametrize("name", [n for n in NOT_LOADABLE if not isinstance(n, str)])
+    def test_register_loadable_wants_a_str_name(self, name):
+        class Fine(nn.Identity):
+            pass
+
+        with pytest.raises(InputTypeError, match="name"):
+            register_loadable(Fine, name=name)
+        with pytest.raises(InputTypeError, match="name"):
+            register_loadable(name=name)

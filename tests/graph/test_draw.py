@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
@@ -89,3 +90,42 @@ class TestDraw:
         monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
         with pytest.raises(ConfigError, match=r"pypaddle\[plot\]"):
             draw(nx.DiGraph([(0, 1)]), tmp_path / "g.png")
+
+
+class TestDrawWrites:
+    def test_missing_folders_are_made(self, tmp_path):
+        path = draw(complete_layered([2, 2]), tmp_path / "new" / "deeper" / "g.png")
+        assert path.read_bytes()[:4] == b"\x89PNG"
+        assert sorted(p.name for p in path.parent.iterdir()) == ["g.png"]
+
+    def test_the_suffix_chooses_the_format(self, tmp_path):
+        assert draw(complete_layered([2, 2]), tmp_path / "g.svg").read_text().count("<svg") == 1
+        assert draw(complete_layered([2, 2]), tmp_path / "g").read_bytes()[:4] == b"\x89PNG"
+
+    def test_an_unknown_format_is_refused_before_drawing(self, tmp_path):
+        with pytest.raises(ConfigError, match="no 'xyz' files"):
+            draw(complete_layered([2, 2]), tmp_path / "g.xyz")
+        assert list(tmp_path.iterdir()) == []
+
+    def test_a_folder_or_a_file_as_folder_is_refused(self, tmp_path):
+        (tmp_path / "g.png").mkdir()
+        with pytest.raises(ConfigError, match="it is a folder"):
+            draw(complete_layered([2, 2]), tmp_path / "g.png")
+        (tmp_path / "file").write_text("x")
+        with pytest.raises(ConfigError, match="is a file, not a folder"):
+            draw(complete_layered([2, 2]), tmp_path / "file" / "g.png")
+
+    def test_a_drawing_failing_half_way_keeps_the_previous_file(self, tmp_path, monkeypatch):
+        figure = pytest.importorskip("matplotlib.figure")
+        path = draw(complete_layered([2, 2]), tmp_path / "g.png")
+        before = path.read_bytes()
+
+        def half(self, target, **kwargs):
+            Path(target).write_bytes(b"\x89PNG half")
+            raise OSError("disk full")
+
+        monkeypatch.setattr(figure.Figure, "savefig", half)
+        with pytest.raises(OSError, match="disk full"):
+            draw(complete_layered([3, 3]), path)
+        assert path.read_bytes() == before
+        assert [p.name for p in tmp_path.iterdir()] == ["g.png"]

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from pypaddle._core.files import atomic_write_with
 from pypaddle.data.digits import Split
 from pypaddle.errors import ConfigError
 
@@ -162,15 +163,10 @@ class FunctionDataset(torch.utils.data.Dataset):
 
     def save(self, path: str | Path) -> Path:
         """Write the samples and how they were drawn to a ``.npz`` file; return its path."""
-        path = Path(path)
-        with path.open("wb") as handle:
-            np.savez(
-                handle,
-                x=self.x.numpy(),
-                y=self.y.numpy(),
-                metadata=np.array(json.dumps(self.metadata)),
-            )
-        return path
+        x, y = self.x.numpy(), self.y.numpy()
+        metadata = np.array(json.dumps(self.metadata))
+        # written whole or not at all: a temporary file beside path, renamed into place
+        return atomic_write_with(path, lambda handle: np.savez(handle, x=x, y=y, metadata=metadata))
 
     @classmethod
     def load(cls, path: str | Path) -> FunctionDataset:

@@ -14,6 +14,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
+from pypaddle._core.files import atomic_path, check_target
 from pypaddle.errors import ConfigError
 from pypaddle.graph.analysis import layer_graph
 from pypaddle.graph.layering import edge_index, layer_array
@@ -128,7 +129,9 @@ def draw(
     graph : networkx.DiGraph
         A directed acyclic graph.
     path : str or path-like
-        Where to write the PNG; its folder must exist.
+        Where to write the picture: PNG unless the suffix names another format matplotlib
+        writes (``.svg``, ``.pdf``, ...). Missing folders are made; the file is written
+        under a temporary name and renamed into place, so it appears whole or not at all.
     max_vertices : int
         Largest graph drawn vertex by vertex.
     labels : bool or None
@@ -154,7 +157,13 @@ def draw(
     if isinstance(max_vertices, bool) or not isinstance(max_vertices, int) or max_vertices < 1:
         raise ConfigError(f"max_vertices must be an int >= 1, got {max_vertices!r}")
     canvas, line_collection, figure_class = _matplotlib()
-    path = Path(path)
+    path = check_target(path)
+    kind = path.suffix[1:].lower() or "png"
+    if kind not in canvas.get_supported_filetypes():
+        raise ConfigError(
+            f"cannot draw into {str(path)!r}: matplotlib writes no {kind!r} files; use one of "
+            f"{', '.join(sorted(canvas.get_supported_filetypes()))}"
+        )
     vertices, layers = layer_array(graph)
     count, size = len(vertices), graph.number_of_edges()
     summary_line = f"{count} vertices, {size} edges, {int(layers.max(initial=-1)) + 1} layers"
@@ -166,7 +175,8 @@ def draw(
         title = title or summary_line
     figure.axes[0].set_title(title)
     canvas(figure)
-    figure.savefig(path)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format=kind)
     return path
 
 

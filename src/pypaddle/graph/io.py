@@ -25,13 +25,15 @@ import json
 import math
 import numbers
 import os
+from collections import Counter
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+from xml.etree import ElementTree
 
 import networkx as nx
 
-from pypaddle._core.files import atomic_write_with
+from pypaddle._core.files import atomic_write_with, check_target
 from pypaddle.errors import GraphFileError, InputTypeError, StructureError
 from pypaddle.graph.layering import layer_array
 
@@ -47,6 +49,15 @@ _VERSION = 1
 # their save / load call this module, so this module does not import them.
 GRAPH_CLASSES: dict[str, type[nx.DiGraph]] = {"DiGraph": nx.DiGraph}
 _SUFFIXES = (".graphml", ".json")
+
+
+def _path(path: Any, what: str) -> Path:
+    if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
+        raise InputTypeError(
+            f"{what} needs a file path (str or os.PathLike) ending in .graphml or .json, got "
+            f"{type(path).__name__} {path!r}"
+        )
+    return Path(path)
 
 
 def _format(path: Path) -> str:
@@ -92,7 +103,7 @@ def _plain_labels(graph: nx.DiGraph, suffix: str) -> tuple[str, dict[Hashable, i
         if type(vertex) is int or type(vertex) is str:
             plain[vertex] = vertex
         elif isinstance(vertex, numbers.Integral) and not isinstance(vertex, bool):
-            plain[vertex] = int(vertex)
+            plain[cast(Hashable, vertex)] = int(vertex)
         else:
             raise InputTypeError(
                 f"vertex label {vertex!r} of type {type(vertex).__name__} cannot be written: "
@@ -193,9 +204,12 @@ def write(graph: nx.DiGraph, path: str | os.PathLike[str]) -> Path:
     StructureError
         An undirected graph, a multigraph, a self-loop, a cycle.
     InputTypeError
-        A label or an attribute the format cannot give back exactly.
+        A label or an attribute the format cannot give back exactly; a path that is not a
+        str or path-like.
     GraphFileError
         An unknown suffix.
+    ConfigError
+        ``path`` is a folder, or one of its folders is a file (missing folders are made).
 
     Examples
     --------
@@ -207,8 +221,9 @@ def write(graph: nx.DiGraph, path: str | os.PathLike[str]) -> Path:
     >>> list(again.edges) == list(graph.edges), again.nodes[4] == graph.nodes[4]
     (True, True)
     """
-    path = Path(path)
+    path = _path(path, "write")
     suffix = _format(path)
+    check_target(path)
     _check_structure(graph)
     label_type, plain = _plain_labels(graph, suffix)
     vertices, layers = layer_array(graph)
@@ -266,8 +281,13 @@ def read(path: str | os.PathLike[str]) -> nx.DiGraph:
     ------
     GraphFileError
         The file is not valid GraphML / node-link JSON, is undirected or a multigraph, has
-        a cycle, or its recorded labels or layers do not match its contents. It is a
-        ``ValueError`` too.
+        a cycle, lists a vertex or an edge twice, has an edge to or from a vertex it does
+        not list, or its recorded labels or layers do not match its contents; ``path`` is a
+        folder. It is a ``ValueError`` too.
+    InputTypeError
+        ``path`` is not a str or path-like.
+    FileNotFoundError
+        There is no file at ``path``.
 
     Examples
     --------
@@ -278,8 +298,10 @@ def read(path: str | os.PathLike[str]) -> nx.DiGraph:
     >>> type(graph).__name__, list(graph.edges)
     ('DiGraph', [(1, 'b')])
     """
-    path = Path(path)
+    path = _path(path, "read")
     suffix = _format(path)
+    if path.is_dir():
+        raise GraphFileError(f"{str(path)!r} is a folder; give the graph file in it")
     try:
         raw = _read_json(path) if suffix == "json" else _read_graphml(path)
     except GraphFileError:
@@ -305,10 +327,61 @@ def _read_json(path: Path) -> nx.DiGraph:
             "simple directed graph"
         )
     edges_key = "edges" if "edges" in payload else "links"
+    nodes, edges = payload["nodes"], payload.get(edges_key, [])
+    if not isinstance(nodes, list) or not isinstance(edges, list):
+        raise GraphFileError(f"{str(path)!r}: 'nodes' and {edges_key!r} must be lists")
+    if not all(isinstance(node, dict) and "id" in node for node in nodes):
+        raise GraphFileError(f"{str(path)!r} has a vertex entry that is not an object with an 'id'")
+    if not all(isinstance(edge, dict) and {"source", "target"} <= edge.keys() for edge in edges):
+        raise GraphFileError(
+            f"{str(path)!r} has an edge entry that is not an object with 'source' and 'target'"
+        )
+    _check_ids(
+        path,
+        [node["id"] for node in nodes],
+        [(edge["source"], edge["target"]) for edge in edges],
+    )
     return nx.node_link_graph(payload, directed=True, multigraph=False, edges=edges_key)
 
 
+def _check_ids(path: Path, ids: list[Any], ends: list[tuple[Any, Any]]) -> None:
+    """Every vertex id once, every edge between listed vertices and only once.
+
+    networkx would silently merge duplicate vertices and edges and add the ends of dangling
+    edges as new vertices; in a structure file each of these is a corruption.
+    """
+    for value in (*ids, *(end for pair in ends for end in pair)):
+        if isinstance(value, list | dict):
+            raise GraphFileError(f"{str(path)!r} has the vertex id {value!r}; ids are ints or strs")
+    counts = Counter(ids)
+    if len(counts) != len(ids):
+        duplicate = next(vertex for vertex, count in counts.items() if count > 1)
+        raise GraphFileError(f"{str(path)!r} lists the vertex {duplicate!r} more than once")
+    dangling = next((pair for pair in ends if pair[0] not in counts or pair[1] not in counts), None)
+    if dangling is not None:
+        missing = dangling[0] if dangling[0] not in counts else dangling[1]
+        raise GraphFileError(
+            f"{str(path)!r} has the edge {dangling[0]!r} -> {dangling[1]!r}, but no vertex "
+            f"{missing!r} in its vertex list; the file is corrupt"
+        )
+    edge_counts = Counter(ends)
+    if len(edge_counts) != len(ends):
+        twice = next(edge for edge, count in edge_counts.items() if count > 1)
+        raise GraphFileError(
+            f"{str(path)!r} lists the edge {twice[0]!r} -> {twice[1]!r} more than once; a "
+            "structure is a simple graph"
+        )
+
+
 def _read_graphml(path: Path) -> nx.DiGraph:
+    ids, ends = [], []
+    for _, element in ElementTree.iterparse(path):
+        tag = element.tag.rpartition("}")[2]
+        if tag == "node":
+            ids.append(element.get("id"))
+        elif tag == "edge":
+            ends.append((element.get("source"), element.get("target")))
+    _check_ids(path, ids, ends)
     graph = nx.read_graphml(path, node_type=str)
     if graph.is_multigraph() or not graph.is_directed():
         raise GraphFileError(
