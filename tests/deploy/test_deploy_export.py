@@ -238,3 +238,12 @@ class TestAtomicWrites:
         export_onnx(nn.Linear(2, 2), tmp_path / "out" / "m.onnx", torch.randn(1, 2))
         assert files_in(tmp_path / "out") == ["m.onnx", "m.onnx.data"]
         assert (tmp_path / "out" / "m.onnx").read_bytes() == b"graph"
+
+    def test_export_onto_a_folder_is_refused_before_exporting(self, tmp_path, monkeypatch):
+        pytest.importorskip("onnxscript")
+        calls = []
+        monkeypatch.setattr(torch.onnx, "export", lambda *args, **kwargs: calls.append(args))
+        (tmp_path / "m.onnx").mkdir()
+        with pytest.raises(ConfigError, match="it is a folder"):
+            export_onnx(nn.Linear(2, 2), tmp_path / "m.onnx", torch.randn(1, 2))
+        assert calls == []

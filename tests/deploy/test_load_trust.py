@@ -469,13 +469,13 @@ NOT_LOADABLE = [v for v in NOT_COUNTS if v is not None]
 
 
 class TestBadValues:
-    @pytest.mark.parametrize("model", NOT_MODULES, ids=repr)
+    @pytest.mark.parametrize("model", NOT_MODULES)
     def test_save_wants_a_module(self, model, tmp_path):
         with pytest.raises(InputTypeError, match=r"torch\.nn\.Module"):
             save(model, tmp_path / "m.pt")
         assert list(tmp_path.iterdir()) == []
 
-    @pytest.mark.parametrize("path", NOT_PATHS, ids=repr)
+    @pytest.mark.parametrize("path", NOT_PATHS)
     def test_save_wants_a_path_and_leaves_the_model_alone(self, path, tmp_path, monkeypatch):
         monkeypatch.chdir(tmp_path)
         model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3)).train()
@@ -495,7 +495,7 @@ class TestBadValues:
             save(model, tmp_path / "file" / "m.pt")
         assert sorted(p.name for p in tmp_path.iterdir()) == ["file", "m.pt"]
 
-    @pytest.mark.parametrize("path", NOT_PATHS, ids=repr)
+    @pytest.mark.parametrize("path", NOT_PATHS)
     def test_load_wants_a_path(self, path):
         with pytest.raises(InputTypeError, match="file path"):
             load(path)

@@ -132,7 +132,7 @@ NOT_PATHS = [
 
 
 class TestBadPaths:
-    @pytest.mark.parametrize("path", NOT_PATHS, ids=repr)
+    @pytest.mark.parametrize("path", NOT_PATHS)
     def test_write_wants_a_path(self, tmp_path, path, monkeypatch):
         monkeypatch.chdir(tmp_path)
         graph = CachedLayeredGraph([(0, 1), (1, 2)])
@@ -142,7 +142,7 @@ class TestBadPaths:
         assert_unchanged(before, graph)
         assert files_in(tmp_path) == []
 
-    @pytest.mark.parametrize("path", NOT_PATHS, ids=repr)
+    @pytest.mark.parametrize("path", NOT_PATHS)
     def test_read_wants_a_path(self, path):
         with pytest.raises(InputTypeError, match="file path"):
             read(path)
@@ -237,7 +237,7 @@ BAD_GRAPHS = {
 
 
 class TestBadGraphs:
-    @pytest.mark.parametrize("graph", NOT_COUNTS, ids=repr)
+    @pytest.mark.parametrize("graph", NOT_COUNTS)
     @pytest.mark.parametrize("suffix", SUFFIXES)
     def test_not_a_graph(self, tmp_path, graph, suffix):
         with pytest.raises(InputTypeError, match="networkx"):

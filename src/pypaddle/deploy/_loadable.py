@@ -73,7 +73,9 @@ def register_loadable(
     module classes of ``torch.nn`` and torch's element-wise activation functions. Register
     your own ``nn.Module`` class (its constructor arguments must be attributes of the same
     name holding plain data: numbers, strings, bools, None, lists of those) or activation
-    function to save and load models that use it. Registering is a promise that calling
+    function to save and load models that use it; the constructor must work under
+    ``torch.device("meta")`` too (load builds every architecture once there, without
+    memory, to check its shapes against the weights). Registering is a promise that calling
     ``thing`` with the arguments of any file you load is harmless, so register only what
     you wrote or trust.
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
-from pypaddle._core.files import atomic_files, atomic_write_with
+from pypaddle._core.files import atomic_files, atomic_write_with, check_target
 from pypaddle.deploy._loadable import name_of, register_loadable, registered
 from pypaddle.deploy._modes import evaluating
 from pypaddle.deploy.dan import CompactDAN
@@ -331,7 +331,16 @@ def save(model: nn.Module, path: str | os.PathLike) -> None:
     :func:`register_loadable`; save any other model with ``torch.save``. The file is
     written beside ``path`` under a temporary name and renamed into place (missing folders
     are made), so a save that fails or is killed half way leaves the previous file as it
-    was.
+    was. A binary file object given as ``path`` is written to directly.
+
+    Raises
+    ------
+    InputTypeError
+        ``model`` is no ``nn.Module`` or ``path`` no path.
+    ConfigError
+        A module or activation that is not registered as loadable, or whose constructor
+        arguments are not plain data; ``path`` is a folder or lies under a file. Nothing is
+        written.
 
     Examples
     --------
@@ -458,6 +467,7 @@ def export_onnx(
             "export_onnx takes (model, path, example_input): a file path and an input tensor, "
             f"got a {type(path).__name__} and a {type(example_input).__name__}"
         )
+    check_target(path)  # a folder or a path under a file: say so before the slow export
     dynamic = ({0: torch.export.Dim("batch")},) if dynamic_batch else None
     with evaluating(model), warnings.catch_warnings():
         # torch's exporter trips over its own pytree deprecation; no user can fix that
