@@ -123,8 +123,9 @@ def describe(module: nn.Module) -> dict[str, Any]:
 class _Builder:
     """Checks a description from ``path`` and builds it from registered objects only."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, quiet: bool = False) -> None:
         self.path = path
+        self.quiet = quiet  # the build on the meta device repeats the real one's warnings
 
     def fail(self, where: str, what: str) -> ModelFileError:
         return ModelFileError(f"{self.path!r} is not a model file load can build: {where} {what}")
@@ -224,7 +225,8 @@ class _Builder:
     def call(self, cls: type, args: list[Any], kwargs: dict[str, Any], where: str) -> nn.Module:
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+                if self.quiet:
+                    warnings.simplefilter("ignore")
                 return cls(*args, **kwargs)
         except Exception as error:  # the constructor refused the file's arguments
             raise self.fail(where, f"cannot be built from its arguments: {error}") from error
@@ -424,7 +426,7 @@ def load(path: str | os.PathLike, *, map_location: Any = None) -> nn.Module:
         raise builder.fail("the state_dict", "is not a dict of names to tensors")
     # Build once without memory: a crafted file cannot make us allocate more than it holds.
     with torch.device("meta"):
-        skeleton = builder.build(content["architecture"])
+        skeleton = _Builder(name, quiet=True).build(content["architecture"])
     _check_state(skeleton, state, builder)
     model = builder.build(content["architecture"])
     try:
