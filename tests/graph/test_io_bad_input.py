@@ -102,6 +102,20 @@ class TestCorruptStructures:
         with pytest.raises(GraphFileError, match=match):
             read(path)
 
+    def test_entity_expansion_is_refused(self, tmp_path):
+        # "billion laughs": nine levels of ten-fold entities, 3 GB once expanded
+        levels = ['<!ENTITY l0 "lollollollollollollollollollol">'] + [
+            f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10)
+        ]
+        path = tmp_path / "laughs.graphml"
+        path.write_text(
+            f'<?xml version="1.0"?><!DOCTYPE g [{"".join(levels)}]>'
+            '<graphml xmlns="http://graphml.graphdrawing.org/xmlns">'
+            '<graph edgedefault="directed"><node id="&l9;"/></graph></graphml>'
+        )
+        with pytest.raises(GraphFileError, match="not a valid graphml"):
+            read(path)
+
     @pytest.mark.parametrize("suffix", SUFFIXES)
     def test_a_sound_file_still_reads(self, tmp_path, suffix):
         graph = read(file_with(tmp_path, suffix, [0, 1, 2], [(0, 1), (1, 2), (0, 2)]))
