@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from bad_values import assert_unchanged, snapshot
 from pypaddle.deploy import CompactDAN, compact, export_onnx, load, save
 from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.sparse import MaskedConv2d, MaskedDeepDAN, MaskedDeepFFN, MaskedLinearLayer
@@ -247,3 +248,23 @@ class TestAtomicWrites:
         with pytest.raises(ConfigError, match="it is a folder"):
             export_onnx(nn.Linear(2, 2), tmp_path / "m.onnx", torch.randn(1, 2))
         assert calls == []
+
+
+class TestOnnxBadValues:
+    @pytest.mark.parametrize("model", [None, 3, "model", nn.Linear, torch.zeros(2), object()])
+    def test_model_must_be_a_module(self, model, tmp_path):
+        pytest.importorskip("onnxscript")
+        with pytest.raises(InputTypeError, match="Module"):
+            export_onnx(model, tmp_path / "m.onnx", torch.randn(1, 2))
+        assert files_in(tmp_path) == []
+
+    @pytest.mark.parametrize("path", [None, 3, b"m.onnx", ["m.onnx"], object()])
+    def test_path_must_be_a_path_and_the_model_stays(self, path, tmp_path, monkeypatch):
+        pytest.importorskip("onnxscript")
+        monkeypatch.chdir(tmp_path)
+        model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2)).train()
+        before = snapshot(model)
+        with pytest.raises(InputTypeError):
+            export_onnx(model, path, torch.randn(1, 2))
+        assert_unchanged(before, model)
+        assert files_in(tmp_path) == []
