@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from models import to_graph_with_tuples as to_graph
 from torch import nn
@@ -33,7 +33,8 @@ def edges_between(graph, source: str, target: str) -> set[tuple[int, int]]:
 
 def layer_pattern(layer: nn.Module, x: torch.Tensor, **options) -> set[tuple[int, int]]:
     graph = to_graph(nn.Sequential(layer), x, **options)
-    assert {u[0] for u, _ in graph.edges} == {"input"}
+    # Every edge leaves the input (a convolution that reads only padding has none).
+    assert {u[0] for u, _ in graph.edges} <= {"input"}
     return edges_between(graph, "input", "0")
 
 
@@ -130,6 +131,7 @@ class TestConvolutionProperty:
     @pytest.mark.slow
     @settings(max_examples=15, deadline=None)
     @given(conv_cases())
+    @example((nn.Conv1d(1, 1, 1, 3, 1), (2,)))  # reads only zero padding: no edge at all
     def test_any_convolution_is_its_jacobian(self, case):
         conv, size = case
         conv = _seeded(conv)
