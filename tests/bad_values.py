@@ -140,5 +140,8 @@ def _assert_equal(old: Any, new: Any, where: str) -> None:
         assert len(old) == len(new), f"{where} length changed"
         for i, (a, b) in enumerate(zip(old, new)):
             _assert_equal(a, b, f"{where}[{i}]")
+    elif isinstance(old, float) and math.isnan(old):
+        assert isinstance(new, float), f"{where} changed: {old!r} -> {new!r}"
+        assert math.isnan(new), f"{where} changed: {old!r} -> {new!r}"
     else:
         assert old == new, f"{where} changed: {old!r} -> {new!r}"

@@ -25,3 +25,16 @@ def test_snapshot_sees_a_changed_mask():
     layer.mask[0, 0] = False
     with pytest.raises(AssertionError):
         assert_unchanged(before, layer)
+
+
+def test_a_nan_graph_attribute_that_stays_is_unchanged():
+    import math
+
+    import networkx as nx
+
+    graph = nx.DiGraph(score=math.nan)
+    before = snapshot(graph)
+    assert_unchanged(before, graph)
+    graph.graph["score"] = 1.0
+    with pytest.raises(AssertionError):
+        assert_unchanged(before, graph)
