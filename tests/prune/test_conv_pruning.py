@@ -97,7 +97,7 @@ class TestMixedModel:
 
     def test_filters_and_neurons_in_one_global_ranking(self):
         model = self._model()
-        prune(model, 0.25, granularity="filter")
+        prune(model, 0.25, granularity="filter", prune_outputs=True)
         units = [int(layer.bias_mask.sum()) for layer in maskable_layers(model)]
         assert sum(units) == 26 - round(0.25 * 26)
         assert report(model).density < 1.0

@@ -63,8 +63,11 @@ class TestPruneIteratively:
 
     def test_neurons(self):
         model = _ffn()
-        prune_iteratively(model, 0.5, 2, scope="layer", granularity="neuron")
+        prune_iteratively(model, 0.5, 2, scope="layer", granularity="neuron", prune_outputs=True)
         assert [int(layer.neuron_mask.sum()) for layer in maskable_layers(model)] == [16, 8, 2]
+        model = _ffn()
+        prune_iteratively(model, 0.5, 2, scope="layer", granularity="neuron")
+        assert [int(layer.neuron_mask.sum()) for layer in maskable_layers(model)] == [16, 8, 4]
 
     @pytest.mark.parametrize("density", [1.5, -0.1, "half"])
     def test_bad_density(self, density):

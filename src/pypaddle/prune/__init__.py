@@ -1,13 +1,16 @@
 """Pruning and growing: score -> select -> mask, schedules, lottery tickets, SET and RigL.
 
-:func:`prune` is the one entry point for masking weights; the schedules and trainers
+:func:`prune` is the one entry point for masking weights (:func:`compute_masks` gives
+the masks it would write without writing them; a criterion is any :class:`Criterion`;
+:func:`round_amounts` says what each round of iterative pruning removes); the schedules and trainers
 (:func:`prune_iteratively`, :class:`GradualPruning`, :class:`LotteryTicket`, :class:`SET`,
 :class:`RigL`) only call its pieces. :func:`report` tells how dense every layer is.
 """
 
-from pypaddle.prune._prune import SCOPES, importance, prune
+from pypaddle.prune._prune import SCOPES, compute_masks, importance, prune
+from pypaddle.prune._targets import Target
 from pypaddle.prune.amounts import round_amounts
-from pypaddle.prune.criteria import CRITERIA
+from pypaddle.prune.criteria import CRITERIA, Criterion
 from pypaddle.prune.dynamic import (
     DISTRIBUTIONS,
     SET,
@@ -30,11 +33,14 @@ __all__ = [
     "GRANULARITIES",
     "SCOPES",
     "SET",
+    "Criterion",
     "DensityReport",
     "GradualPruning",
     "LayerDensity",
     "LotteryTicket",
     "RigL",
+    "Target",
+    "compute_masks",
     "cubic_sparsity",
     "importance",
     "layer_densities",

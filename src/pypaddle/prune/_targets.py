@@ -15,20 +15,33 @@ __all__ = ["Target", "collect_targets", "gradients", "root_model"]
 
 
 class Target(NamedTuple):
-    """One masked weight: its module, a printable name, and the parameter / mask names."""
+    """One masked weight that pruning works on.
+
+    A criterion's :meth:`~pypaddle.prune.Criterion.prepare` hook receives the targets of a
+    call: ``module`` (the masked module), ``name`` (a printable label, as in reports),
+    ``weight_name`` / ``mask_name`` (the names of the weight and its mask in ``module``)
+    and ``path`` (where the module sits in the model, ``""`` for the model itself).
+    ``weight`` and ``mask`` are the tensors themselves.
+    """
 
     module: MaskableModule
     name: str
     weight_name: str
     mask_name: str
+    path: str = ""
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.module.named_tensor(self.weight_name)
+        return _present(self.module.named_tensor(self.weight_name), self.weight_name)
 
     @property
     def mask(self) -> torch.Tensor:
-        return self.module.named_tensor(self.mask_name)
+        return _present(self.module.named_tensor(self.mask_name), self.mask_name)
+
+    def key(self, mask_name: str | None = None) -> str:
+        """Where mask ``mask_name`` (this weight's mask by default) sits in the model."""
+        name = self.mask_name if mask_name is None else mask_name
+        return f"{self.path}.{name}" if self.path else name
 
     def leaf(self) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
         """The autograd leaf holding this weight, and the cut from the leaf to the weight.
@@ -54,6 +67,12 @@ class Target(NamedTuple):
         return self.module.named_tensor("bias_mask")
 
 
+def _present(tensor: torch.Tensor | None, name: str) -> torch.Tensor:
+    if tensor is None:
+        raise ConfigError(f"the masked module has no tensor {name!r}, which it lists as masked")
+    return tensor
+
+
 def _whole(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
@@ -71,10 +90,11 @@ def gradients(loss: torch.Tensor, targets: Sequence[Target]) -> list[torch.Tenso
 
 
 def _modules(model_or_modules: nn.Module | Iterable[nn.Module]) -> list[tuple[str, MaskableModule]]:
+    """``(path, module)`` of every maskable module, in order."""
     if isinstance(model_or_modules, nn.Module):
         names = {id(module): name for name, module in model_or_modules.named_modules()}
         layers = maskable_layers(model_or_modules)
-        return [(names[id(layer)] or type(layer).__name__, layer) for layer in layers]
+        return [(names[id(layer)], layer) for layer in layers]
     if isinstance(model_or_modules, (str, bytes)) or not isinstance(model_or_modules, Iterable):
         raise InputTypeError(
             "expected a model (torch.nn.Module) or a list of masked modules, "
@@ -101,11 +121,12 @@ def collect_targets(model_or_modules: nn.Module | Iterable[nn.Module]) -> list[T
     Raises ConfigError if there is none, so that a pruning call never silently does nothing.
     """
     targets = []
-    for name, module in _modules(model_or_modules):
+    for path, module in _modules(model_or_modules):
         pairs = module.masked_parameters()
+        name = path or type(module).__name__
         for weight_name, mask_name in pairs:
             label = name if len(pairs) == 1 else f"{name}.{weight_name}"
-            targets.append(Target(module, label, weight_name, mask_name))
+            targets.append(Target(module, label, weight_name, mask_name, path))
     if not targets:
         raise ConfigError(
             "found no maskable modules to prune; build the model from pypaddle.sparse masked "
@@ -122,3 +143,28 @@ def root_model(model_or_modules: nn.Module | Iterable[nn.Module], what: str) -> 
         f"the {what} criterion runs the whole model, but a list of modules was given; "
         f"pass the model itself, or model=... among the options"
     )
+
+
+def output_layer(model_or_modules: nn.Module | Iterable[nn.Module]) -> MaskableModule | None:
+    """The masked layer whose output units are the model's outputs, if there is one.
+
+    It is the last masked module of a model (in module order) when the model holds more
+    than one and no module with a weight of its own (a matrix or a kernel, not a norm's
+    scale) comes after it, as a dense classifier head would. A model that is one masked
+    layer, and a list of modules (the layers to prune, chosen by the caller), have none.
+    """
+    if not isinstance(model_or_modules, nn.Module):
+        return None
+    layers = maskable_layers(model_or_modules)
+    if len(layers) < 2:
+        return None
+    last = layers[-1]
+    inside_last = {id(module) for module in last.modules()}
+    modules = list(model_or_modules.modules())
+    position = next(i for i, module in enumerate(modules) if module is last)
+    for module in modules[position + 1 :]:
+        if id(module) in inside_last or isinstance(module, MaskableModule):
+            continue
+        if any(p is not None and p.dim() >= 2 for p in module._parameters.values()):
+            return None
+    return last

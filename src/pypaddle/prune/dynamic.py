@@ -22,15 +22,17 @@ momentum or weight decay can never move them.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
 
+from pypaddle._core.checks import check_count, check_fraction, check_widths
 from pypaddle._core.seeds import torch_generator
 from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.prune._targets import Target, collect_targets, gradients
-from pypaddle.prune.schedules import _count, _fraction, _zero_masked
+from pypaddle.prune.schedules import _zero_masked
 from pypaddle.prune.select import lowest
 
 __all__ = ["DISTRIBUTIONS", "SET", "RigL", "layer_densities", "reset_optimizer_state"]
@@ -51,10 +53,11 @@ def layer_densities(
     >>> [round(d, 3) for d in layer_densities([(300, 64), (100, 300), (10, 100)], 0.1, "erk")]
     [0.109, 0.077, 0.632]
     """
-    if distribution not in DISTRIBUTIONS:
-        raise ConfigError(
-            f"unknown distribution {distribution!r}; valid: {', '.join(DISTRIBUTIONS)}"
-        )
+    _check_distribution(distribution)
+    density = check_fraction(density, "density")
+    if isinstance(shapes, (str, bytes)) or not isinstance(shapes, Sequence):
+        raise InputTypeError(f"shapes must be a sequence of weight shapes, got {shapes!r}")
+    shapes = [check_widths(shape, f"shapes[{i}]") for i, shape in enumerate(shapes)]
     if distribution == "uniform":
         return [density] * len(shapes)
     sizes = [math.prod(shape) for shape in shapes]
@@ -69,6 +72,14 @@ def layer_densities(
             break
         dense |= too_dense
     return [1.0 if i in dense else epsilon * raw[i] for i in range(len(sizes))]
+
+
+def _check_distribution(distribution: Any) -> str:
+    if not isinstance(distribution, str) or distribution not in DISTRIBUTIONS:
+        raise ConfigError(
+            f"unknown distribution {distribution!r}; valid: {', '.join(DISTRIBUTIONS)}"
+        )
+    return distribution
 
 
 @torch.no_grad()
@@ -88,6 +99,24 @@ def reset_optimizer_state(
     view alone is refused (:class:`~pypaddle.errors.ConfigError`): the optimizer keeps no
     state for it, so there would be nothing to reset and the call would silently do nothing.
     """
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise InputTypeError(
+            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
+        )
+    if not isinstance(parameter, torch.Tensor):
+        raise InputTypeError(f"parameter must be a tensor, got {type(parameter).__name__}")
+    if not isinstance(positions, torch.Tensor) or positions.dtype != torch.bool:
+        raise InputTypeError(
+            f"positions must be a bool tensor (True where the state is reset), got {positions!r}"
+        )
+    if cut is not None and not callable(cut):
+        raise InputTypeError(f"cut must be callable or None, got {cut!r}")
+    shape = parameter.shape if cut is None else cut(parameter).shape
+    if positions.shape != shape:
+        raise ConfigError(
+            f"positions of shape {tuple(positions.shape)} do not match the weight's shape "
+            f"{tuple(shape)}; give one bool per weight"
+        )
     if cut is None and parameter._is_view():
         raise ConfigError(
             "reset_optimizer_state got a view into a larger tensor (such as a MaskedDeepDAN "
@@ -113,7 +142,7 @@ class _DynamicSparsity:
 
     def __init__(
         self,
-        model: nn.Module,
+        model: nn.Module | Iterable[nn.Module],
         optimizer: torch.optim.Optimizer,
         density: float | None,
         *,
@@ -128,10 +157,13 @@ class _DynamicSparsity:
             raise InputTypeError(
                 f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
             )
-        self.density = None if density is None else _fraction(density, "density", low_open=True)
-        self.drop_fraction = _fraction(drop_fraction, "drop_fraction")
-        self.update_frequency = _count(update_frequency, "update_frequency")
-        self.end_step = _count(end_step, "end_step")
+        self.density = (
+            None if density is None else check_fraction(density, "density", open_minimum=True)
+        )
+        self.drop_fraction = check_fraction(drop_fraction, "drop_fraction")
+        self.update_frequency = check_count(update_frequency, "update_frequency", 1)
+        self.end_step = check_count(end_step, "end_step", 1)
+        _check_distribution(distribution)
         self.model = model
         self.optimizer = optimizer
         self.targets = collect_targets(model)
@@ -183,7 +215,7 @@ class _DynamicSparsity:
 
     def fraction(self, step: int | None = None) -> float:
         """The fraction of active weights moved at ``step``: cosine decay to 0 at end_step."""
-        step = self.step_count if step is None else step
+        step = self.step_count if step is None else check_count(step, "step")
         return (
             self.drop_fraction
             / 2
@@ -191,6 +223,8 @@ class _DynamicSparsity:
         )
 
     def is_update_step(self, step: int) -> bool:
+        """Whether connections move at ``step``: every ``update_frequency``, before end_step."""
+        step = check_count(step, "step")
         return 0 < step < self.end_step and step % self.update_frequency == 0
 
     def step(self, closure: Callable[[], torch.Tensor] | None = None) -> None:
@@ -208,16 +242,30 @@ class _DynamicSparsity:
 
     @torch.no_grad()
     def _update(self, grow_scores: list[torch.Tensor], fraction: float) -> None:
+        """Drop and grow in every layer: all of it chosen first, then written."""
+        moves = []
         for target, scores in zip(self.targets, grow_scores):
             mask = target.mask.reshape(-1)
-            weight = target.weight.detach()
             count = round(fraction * int(mask.sum()))
             if count == 0:
                 continue
-            dropped = lowest(weight.abs().reshape(-1), mask, count)
+            magnitude = target.weight.detach().abs().reshape(-1)
+            if bool(magnitude[mask].isnan().any()):
+                raise ConfigError(
+                    f"{target.name} has NaN active weights, which cannot be ranked for "
+                    "dropping; nothing was moved (check the learning rate or the data)"
+                )
+            dropped = lowest(magnitude, mask, count)
             candidates = ~mask | dropped
+            if bool(scores.reshape(-1)[candidates].isnan().any()):
+                raise ConfigError(
+                    f"the grow scores of {target.name} are NaN (a NaN loss or gradient?); "
+                    "nothing was moved"
+                )
             grown = lowest(-scores.reshape(-1), candidates, count)
-            mask.logical_and_(~dropped).logical_or_(grown)
+            moves.append((target, dropped, grown))
+        for target, dropped, grown in moves:
+            target.mask.reshape(-1).logical_and_(~dropped).logical_or_(grown)
             target.weight.view(-1).masked_fill_(grown, 0)
             moved = (dropped | grown).reshape(target.weight.shape)
             _reset_state(self.optimizer, target, moved)
@@ -282,19 +330,34 @@ class RigL(_DynamicSparsity):
                 f"RigL grows by the dense gradient at step {step}: call "
                 "rigl.step(closure) with closure() returning the loss of a batch"
             )
+        if not callable(closure):
+            raise InputTypeError(f"RigL: closure must be callable, got {closure!r}")
         masks = [target.mask.clone() for target in self.targets]
         weights = [target.weight for target in self.targets]
-        _zero_masked(self.targets)
+        # The dense gradient is read with every mask open, so the masked weights are zeroed
+        # first (the function stays the same); their old values come back on an error.
+        hidden = [weight.detach()[~mask].clone() for weight, mask in zip(weights, masks)]
+        failed = True
         try:
             with torch.no_grad():
-                for target in self.targets:
+                for target, mask in zip(self.targets, masks):
+                    target.weight.masked_fill_(~mask, 0)
                     target.mask.fill_(True)
             with torch.enable_grad():
-                found = gradients(closure(), self.targets)
+                loss = closure()
+                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                    raise ConfigError(
+                        "RigL: closure() must return the loss, a single-number tensor; got "
+                        f"{type(loss).__name__}"
+                    )
+                found = gradients(loss.reshape(()), self.targets)
+            failed = False
         finally:
             with torch.no_grad():
-                for target, mask in zip(self.targets, masks):
+                for target, mask, values in zip(self.targets, masks, hidden):
                     target.mask.copy_(mask)
+                    if failed:
+                        target.weight.masked_scatter_(~mask, values)
         return [
             torch.zeros_like(weight) if gradient is None else gradient.detach().abs()
             for gradient, weight in zip(found, weights)
