@@ -396,7 +396,13 @@ def importance(
 def _checked_scores(scorer: Criterion, target: Target) -> torch.Tensor:
     scores = scorer(target.module, target.weight_name)
     if not isinstance(scores, torch.Tensor):
-        scores = torch.as_tensor(scores)
+        try:
+            scores = torch.as_tensor(scores)
+        except (TypeError, ValueError, RuntimeError):
+            raise InputTypeError(
+                f"the criterion returned {type(scores).__name__} for {target.name}; return a "
+                "tensor (or array) of scores of the weight's shape"
+            ) from None
     scores = scores.detach()
     if tuple(scores.shape) != tuple(target.weight.shape):
         raise MaskError(
