@@ -17,7 +17,7 @@ __all__ = ["Target", "collect_targets", "gradients", "root_model"]
 class Target(NamedTuple):
     """One masked weight that pruning works on.
 
-    A criterion's :meth:`~pypaddle.prune.Criterion.prepare` hook receives the targets of a
+    The ``prepare`` hook of a :class:`~pypaddle.prune.Criterion` receives the targets of a
     call: ``module`` (the masked module), ``name`` (a printable label, as in reports),
     ``weight_name`` / ``mask_name`` (the names of the weight and its mask in ``module``)
     and ``path`` (where the module sits in the model, ``""`` for the model itself).
