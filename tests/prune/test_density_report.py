@@ -32,3 +32,14 @@ class TestReport:
         assert lines[0].split() == ["layer", "shape", "active", "total", "density"]
         assert lines[2].split() == ["[0]", "5x4", "15", "20", "0.7500"]
         assert lines[-1].split() == ["total", "15", "20", "0.7500"]
+
+    def test_the_shared_report_interface(self):
+        layer = MaskedLinear(4, 5)
+        layer.mask[:, 0] = False
+        result = report([layer])
+        assert result.to_table() == str(result)
+        assert str(result).splitlines()[1] == "-" * len(str(result).splitlines()[0])
+        html = result._repr_html_()
+        assert html.startswith("<table>")
+        assert html.count("<tr>") == 3
+        assert '<td style="text-align: right">0.7500</td>' in html

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from torch import nn
 
+from pypaddle._core.reports import Report, TableCells
 from pypaddle.prune._targets import collect_targets
 
 __all__ = ["DensityReport", "LayerDensity", "report"]
@@ -27,8 +29,10 @@ class LayerDensity:
 
 
 @dataclass(frozen=True)
-class DensityReport:
-    """Density per masked weight and overall; ``str()`` is a table, :meth:`to_dict` data."""
+class DensityReport(Report):
+    """Density per masked weight and overall: :meth:`to_dict` gives the data, ``str()`` /
+    :meth:`to_table` a text table and ``_repr_html_`` the same table in HTML (the interface
+    every pypaddle report shares)."""
 
     layers: tuple[LayerDensity, ...]
 
@@ -48,7 +52,7 @@ class DensityReport:
     def sparsity(self) -> float:
         return 1.0 - self.density
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """Plain data: ``{"layers": [{name, shape, active, total, density}], "active",
         "total", "density"}``."""
         return {
@@ -58,25 +62,20 @@ class DensityReport:
             "density": self.density,
         }
 
-    def __str__(self) -> str:
-        names = [layer.name for layer in self.layers] + ["total"]
-        shapes = ["x".join(map(str, layer.shape)) for layer in self.layers] + [""]
-        name_width = max(len(name) for name in [*names, "layer"])
-        shape_width = max(len(shape) for shape in [*shapes, "shape"])
-        count_width = max(len(str(self.total)), len("active"))
-        row = (
-            f"{{:<{name_width}}}  {{:<{shape_width}}}  {{:>{count_width}}}  "
-            f"{{:>{count_width}}}  {{:>7}}"
-        )
-        lines = [row.format("layer", "shape", "active", "total", "density")]
-        lines.append("-" * len(lines[0]))
-        for layer, shape in zip(self.layers, shapes):
-            lines.append(
-                row.format(layer.name, shape, layer.active, layer.total, f"{layer.density:.4f}")
-            )
-        lines.append("-" * len(lines[0]))
-        lines.append(row.format("total", "", self.active, self.total, f"{self.density:.4f}"))
-        return "\n".join(lines)
+    def table_cells(self) -> TableCells:
+        """The table: a row per masked weight (name, shape, active, total, density), a total."""
+        rows = [
+            [
+                layer.name,
+                "x".join(map(str, layer.shape)),
+                str(layer.active),
+                str(layer.total),
+                f"{layer.density:.4f}",
+            ]
+            for layer in self.layers
+        ]
+        total = ["total", "", str(self.active), str(self.total), f"{self.density:.4f}"]
+        return TableCells(["layer", "shape", "active", "total", "density"], rows, [total], "llrrr")
 
 
 def report(model_or_modules: nn.Module | Iterable[nn.Module]) -> DensityReport:
@@ -88,12 +87,12 @@ def report(model_or_modules: nn.Module | Iterable[nn.Module]) -> DensityReport:
     >>> model = MaskedDeepFFN(4, 2, [3])
     >>> model.layers_main_hidden[0].mask[0] = False
     >>> print(report(model))
-    layer                 shape  active   total  density
-    ----------------------------------------------------
-    layers_main_hidden.0  3x4         8      12   0.6667
-    layer_out             2x3         6       6   1.0000
-    ----------------------------------------------------
-    total                            14      18   0.7778
+    layer                 shape  active  total  density
+    ---------------------------------------------------
+    layers_main_hidden.0  3x4         8     12   0.6667
+    layer_out             2x3         6      6   1.0000
+    ---------------------------------------------------
+    total                            14     18   0.7778
     >>> report(model).to_dict()["density"]
     0.7777777777777778
     """
