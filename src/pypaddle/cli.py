@@ -1,10 +1,11 @@
 """The ``pypaddle`` command: a thin shell over :mod:`pypaddle.experiments`.
 
-Each subcommand parses its options, calls one library function and turns a
-:class:`~pypaddle.errors.PaddleError` into a one-line message and exit status 2. New
-subcommands (``run``, ``sweep``, a ``graph`` group) are added to :data:`app` the same way:
-a function decorated with ``@app.command()``, or a ``typer.Typer`` group added with
-``app.add_typer``.
+Each subcommand parses its options and calls one library function inside
+:func:`_answering`, which turns a :class:`~pypaddle.errors.PaddleError` into a one-line
+message and exit status 2, any other error into a one-line message and exit status 1, and
+Ctrl-C into a line and exit status 130; ``pypaddle --debug ...`` shows the traceback
+instead. New subcommands are added to :data:`app` the same way: a function decorated
+with ``@app.command()``, or a ``typer.Typer`` group added with ``app.add_typer``.
 
 Examples
 --------
@@ -18,6 +19,8 @@ From a shell::
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -49,6 +52,10 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
+# Set by the root callback on every invocation: show tracebacks instead of one line.
+_DEBUG = False
+
+
 @app.callback()
 def _root(
     version: Annotated[
@@ -57,13 +64,46 @@ def _root(
             "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
         ),
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the full traceback of an error.")
+    ] = False,
 ) -> None:
     """Sparse neural networks as graphs: build, prune and analyse masked PyTorch models."""
+    global _DEBUG
+    _DEBUG = debug
 
 
-def _fail(error: PaddleError) -> typer.Exit:
-    typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code=2)
+def _fail(error: BaseException, code: int = 2) -> typer.Exit:
+    message = str(error) if isinstance(error, PaddleError) else f"{type(error).__name__}: {error}"
+    lines = message.strip().splitlines() or [type(error).__name__]
+    typer.secho(f"error: {' '.join(line.strip() for line in lines)}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code=code)
+
+
+@contextlib.contextmanager
+def _answering() -> Iterator[None]:
+    """Turn errors into one line on stderr and an exit status (tracebacks with --debug)."""
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except KeyboardInterrupt as interrupt:
+        if _DEBUG:
+            raise
+        typer.secho(f"interrupted: {interrupt or 'stopped'}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=130) from None
+    except PaddleError as error:
+        if _DEBUG:
+            raise
+        raise _fail(error) from None
+    except Exception as error:
+        if _DEBUG:
+            raise
+        typer.secho(
+            "pypaddle did not expect this error; run again with --debug for the traceback",
+            err=True,
+        )
+        raise _fail(error, 1) from None
 
 
 # The demo's options default to the values of its built-in config.
@@ -101,14 +141,12 @@ def demo(
     results (`result.json`, `summary.csv`), the structures (GraphML), plots (PNG) and
     checkpoints.
     """
-    from pypaddle.experiments import run_demo
+    with _answering():
+        from pypaddle.experiments import run_demo
 
-    try:
         run_demo(
             out, seed=seed, quiet=quiet, epochs=epochs, rounds=rounds, retrain_epochs=retrain_epochs
         )
-    except PaddleError as error:
-        raise _fail(error) from None
 
 
 def _log_to_stderr(quiet: bool) -> None:
@@ -140,15 +178,16 @@ def run(
     with masks, the structures as GraphML and PNG plots. A folder holding a different
     experiment is refused.
     """
-    from pypaddle.experiments import load_config, run_experiment
-
     _log_to_stderr(quiet)
-    try:
+    with _answering():
+        from pypaddle.experiments import load_config, run_experiment
+        from pypaddle.experiments._files import named_folder
+
         config = load_config(experiment)
-        folder = out if out is not None else experiment.parent / "runs" / config.name
+        folder = out
+        if folder is None:
+            folder = named_folder(experiment.parent / "runs", config.name, what="experiment")
         run_experiment(config, folder, quiet=quiet, nproc=nproc)
-    except PaddleError as error:
-        raise _fail(error) from None
 
 
 @app.command()
@@ -176,15 +215,16 @@ def sweep(
     Finished trials are kept and skipped when the sweep runs again; a killed sweep loses
     no finished trial. Writes `trials.csv`, `rounds.csv` and `report.png`.
     """
-    from pypaddle.experiments.sweep import load_sweep, run_sweep
-
     _log_to_stderr(quiet)
-    try:
+    with _answering():
+        from pypaddle.experiments._files import named_folder
+        from pypaddle.experiments.sweep import load_sweep, run_sweep
+
         spec = load_sweep(sweep_file)
-        folder = out if out is not None else sweep_file.parent / "sweeps" / spec.name
+        folder = out
+        if folder is None:
+            folder = named_folder(sweep_file.parent / "sweeps", spec.name, what="sweep")
         run_sweep(spec, folder, backend=backend, address=address, workers=workers, quiet=quiet)
-    except PaddleError as error:
-        raise _fail(error) from None
 
 
 graph_app = typer.Typer(
@@ -223,12 +263,10 @@ def graph_stats(
     """Print the network-science summary of a structure (estimated values marked ~)."""
     import json
 
-    from pypaddle.graph import read, summary
+    with _answering():
+        from pypaddle.graph import read, summary
 
-    try:
         stats = summary(read(file), seed=seed)
-    except PaddleError as error:
-        raise _fail(error) from None
     if as_json:
         # JSON has no NaN: undefined values (an empty graph, no paths) become null.
         plain = {k: None if isinstance(v, float) and v != v else v for k, v in stats.items()}
@@ -255,12 +293,10 @@ def graph_draw(
     ] = 500,
 ) -> None:
     """Draw a structure as a PNG: layers as columns, skip connections as arcs."""
-    from pypaddle.graph import draw, read
+    with _answering():
+        from pypaddle.graph import draw, read
 
-    try:
         draw(read(file), out, max_vertices=max_vertices)
-    except PaddleError as error:
-        raise _fail(error) from None
     typer.echo(f"wrote {out}")
 
 

@@ -8,15 +8,19 @@ and the driver writes them, so a cluster needs no shared file system.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,9 +35,12 @@ __all__ = ["BACKENDS", "run_local", "run_ray"]
 
 LOG = logging.getLogger("pypaddle.experiments")
 BACKENDS = ("local", "ray")
-# A pool breaks when any worker dies (killed, out of memory); every trial running then is
-# lost and retried in a new pool, at most this many times each.
+# A trial whose process dies (killed, out of memory) is run again, at most this many
+# times in all; the other trials are not affected.
 MAX_ATTEMPTS = 3
+
+_DIED: Any = object()
+_BUSY: Any = object()
 
 
 def _partial(trials_dir: Path, trial_id: str) -> Path:
@@ -96,40 +103,164 @@ def _pool_context() -> Any:
     return get_context("spawn")
 
 
+def _exit_with_parent(lifeline: Connection) -> None:
+    # The parent never writes to the lifeline; it ends (EOF) when the parent dies, killed
+    # or not. A trial must not outlive its sweep: the next run of the sweep would take the
+    # folder's lock while this trial still writes into it.
+    with contextlib.suppress(EOFError, OSError):
+        lifeline.recv_bytes()
+    os._exit(1)
+
+
+def _worker(
+    run: Callable[[dict[str, Any], str, str], str],
+    tasks: Connection,
+    results: Connection,
+    lifeline: Connection,
+) -> None:
+    """A worker process: run the trials it is sent, one at a time, and answer each with
+    None (finished) or the error's text, until its task pipe closes."""
+    # Ctrl-C reaches every process of the terminal's group; the sweep decides what stops.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(lifeline,), daemon=True).start()
+    while True:
+        try:
+            config, trials_dir, trial_id = tasks.recv()
+        except EOFError:
+            return
+        try:
+            run(config, trials_dir, trial_id)
+        except Exception as error:
+            results.send(f"{type(error).__name__}: {error}")
+        else:
+            results.send(None)
+
+
+@dataclass
+class _Worker:
+    """A worker process, its pipes, and the trial it runs (None while idle)."""
+
+    process: Any
+    tasks: Connection
+    results: Connection
+    lifeline: Connection
+    trial: Trial | None = None
+
+    def give(self, trial: Trial, trials_dir: Path) -> None:
+        self.trial = trial
+        self.tasks.send((trial.config, str(trials_dir), trial.id))
+
+    def outcome(self) -> Any:
+        """The answer of a busy worker (None or an error's text), _DIED or _BUSY."""
+        if self.results.poll():
+            try:
+                return self.results.recv()
+            except (EOFError, OSError):
+                return _DIED
+        return _BUSY if self.process.is_alive() else _DIED
+
+    def close(self) -> None:
+        for connection in (self.tasks, self.results, self.lifeline):
+            connection.close()
+
+
+def _start_worker(context: Any, run: Callable[..., str]) -> _Worker:
+    task_reader, task_writer = context.Pipe(duplex=False)
+    result_reader, result_writer = context.Pipe(duplex=False)
+    lifeline_reader, lifeline_writer = context.Pipe(duplex=False)
+    process = context.Process(
+        target=_worker,
+        args=(run, task_reader, result_writer, lifeline_reader),
+        name="pypaddle-trial-worker",
+    )
+    process.start()
+    for child_end in (task_reader, result_writer, lifeline_reader):
+        child_end.close()
+    return _Worker(process, task_writer, result_reader, lifeline_writer)
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+def _remove_partials(trials_dir: Path, trial: Trial, pid: int | None) -> None:
+    for partial in trials_dir.glob(f".{trial.id}.partial-{pid}-*"):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def run_local(trials: list[Trial], trials_dir: Path, *, workers: int, done: Done) -> None:
     """Run ``trials`` on ``workers`` fresh processes (nothing inherited from this one).
 
-    A trial that raises is reported to ``done`` with the error and not retried; if a
-    worker dies, the pool is rebuilt and the unfinished trials run again.
+    A trial that raises is reported to ``done`` with the error and not retried. A trial
+    whose process dies (killed, out of memory) is run again, on its own, in a new process,
+    up to :data:`MAX_ATTEMPTS` times, then reported as failed; the other trials go on. On
+    ``KeyboardInterrupt`` (Ctrl-C) the processes are stopped at once, the running trials'
+    partial folders removed, no new trial starts, and the interrupt is raised again.
     """
-    pending = {trial.id: trial for trial in trials}
-    attempts = dict.fromkeys(pending, 0)
+    waiting = deque(trials)
+    attempts = dict.fromkeys((trial.id for trial in trials), 0)
+    pool: list[_Worker] = []
     context = _pool_context()
-    while pending:
-        with ProcessPoolExecutor(min(workers, len(pending)), mp_context=context) as pool:
-            futures = {
-                pool.submit(run_trial, trial.config, str(trials_dir), trial.id): trial
-                for trial in pending.values()
-            }
-            for trial in futures.values():
-                attempts[trial.id] += 1
-            for future in as_completed(futures):
-                trial = futures[future]
-                try:
-                    future.result()
-                except BrokenProcessPool:
-                    if attempts[trial.id] >= MAX_ATTEMPTS:
-                        pending.pop(trial.id)
-                        done(trial, f"a worker died {MAX_ATTEMPTS} times running it")
+    # Looked up here, not in the worker: the function is sent to it by its name.
+    run = run_trial
+    try:
+        while True:
+            idle = [worker for worker in pool if worker.trial is None]
+            while waiting and len(pool) < workers:
+                pool.append(_start_worker(context, run))
+                idle.append(pool[-1])
+            for worker in idle[: len(waiting)]:
+                given = waiting.popleft()
+                attempts[given.id] += 1
+                worker.give(given, trials_dir)
+            busy = [worker for worker in pool if worker.trial is not None]
+            if not busy:
+                break
+            wait([w.results for w in busy] + [w.process.sentinel for w in busy])
+            for worker in busy:
+                trial, outcome = worker.trial, worker.outcome()
+                if trial is None or outcome is _BUSY:
                     continue
-                except Exception as error:
-                    pending.pop(trial.id)
-                    done(trial, f"{type(error).__name__}: {error}")
+                worker.trial = None
+                if outcome is not _DIED:
+                    done(trial, outcome)
                     continue
-                pending.pop(trial.id)
-                done(trial, None)
-        if pending:
-            LOG.warning("a worker died; running %d unfinished trials again", len(pending))
+                worker.process.join()
+                worker.close()
+                pool.remove(worker)
+                _remove_partials(trials_dir, trial, worker.process.pid)
+                how = _death(worker.process.exitcode)
+                if (trials_dir / trial.id).is_dir():  # it died after finishing the trial
+                    done(trial, None)
+                elif attempts[trial.id] >= MAX_ATTEMPTS:
+                    done(trial, f"its process died {MAX_ATTEMPTS} times ({how}) running it")
+                else:
+                    LOG.warning(
+                        "trial %d (%s): its process died (%s); running it again",
+                        trial.index,
+                        trial.id,
+                        how,
+                    )
+                    waiting.appendleft(trial)
+    except BaseException:
+        # An error or Ctrl-C: stop every process now and remove what they left.
+        for worker in pool:
+            worker.process.kill()
+        for worker in pool:
+            worker.process.join()
+            if worker.trial is not None:
+                _remove_partials(trials_dir, worker.trial, worker.process.pid)
+        raise
+    finally:
+        for worker in pool:
+            worker.close()  # an idle worker exits when its task pipe closes
+        for worker in pool:
+            worker.process.join()
 
 
 def run_ray(
@@ -163,7 +294,12 @@ def run_ray(
         task = ray.remote(num_cpus=1, max_retries=2)(trial_files)
         running = {task.remote(trial.config): trial for trial in trials}
         while running:
-            finished, _ = ray.wait(list(running), num_returns=1)
+            try:
+                finished, _ = ray.wait(list(running), num_returns=1)
+            except KeyboardInterrupt:
+                for reference in running:
+                    ray.cancel(reference, force=True)
+                raise
             for reference in finished:
                 trial = running.pop(reference)
                 try:

@@ -22,7 +22,7 @@ import torch
 
 from pypaddle._core.files import atomic_write_text
 from pypaddle.errors import ConfigError, PaddleError
-from pypaddle.experiments._files import check_output_folder
+from pypaddle.experiments._files import FolderLock, check_output_folder, lock_folder
 from pypaddle.experiments._progress import Progress, progress_bars, rich_console, single_thread
 from pypaddle.experiments.config import ExperimentConfig, load_config, parse_config, to_toml
 from pypaddle.experiments.distributed import launch
@@ -111,26 +111,41 @@ def _differs(expected: dict[str, Any]) -> Any:
     return describe
 
 
-def claim_folder(config: ExperimentConfig | dict[str, Any] | str | Path, out_dir: Path) -> Prepared:
-    """Validate and prepare ``config``, check that ``out_dir`` may hold it, write config.toml.
-
-    Everything that can fail before training is checked first (the config, the data, the
-    model, matplotlib if plots are on), so a refused folder is left untouched.
-    """
+def _claim(
+    config: ExperimentConfig | dict[str, Any] | str | Path, out_dir: Path
+) -> tuple[Prepared, FolderLock]:
     config = _as_config(config)
     resolved = to_toml(config.to_dict())
-    check_output_folder(
-        out_dir, CONFIG_NAME, resolved, what="experiment", differs=_differs(config.to_dict())
-    )
+    differs = _differs(config.to_dict())
+    if out_dir.is_dir():  # a folder in use is refused as such, whatever it holds
+        lock_folder(out_dir, what="run").release()
+    check_output_folder(out_dir, CONFIG_NAME, resolved, what="experiment", differs=differs)
     prepared = prepare(config)
     if config.evaluation.plots:
         from pypaddle.experiments import plots
 
         plots.check_matplotlib()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / RESULT_NAME).unlink(missing_ok=True)
-    atomic_write_text(out_dir / CONFIG_NAME, resolved)
-    return prepared
+    lock = lock_folder(out_dir, what="run")
+    try:
+        # Again under the lock: the folder may have changed while the model was built.
+        check_output_folder(out_dir, CONFIG_NAME, resolved, what="experiment", differs=differs)
+        (out_dir / RESULT_NAME).unlink(missing_ok=True)
+        atomic_write_text(out_dir / CONFIG_NAME, resolved)
+    except BaseException:
+        lock.release()
+        raise
+    return prepared, lock
+
+
+def claim_folder(config: ExperimentConfig | dict[str, Any] | str | Path, out_dir: Path) -> Prepared:
+    """Validate and prepare ``config``, lock ``out_dir`` if it may hold it, write config.toml.
+
+    Everything that can fail before training is checked first (the config, the data, the
+    model, matplotlib if plots are on), so a refused folder is left untouched. A folder
+    that another process is writing is refused (:class:`~pypaddle.errors.ConfigError`);
+    the folder stays locked until this process ends.
+    """
+    return _claim(config, out_dir)[0]
 
 
 def run_experiment(
@@ -146,8 +161,9 @@ def run_experiment(
     a TOML file. Everything is validated and built before training starts. The same config
     and seed give identical metrics on CPU (training runs on one torch thread; the caller's
     random state and thread count are restored). ``out_dir`` may be new, empty, or hold
-    this same experiment (it is then run again); a folder holding anything else is refused
-    with a :class:`~pypaddle.errors.ConfigError` and nothing is written. Unless ``quiet``,
+    this same experiment (it is then run again); a folder holding anything else, or that
+    another process is writing (each run locks its folder), is refused with a
+    :class:`~pypaddle.errors.ConfigError` and nothing is written. Unless ``quiet``,
     progress bars and a summary table are shown (rich); when quiet, one line per round is
     logged to the ``pypaddle.experiments`` logger. ``nproc > 1`` trains data-parallel
     in that many processes (DDP, gloo on CPU; see :mod:`pypaddle.experiments.distributed`).
@@ -167,15 +183,16 @@ def run_experiment(
         raise ConfigError(f"nproc = {nproc!r} must be an int >= 1")
     out_dir = Path(out_dir)
     console = rich_console(quiet)
-    prepared = claim_folder(config, out_dir)
+    prepared, lock = _claim(config, out_dir)
     config = prepared.config
-    if nproc > 1:
-        launch(train_rank, (config.to_dict(), out_dir), nproc, preload=__name__)
-        rounds = json.loads((out_dir / RESULT_NAME).read_text())["rounds"]
-    else:
-        with single_thread(), torch.random.fork_rng(devices=[]), progress_bars(console) as bars:
-            torch.manual_seed(config.seed)
-            rounds = execute(prepared, out_dir, bars)
+    with lock:
+        if nproc > 1:
+            launch(train_rank, (config.to_dict(), out_dir), nproc, preload=__name__)
+            rounds = json.loads((out_dir / RESULT_NAME).read_text())["rounds"]
+        else:
+            with single_thread(), torch.random.fork_rng(devices=[]), progress_bars(console) as bars:
+                torch.manual_seed(config.seed)
+                rounds = execute(prepared, out_dir, bars)
     if console is not None:
         console.print(results_table(rounds, title=f"{config.name} (seed {config.seed})"))
         console.print(f"wrote the results into {out_dir}")

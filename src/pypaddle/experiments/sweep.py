@@ -41,7 +41,7 @@ import numpy as np
 
 from pypaddle._core.files import atomic_write_text
 from pypaddle.errors import ConfigError, ExperimentError
-from pypaddle.experiments._files import check_output_folder
+from pypaddle.experiments._files import check_output_folder, lock_folder
 from pypaddle.experiments.config import parse_config, read_toml, to_toml
 from pypaddle.experiments.options import option, parse_options
 
@@ -146,6 +146,7 @@ def parse_sweep(table: dict[str, Any], *, base: Path | None = None) -> SweepSpec
             "a sweep needs its base experiment: sweep.base = 'file.toml' or an [experiment] "
             "table (exactly one of them)"
         )
+    experiment_base: Path | None
     if options.base is not None:
         experiment, experiment_base = read_toml(options.base), Path(options.base).parent
     else:
@@ -155,7 +156,7 @@ def parse_sweep(table: dict[str, Any], *, base: Path | None = None) -> SweepSpec
             raise ConfigError(f"sweep.grid.{key} = {values!r} must be a non-empty list of values")
     rng = np.random.default_rng(options.seed)
     samples = options.samples if options.random else 1
-    trials = []
+    trials: list[Trial] = []
     for point in itertools.product(*options.grid.values()):
         for _ in range(samples):
             overrides = dict(zip(options.grid, point))
@@ -189,7 +190,9 @@ def load_sweep(path: str | Path) -> SweepSpec:
 def prepare_folder(spec: SweepSpec, out_dir: Path) -> list[Trial]:
     """Check and claim the sweep folder; return the trials that still have to run.
 
-    Leftover partial folders of killed trials are removed.
+    Leftover partial folders of killed trials are removed, so the caller must hold the
+    folder's lock (:func:`~pypaddle.experiments._files.lock_folder`): a partial folder
+    of a sweep that is still running is not a leftover.
     """
     check_output_folder(
         out_dir,
@@ -211,7 +214,10 @@ def sweep_trials(
     out_dir: Path,
     run: Callable[[list[Trial], Path], None],
 ) -> list[dict[str, Any]]:
-    """Run the unfinished trials of ``spec`` with ``run`` and return every trial's result."""
+    """Run the unfinished trials of ``spec`` with ``run`` and return every trial's result.
+
+    The caller holds the folder's lock (see :func:`prepare_folder`).
+    """
     pending = prepare_folder(spec, out_dir)
     if pending:
         run(pending, out_dir / "trials")
@@ -245,7 +251,10 @@ def run_sweep(
     cluster, or a local Ray with ``workers`` CPUs). Writes ``trials.csv`` (one row per
     trial), ``rounds.csv`` (one row per trial and round) and ``report.png`` into
     ``out_dir``. A failed trial is reported (``status`` in ``trials.csv``) and run again
-    when the sweep is re-run; the others go on.
+    when the sweep is re-run; the others go on. The folder is locked while the sweep runs:
+    a second sweep (or run) into it is refused. On Ctrl-C the running trials stop, no
+    new one starts, and ``KeyboardInterrupt`` is raised again with a message saying how
+    many trials finished (they are kept; re-running the sweep runs the others).
     """
     from pypaddle.experiments import backends
     from pypaddle.experiments._progress import rich_console
@@ -291,8 +300,16 @@ def run_sweep(
             if bar is not None:
                 bar.stop()
 
-    results = sweep_trials(spec, out_dir, run)
-    table = write_sweep_report(spec, results, failures, out_dir)
+    with lock_folder(out_dir, what="sweep"):
+        try:
+            results = sweep_trials(spec, out_dir, run)
+        except KeyboardInterrupt:
+            finished = sum((out_dir / "trials" / trial.id).is_dir() for trial in spec.trials)
+            raise KeyboardInterrupt(
+                f"sweep {spec.name} stopped: {finished} of {len(spec.trials)} trials finished "
+                f"and kept in {out_dir}; run the sweep again to run the others"
+            ) from None
+        table = write_sweep_report(spec, results, failures, out_dir)
     if console is not None:
         console.print(table)
         console.print(f"wrote trials.csv, rounds.csv and report.png into {out_dir}")
