@@ -33,7 +33,7 @@ except ModuleNotFoundError as error:  # pragma: no cover - depends on the instal
 
 import pypaddle
 import pypaddle.experiments.demo
-from pypaddle.errors import PaddleError
+from pypaddle.errors import ConfigError, PaddleError
 
 __all__ = ["app", "main"]
 
@@ -73,10 +73,10 @@ def _root(
     _DEBUG = debug
 
 
-def _fail(error: BaseException, code: int = 2) -> typer.Exit:
+def _fail(error: BaseException, code: int = 2, *, note: str = "") -> typer.Exit:
     message = str(error) if isinstance(error, PaddleError) else f"{type(error).__name__}: {error}"
-    lines = message.strip().splitlines() or [type(error).__name__]
-    typer.secho(f"error: {' '.join(line.strip() for line in lines)}", fg=typer.colors.RED, err=True)
+    line = " ".join(part.strip() for part in message.splitlines()) or type(error).__name__
+    typer.secho(f"error: {line}{note}", fg=typer.colors.RED, err=True)
     return typer.Exit(code=code)
 
 
@@ -99,11 +99,8 @@ def _answering() -> Iterator[None]:
     except Exception as error:
         if _DEBUG:
             raise
-        typer.secho(
-            "pypaddle did not expect this error; run again with --debug for the traceback",
-            err=True,
-        )
-        raise _fail(error, 1) from None
+        note = " (pypaddle did not expect this error; --debug shows the traceback)"
+        raise _fail(error, 1, note=note) from None
 
 
 # The demo's options default to the values of its built-in config.
@@ -296,6 +293,10 @@ def graph_draw(
     with _answering():
         from pypaddle.graph import draw, read
 
+        if not out.parent.is_dir():
+            raise ConfigError(
+                f"cannot write {str(out)!r}: {str(out.parent)!r} is not a folder; make it first"
+            )
         draw(read(file), out, max_vertices=max_vertices)
     typer.echo(f"wrote {out}")
 

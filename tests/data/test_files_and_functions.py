@@ -159,3 +159,53 @@ class TestFunctionDataset:
         np.savez(tmp_path / "x.npz", z=np.ones(2))
         with pytest.raises(ConfigError, match="not a FunctionDataset file"):
             FunctionDataset.load(tmp_path / "x.npz")
+
+
+GOOD_NPZ = {
+    "x_train": np.ones((6, 3)),
+    "y_train": np.array([0, 1, 2, 0, 1, 2]),
+    "x_test": np.ones((2, 3)),
+    "y_test": np.array([0, 1]),
+}
+
+
+class TestLoadNpzRefuses:
+    """Finding 9: npz data is checked when it is read, with the file and arrays named."""
+
+    @pytest.mark.parametrize(
+        ("change", "message"),
+        [
+            ({"y_train": np.arange(3)}, r"x_train holds 6 samples but y_train 3 labels"),
+            ({"y_test": np.array([0, -1])}, r"y_test holds negative class labels"),
+            ({"x_train": np.full((6, 3), np.nan)}, r"x_train holds 18 NaN or infinite"),
+            ({"y_test": np.array([np.inf, 0.0])}, r"y_test holds 1 NaN or infinite"),
+            ({"x_train": np.ones(6)}, r"x_train has shape \(6,\)"),
+            ({"x_test": np.ones((2, 3, 1))}, r"train and test samples of one shape"),
+            ({"y_train": np.ones((6, 2, 2))}, r"y_train has shape \(6, 2, 2\)"),
+            ({"y_test": np.array([True, False])}, r"both hold integer class labels"),
+            ({"x_test": np.ones((0, 3)), "y_test": np.zeros(0, int)}, r"x_test holds no"),
+            ({"x_train": np.ones((6, 3), dtype=complex)}, r"holds complex128 values"),
+            ({"y_train": np.array(["a"] * 6)}, r"holds <U1 values"),
+        ],
+    )
+    def test_bad_arrays(self, tmp_path, change, message):
+        np.savez(tmp_path / "d.npz", **{**GOOD_NPZ, **change})
+        with pytest.raises(ConfigError, match=r"d\.npz'?: .*" + message):
+            load_npz(tmp_path / "d.npz")
+
+    @pytest.mark.parametrize("keys", [("a", "b"), "abcd", None, 3, ("a", "b", "c", 4)])
+    def test_bad_keys(self, tmp_path, keys):
+        np.savez(tmp_path / "d.npz", **GOOD_NPZ)
+        with pytest.raises(ConfigError, match="must name 4 arrays"):
+            load_npz(tmp_path / "d.npz", keys=keys)
+
+    @pytest.mark.parametrize("content", [b"", b"PK\x03\x04", b"not a zip", b"\x93NUMPY"])
+    def test_not_an_archive(self, tmp_path, content):
+        (tmp_path / "d.npz").write_bytes(content)
+        with pytest.raises(ConfigError, match=r"d\.npz"):
+            load_npz(tmp_path / "d.npz")
+
+    def test_object_arrays_are_not_unpickled(self, tmp_path):
+        np.savez(tmp_path / "d.npz", **{**GOOD_NPZ, "x_test": np.array([{}, {}], dtype=object)})
+        with pytest.raises(ConfigError, match=r"is not a readable \.npz archive"):
+            load_npz(tmp_path / "d.npz")

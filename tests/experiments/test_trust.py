@@ -263,3 +263,60 @@ def test_a_second_sweep_keeps_the_running_sweeps_trials(tmp_path):
     assert len(results) == 4
     assert all(result["final"]["round"] == 2 for result in results)
     assert not list((out / "trials").glob(".*"))
+
+
+class TestInterrupt:
+    def test_ctrl_c_stops_at_once_and_keeps_finished_trials(self, tmp_path, monkeypatch):
+        """Ctrl-C while the second of three trials runs: it stops, nothing new starts."""
+        real_wait, calls = backends.wait, []
+
+        def interrupted_wait(objects):
+            calls.append(len(objects))
+            if len(calls) == 2:
+                raise KeyboardInterrupt
+            return real_wait(objects)
+
+        monkeypatch.setattr(backends, "wait", interrupted_wait)
+        spec = parse_sweep({"sweep": {"grid": {"seed": [0, 1, 2]}}, "experiment": EXPERIMENT})
+        with pytest.raises(KeyboardInterrupt, match=r"1 of 3 trials finished and kept"):
+            run_sweep(spec, tmp_path, workers=1, quiet=True)
+        assert len(calls) == 2
+        assert finished_trials(tmp_path) == [spec.trials[0].id]
+        assert not list((tmp_path / "trials").glob(".*"))
+        assert not (tmp_path / "trials.csv").exists()
+        lock_folder(tmp_path).release()  # the interrupted sweep let go of its folder
+
+    @pytest.mark.slow
+    def test_sigint_to_the_command(self, tmp_path):
+        """Ctrl-C in a terminal: SIGINT to the sweep's whole process group."""
+        (tmp_path / "s.toml").write_text(SWEEP_TOML)
+        out = tmp_path / "out"
+        command = [sys.executable, "-m", "pypaddle.cli", "sweep", str(tmp_path / "s.toml")]
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, *sys.path])}
+        process = subprocess.Popen(
+            [*command, "--out", str(out), "--quiet"],
+            env=environment,
+            start_new_session=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _wait_for(lambda: finished_trials(out))
+            os.killpg(process.pid, signal.SIGINT)
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+        assert process.returncode == 130, stderr
+        assert "Traceback" not in stderr
+        finished = finished_trials(out)
+        assert 1 <= len(finished) < 4
+        assert (
+            f"interrupted: sweep busy stopped: {len(finished)} of 4 trials finished and kept"
+            in stderr
+        )
+        assert not list((out / "trials").glob(".*"))
+        for name in finished:
+            assert (out / "trials" / name / "result.json").is_file()

@@ -13,10 +13,39 @@ from pypaddle.errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Seed", "numpy_generator", "torch_generator"]
+__all__ = ["SEED_LIMIT", "Seed", "check_seed", "numpy_generator", "torch_generator"]
+
+# Seeds written into configs: ints in [0, 2**63). numpy takes any int >= 0 and torch any
+# in [0, 2**64); 2**63 is where both agree and where TOML's 64-bit integers end.
+SEED_LIMIT = 2**63
 
 Seed = int | np.random.Generator | np.random.SeedSequence | None
 _SEED_TYPES = (int, np.integer, np.random.Generator, np.random.SeedSequence, type(None))
+
+
+def check_seed(value: Any, name: str = "seed") -> int:
+    """``value`` as an int, if it is a seed a config may hold: an int in [0, 2**63).
+
+    numpy integers are accepted, bools are not.
+
+    Examples
+    --------
+    >>> check_seed(np.int64(7))
+    7
+    >>> check_seed(2**70)
+    Traceback (most recent call last):
+    ...
+    pypaddle.errors.ConfigError: seed must be an int in [0, 2**63), got 1180591620717411303424
+    """
+    if not isinstance(value, bool):
+        try:
+            number = operator.index(value)
+        except TypeError:
+            pass
+        else:
+            if 0 <= number < SEED_LIMIT:
+                return number
+    raise ConfigError(f"{name} must be an int in [0, 2**63), got {value!r}")
 
 
 def numpy_generator(seed: Seed) -> np.random.Generator:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gzip
+import zipfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -11,10 +14,12 @@ import torch
 from pypaddle.data.digits import Split
 from pypaddle.errors import ConfigError
 
-__all__ = ["load_idx", "load_npz"]
+__all__ = ["check_split", "load_idx", "load_npz"]
+
+SPLIT_NAMES = ("x_train", "y_train", "x_test", "y_test")
 
 # IDX type codes -> big-endian NumPy dtypes (http://yann.lecun.com/exdb/mnist/, "IDX format").
-_IDX_TYPES = {
+_IDX_TYPES: dict[int, np.dtype[Any]] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
     0x0B: np.dtype(">i2"),
@@ -88,7 +93,7 @@ def load_idx(path: str | Path) -> torch.Tensor:
 def load_npz(
     path: str | Path,
     *,
-    keys: tuple[str, str, str, str] = ("x_train", "y_train", "x_test", "y_test"),
+    keys: Sequence[str] = SPLIT_NAMES,
 ) -> Split:
     """Read a train/test split from a NumPy ``.npz`` archive holding four arrays.
 
@@ -96,6 +101,12 @@ def load_npz(
     Floating-point features become ``float32``; integer labels become ``int64``
     (classification), floating-point targets ``float32`` (regression). Arrays are read
     without pickle, so an archive cannot run code.
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing or not an ``.npz`` archive, an array is missing or not
+        numeric, or the split cannot train a model (see :func:`check_split`).
 
     Examples
     --------
@@ -108,6 +119,9 @@ def load_npz(
     >>> split.x_train.dtype, split.y_train.dtype, split.num_classes
     (torch.float32, torch.int64, 4)
     """
+    keys_ok = isinstance(keys, Sequence) and not isinstance(keys, str) and len(keys) == 4
+    if not keys_ok or not all(isinstance(key, str) for key in keys):
+        raise ConfigError(f"keys = {keys!r} must name 4 arrays: x_train, y_train, x_test, y_test")
     path = _existing(path, "npz file")
     try:
         with np.load(path, allow_pickle=False) as archive:
@@ -118,14 +132,103 @@ def load_npz(
                     "name the arrays with keys=(x_train, y_train, x_test, y_test)"
                 )
             arrays = [archive[key] for key in keys]
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         if isinstance(error, ConfigError):
             raise
         raise ConfigError(f"{str(path)!r} is not a readable .npz archive: {error}") from None
-    return Split(*(_tensor(array, labels=index % 2 == 1) for index, array in enumerate(arrays)))
+    for key, array in zip(keys, arrays):
+        if array.dtype.kind not in "biuf":
+            raise ConfigError(
+                f"{str(path)!r}: array {key!r} holds {array.dtype} values; give numbers "
+                "(bool, int or float arrays)"
+            )
+        if array.dtype.kind == "u" and array.size and array.max() > np.iinfo(np.int64).max:
+            raise ConfigError(
+                f"{str(path)!r}: array {key!r} holds values above {np.iinfo(np.int64).max}; "
+                "give labels as small non-negative ints"
+            )
+    split = Split(*(_tensor(array, labels=index % 2 == 1) for index, array in enumerate(arrays)))
+    return check_split(split, source=repr(str(path)), names=keys)
 
 
 def _tensor(array: np.ndarray, *, labels: bool) -> torch.Tensor:
     if labels and np.issubdtype(array.dtype, np.integer):
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64))
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+    with np.errstate(over="ignore"):  # values beyond float32 become inf: check_split says so
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def check_split(split: Split, *, source: str, names: Sequence[str] = SPLIT_NAMES) -> Split:
+    """Check that a split can train a model, before anything trains; return it.
+
+    Features need one row per sample (at least 2 dimensions) and the same shape of sample
+    in train and test; labels one per sample: integer class labels >= 0 (1 dimension) or
+    floating-point targets (1 or 2 dimensions), of the same kind in train and test; no NaN
+    or infinite values anywhere; at least one sample in each part. ``source`` (a file
+    name) and ``names`` (the arrays' names there) appear in the messages.
+
+    Raises
+    ------
+    ConfigError
+        Naming the source, the arrays and the fix.
+
+    Examples
+    --------
+    >>> bad = Split(torch.ones(4, 2), torch.tensor([0, 1, -1, 0]), torch.ones(1, 2),
+    ...             torch.tensor([0]))
+    >>> check_split(bad, source="data.npz")
+    Traceback (most recent call last):
+    ...
+    pypaddle.errors.ConfigError: data.npz: y_train holds negative class labels (the smallest is -1); class labels are ints in [0, classes)
+    """  # noqa: E501
+    x_train, y_train, x_test, y_test = split
+    parts = ((x_train, y_train, names[0], names[1]), (x_test, y_test, names[2], names[3]))
+    for x, y, x_name, y_name in parts:
+        if x.dim() < 2:
+            raise ConfigError(
+                f"{source}: {x_name} has shape {tuple(x.shape)}; give one row per sample, "
+                "shape [samples, features] (or [samples, channels, height, width])"
+            )
+        if x.shape[0] == 0:
+            raise ConfigError(f"{source}: {x_name} holds no samples; give at least one")
+        wanted = (1, 2) if y.is_floating_point() else (1,)
+        if y.dim() not in wanted:
+            kind = "float targets" if y.is_floating_point() else "integer class labels"
+            raise ConfigError(
+                f"{source}: {y_name} has shape {tuple(y.shape)}; give {kind} of shape "
+                f"[samples]{' or [samples, outputs]' if y.is_floating_point() else ''}"
+            )
+        if y.shape[0] != x.shape[0]:
+            raise ConfigError(
+                f"{source}: {x_name} holds {x.shape[0]} samples but {y_name} {y.shape[0]} "
+                "labels; give one label per sample"
+            )
+        for tensor, name in ((x, x_name), (y, y_name)):
+            if tensor.is_floating_point():
+                bad = int((~torch.isfinite(tensor)).sum())
+                if bad:
+                    raise ConfigError(
+                        f"{source}: {name} holds {bad} NaN or infinite values (or values too "
+                        "large for float32); remove or replace them"
+                    )
+        if not y.is_floating_point() and int(y.min()) < 0:
+            raise ConfigError(
+                f"{source}: {y_name} holds negative class labels (the smallest is "
+                f"{int(y.min())}); class labels are ints in [0, classes)"
+            )
+    if x_train.shape[1:] != x_test.shape[1:]:
+        raise ConfigError(
+            f"{source}: a sample of {names[0]} has shape {tuple(x_train.shape[1:])} but one of "
+            f"{names[2]} {tuple(x_test.shape[1:])}; give train and test samples of one shape"
+        )
+    if y_train.is_floating_point() != y_test.is_floating_point():
+        raise ConfigError(
+            f"{source}: {names[1]} and {names[3]} must both hold integer class labels or both "
+            f"float targets, got {y_train.dtype} and {y_test.dtype}"
+        )
+    if y_train.shape[1:] != y_test.shape[1:]:
+        raise ConfigError(
+            f"{source}: {names[1]} has targets of shape {tuple(y_train.shape[1:])} but "
+            f"{names[3]} {tuple(y_test.shape[1:])}; give targets of one shape"
+        )
+    return split

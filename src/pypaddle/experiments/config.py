@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pypaddle._core.seeds import check_seed
 from pypaddle.errors import ConfigError
 from pypaddle.experiments import methods, models, sources  # noqa: F401  (registers components)
 from pypaddle.experiments.options import option, options_to_dict, parse_options
@@ -111,7 +112,7 @@ class ExperimentConfig:
 @dataclass(frozen=True)
 class _TopLevel:
     name: str = "experiment"
-    seed: int = option(0, minimum=0)
+    seed: int = option(0, minimum=0, check=check_seed)
     description: str = ""
 
 
@@ -148,12 +149,20 @@ def parse_config(table: dict[str, Any], *, base: str | Path | None = None) -> Ex
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Read a TOML file; a ConfigError names the file and the syntax error."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder; give the TOML file in it")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{str(path)!r} is not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{str(path)!r} is not a text file in UTF-8 (TOML files are); give the TOML file"
+        ) from None
+    except OSError as error:
+        raise ConfigError(f"config file {str(path)!r} cannot be read: {error.strerror}") from None
 
 
 def load_config(path: str | Path) -> ExperimentConfig:

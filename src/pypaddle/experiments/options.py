@@ -13,13 +13,15 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pypaddle.errors import ConfigError
 
 __all__ = ["option", "options_to_dict", "parse_options"]
+
+INT_LIMIT = 2**63
 
 
 def option(
@@ -31,12 +33,15 @@ def option(
     below: float | None = None,
     choices: tuple[Any, ...] | None = None,
     path: bool | tuple[str, ...] = False,
+    check: Callable[[Any, str], Any] | None = None,
     help: str = "",
 ) -> Any:
     """A dataclass field with bounds (inclusive ``minimum``/``maximum``, exclusive ``above``/
     ``below``) or a tuple of allowed ``choices``; lists are checked element by element.
     A ``path`` option is a file name, resolved against the config file's folder; for a
-    table option, ``path`` names the keys of the table that hold file names."""
+    table option, ``path`` names the keys of the table that hold file names. ``check``
+    is one of :mod:`pypaddle._core`'s checks, called as ``check(value, key)`` after the
+    type and bounds (e.g. :func:`~pypaddle._core.seeds.check_seed`)."""
     metadata = {
         "path": path,
         "minimum": minimum,
@@ -44,6 +49,7 @@ def option(
         "above": above,
         "below": below,
         "choices": choices,
+        "check": check,
         "help": help,
     }
     if isinstance(default, (list, dict)):
@@ -109,6 +115,12 @@ def _check_value(value: Any, metadata: Mapping[str, Any], key: str) -> None:
             raise ConfigError(
                 f"{key} = {element!r} is not allowed; allowed values: {allowed}"
                 + _meaning(metadata)
+            )
+        huge = isinstance(element, int) and not -INT_LIMIT <= element < INT_LIMIT
+        if huge and metadata.get("check") is None:
+            raise ConfigError(
+                f"{key} = {element!r} is out of range; integers in a config are 64-bit, "
+                "in [-2**63, 2**63)"
             )
         if isinstance(element, (int, float)) and not isinstance(element, bool):
             if isinstance(element, float) and not math.isfinite(element):
@@ -184,6 +196,8 @@ def parse_options(
                 + _meaning(field.metadata)
             )
         _check_value(value, field.metadata, key)
+        if field.metadata.get("check") is not None:
+            value = field.metadata["check"](value, key)
         if hints[name] is float:
             value = float(value)
         paths = field.metadata.get("path")

@@ -7,15 +7,21 @@ Each builder takes its options and the experiment's seed and returns a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pypaddle.data import LANDSCAPES, FunctionDataset, Split, digits, load_idx, load_npz
+from pypaddle.data.files import check_split
 from pypaddle.errors import ConfigError
 from pypaddle.experiments.options import option
 from pypaddle.experiments.registry import DATA
 
 __all__ = ["DigitsOptions", "FunctionOptions", "IdxOptions", "NpzOptions"]
 
-_TEST_FRACTION = {"above": 0.0, "below": 1.0, "help": "fraction of the samples held out"}
+_TEST_FRACTION: dict[str, Any] = {
+    "above": 0.0,
+    "below": 1.0,
+    "help": "fraction of the samples held out",
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,9 @@ class IdxOptions:
     scale: float = option(255.0, above=0.0, help="pixel values are divided by this")
 
 
+_IDX_NAMES = ("train_images", "train_labels", "test_images", "test_labels")
+
+
 @DATA.add("idx", IdxOptions, description="IDX files (MNIST and relatives) the user has")
 def _idx(options: IdxOptions, *, seed: int) -> Split:
     images = [load_idx(options.train_images), load_idx(options.test_images)]
@@ -85,7 +94,8 @@ def _idx(options: IdxOptions, *, seed: int) -> Split:
     images = [image.float() / options.scale for image in images]
     if images[0].dim() == 3:  # [N, H, W] -> [N, 1, H, W], the shape conv nets expect
         images = [image.unsqueeze(1) for image in images]
-    return Split(images[0], labels[0].long(), images[1], labels[1].long())
+    split = Split(images[0], labels[0].long(), images[1], labels[1].long())
+    return check_split(split, source="the IDX files", names=_IDX_NAMES)
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
+from pypaddle._core.checks import check_real
 from pypaddle._core.files import atomic_write_text
+from pypaddle._core.seeds import check_seed
 from pypaddle.errors import ConfigError, ExperimentError
 from pypaddle.experiments._files import check_output_folder, lock_folder
 from pypaddle.experiments.config import parse_config, read_toml, to_toml
@@ -50,6 +52,8 @@ __all__ = ["SweepSpec", "Trial", "load_sweep", "parse_sweep", "run_sweep"]
 LOG = logging.getLogger("pypaddle.experiments")
 SWEEP_NAME = "sweep.toml"
 DISTRIBUTIONS = ("choice", "uniform", "log_uniform", "int_uniform")
+# Every trial's config is built and checked up front; more than this is a mistake.
+MAX_TRIALS = 100_000
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class _SweepOptions:
     name: str = "sweep"
     base: str | None = option(None, path=True, help="the base experiment's TOML file")
     samples: int = option(1, minimum=1)
-    seed: int = option(0, minimum=0)
+    seed: int = option(0, minimum=0, check=check_seed)
     workers: int = option(2, minimum=1)
     grid: dict = option({})
     random: dict = option({})
@@ -97,7 +101,33 @@ def _set_dotted(table: dict[str, Any], key: str, value: Any) -> None:
     table[parts[-1]] = value
 
 
-def _draw(spec: Any, key: str, rng: np.random.Generator) -> Any:
+def _bounds(values: Any, key: str, kind: str) -> tuple[float, float]:
+    """The [low, high] of a random distribution, checked: numbers, finite, low < high."""
+    where = f"sweep.random.{key}.{kind}"
+    if not isinstance(values, list) or len(values) != 2:
+        raise ConfigError(f"{where} = {values!r} must be [low, high], low < high")
+    low: float
+    high: float
+    if kind == "int_uniform":
+        low, high = (_integer(value, f"{where}[{i}]") for i, value in enumerate(values))
+    else:
+        low, high = (check_real(value, f"{where}[{i}]") for i, value in enumerate(values))
+    if not low < high:
+        raise ConfigError(f"{where} = {values!r} must be [low, high], low < high")
+    if kind == "log_uniform" and low <= 0:
+        raise ConfigError(f"{where} needs low > 0, got {low}")
+    return low, high
+
+
+def _integer(value: Any, name: str) -> int:
+    """A TOML integer: an int (not a bool) in the 64-bit range."""
+    if isinstance(value, bool) or not isinstance(value, int) or not -(2**63) <= value < 2**63:
+        raise ConfigError(f"{name} must be an int in [-2**63, 2**63), got {value!r}")
+    return value
+
+
+def _check_distribution(spec: Any, key: str) -> None:
+    """Refuse a random distribution before anything is drawn from it."""
     if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
         raise ConfigError(
             f"sweep.random.{key} = {spec!r} must be one of "
@@ -107,16 +137,19 @@ def _draw(spec: Any, key: str, rng: np.random.Generator) -> Any:
     if kind == "choice":
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep.random.{key}.choice must be a non-empty list")
+    else:
+        _bounds(values, key, kind)
+
+
+def _draw(spec: dict[str, Any], key: str, rng: np.random.Generator) -> Any:
+    ((kind, values),) = spec.items()
+    if kind == "choice":
         return values[int(rng.integers(len(values)))]
-    if not (isinstance(values, list) and len(values) == 2 and values[0] < values[1]):
-        raise ConfigError(f"sweep.random.{key}.{kind} = {values!r} must be [low, high], low < high")
-    low, high = values
+    low, high = _bounds(values, key, kind)
     if kind == "uniform":
         return float(rng.uniform(low, high))
     if kind == "int_uniform":
-        return int(rng.integers(low, high + 1))
-    if low <= 0:
-        raise ConfigError(f"sweep.random.{key}.log_uniform needs low > 0, got {low}")
+        return int(rng.integers(int(low), int(high), endpoint=True))
     return float(math.exp(rng.uniform(math.log(low), math.log(high))))
 
 
@@ -154,8 +187,16 @@ def parse_sweep(table: dict[str, Any], *, base: Path | None = None) -> SweepSpec
     for key, values in options.grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"sweep.grid.{key} = {values!r} must be a non-empty list of values")
+    for key, spec in options.random.items():
+        _check_distribution(spec, key)
     rng = np.random.default_rng(options.seed)
     samples = options.samples if options.random else 1
+    count = math.prod(len(values) for values in options.grid.values()) * samples
+    if count > MAX_TRIALS:
+        raise ConfigError(
+            f"this sweep has {count} trials (grid points x samples); at most {MAX_TRIALS} "
+            "are allowed in one sweep: split it or sample the space with [sweep.random]"
+        )
     trials: list[Trial] = []
     for point in itertools.product(*options.grid.values()):
         for _ in range(samples):
