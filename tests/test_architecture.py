@@ -213,5 +213,5 @@ def test_every_option_constraint_is_read():
         and node.args
         and isinstance(node.args[0], ast.Constant)
     }
-    assert stored == {"path", "minimum", "maximum", "above", "below", "choices", "help"}
+    assert stored == {"path", "minimum", "maximum", "above", "below", "choices", "check", "help"}
     assert stored - read == set()
