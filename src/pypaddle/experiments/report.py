@@ -8,11 +8,13 @@ returns them. rich and matplotlib are imported only by the functions that need t
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pypaddle._core.files import atomic_write_text
 from pypaddle.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -190,12 +192,11 @@ def write_results(results: Results, out_dir: str | Path, *, stem: str = "results
     """
     out_dir = Path(out_dir)
     rows = [dict(result) for result in results]
-    json_path = out_dir / f"{stem}.json"
-    json_path.write_text(json.dumps(rows, indent=2) + "\n")
+    json_path = atomic_write_text(out_dir / f"{stem}.json", json.dumps(rows, indent=2) + "\n")
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    csv_path = out_dir / f"{stem}.csv"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path = atomic_write_text(out_dir / f"{stem}.csv", table.getvalue())
     return [json_path, csv_path]
