@@ -897,7 +897,7 @@ class TestConstructorBadInput:
 
     @pytest.mark.parametrize("value", ["yes", None, 2, 1.0, [True], object()])
     def test_use_layer_norm(self, tiny, value):
-        with pytest.raises(ConfigError, match="use_layer_norm"):
+        with pytest.raises(InputTypeError, match="use_layer_norm"):
             self.build(tiny, use_layer_norm=value)
 
     @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from torch import nn
 from pypaddle.errors import ConfigError, InputTypeError, MaskError, StructureError
 from pypaddle.graph import CachedLayeredGraph
 from pypaddle.sparse import _dan_numba as compiled
+from pypaddle.sparse._arguments import check_flag
 from pypaddle.sparse._common import (
     MaskedModel,
     attribute_alias,
@@ -129,7 +130,7 @@ class MaskedDeepDAN(MaskedModel):
         shape, features = resolve_input_shape(input_shape)
         num_classes = check_size(num_classes, "num_classes")
         _check_kernel(kernel)
-        use_layer_norm = _check_flag(use_layer_norm, "use_layer_norm")
+        use_layer_norm = check_flag(use_layer_norm, "use_layer_norm")
         activation_module = resolve_activation(activation)
         plan = DanPlan.from_structure(structure, features)
 
@@ -427,12 +428,6 @@ def _check_kernel(kernel: Any) -> None:
     if not isinstance(kernel, str) or kernel not in KERNELS:
         choices = ", ".join(map(repr, KERNELS))
         raise ConfigError(f"unknown kernel {kernel!r}; choose one of {choices}")
-
-
-def _check_flag(value: Any, name: str) -> bool:
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise ConfigError(f"{name} must be True or False, got {value!r}")
 
 
 def _values(derived: dict, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
