@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pypaddle-installed
 OUT ?= demo-output
 
-.PHONY: setup demo test test-fast typecheck bench lint format dist clean
+.PHONY: setup demo test test-fast bench lint format dist clean
 
 setup: $(STAMP)
 
@@ -27,8 +27,6 @@ test: lint
 test-fast: lint
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
-typecheck: $(STAMP)
-	$(BIN)/mypy
 
 # deepstruct pins torch<2, so it comes without its dependencies; beyond what pypaddle
 # installs it only needs Deprecated (and that, wrapt). Torch-Pruning needs only torch and
@@ -40,6 +38,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy
 
 format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
