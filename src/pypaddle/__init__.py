@@ -6,7 +6,7 @@ read their structure back as graphs for network-science analysis.
 
 __version__ = "0.4.0"
 
-from pypaddle import data, deploy, errors, experiments, extract, graph, prune, sparse, util
+from pypaddle import data, deploy, errors, experiments, extract, graph, kinds, prune, sparse, util
 
 __all__ = [
     "__version__",
@@ -16,6 +16,7 @@ __all__ = [
     "experiments",
     "extract",
     "graph",
+    "kinds",
     "prune",
     "sparse",
     "util",
