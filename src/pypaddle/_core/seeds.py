@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SEED_LIMIT", "Seed", "check_seed", "numpy_generator", "torch_generator"]
 
-# Seeds written into configs: ints in [0, 2**63). numpy takes any int >= 0 and torch any
-# in [0, 2**64); 2**63 is where both agree and where TOML's 64-bit integers end.
+# Int seeds, in configs and in code alike: [0, 2**63). numpy takes any int >= 0 and torch
+# any in [0, 2**64); 2**63 is where both agree and where TOML's 64-bit integers end.
 SEED_LIMIT = 2**63
 
 Seed = int | np.random.Generator | np.random.SeedSequence | None
@@ -49,19 +49,20 @@ def check_seed(value: Any, name: str = "seed") -> int:
 
 
 def numpy_generator(seed: Seed) -> np.random.Generator:
-    """The numpy Generator for ``seed`` (an int >= 0, a SeedSequence, a Generator or None)."""
+    """The numpy Generator for ``seed`` (an int in [0, 2**63), a SeedSequence, a Generator
+    or None)."""
     if isinstance(seed, bool) or not isinstance(seed, _SEED_TYPES):
         raise ConfigError(
             f"seed must be an int, a numpy Generator or SeedSequence, or None; got {seed!r}"
         )
-    if isinstance(seed, (int, np.integer)) and seed < 0:
-        raise ConfigError(f"seed must be an int >= 0, got {seed!r}")
+    if isinstance(seed, (int, np.integer)):
+        seed = check_seed(seed)
     return np.random.default_rng(seed)
 
 
 def torch_generator(seed: Any = None, generator: torch.Generator | None = None) -> torch.Generator:
     """The torch Generator random choices draw from: ``generator`` if given, else a new one
-    seeded by ``seed`` (an int in [0, 2**64), or fresh entropy for None)."""
+    seeded by ``seed`` (an int in [0, 2**63), or fresh entropy for None)."""
     import torch
 
     if generator is not None and seed is not None:
@@ -74,13 +75,5 @@ def torch_generator(seed: Any = None, generator: torch.Generator | None = None) 
     if seed is None:
         made.seed()
         return made
-    if isinstance(seed, bool):
-        raise ConfigError(f"seed must be an int in [0, 2**64) or None, got {seed!r}")
-    try:
-        number = operator.index(seed)
-    except TypeError:
-        raise ConfigError(f"seed must be an int in [0, 2**64) or None, got {seed!r}") from None
-    if not 0 <= number < 2**64:
-        raise ConfigError(f"seed must be an int in [0, 2**64) or None, got {seed!r}")
-    made.manual_seed(number)
+    made.manual_seed(check_seed(seed))
     return made
