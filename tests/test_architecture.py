@@ -25,30 +25,18 @@ MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 TREES = {name: ast.parse(path.read_text(), str(path)) for name, path in MODULES.items()}
 
 
-def type_checking_nodes(tree: ast.Module) -> set[int]:
-    """Ids of the nodes under ``if TYPE_CHECKING:``: imports for annotations only, which
-    never run and so cannot form an import-time cycle."""
-    skipped: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING"):
-            for child in node.body:
-                skipped.update(id(inner) for inner in ast.walk(child))
-    return skipped
-
-
 def imported_modules(name: str, tree: ast.Module) -> set[str]:
-    """The pypaddle modules ``name`` imports, at module level or inside functions.
+    """The pypaddle modules ``name`` imports, at module level, inside functions or for
+    annotations only (under ``TYPE_CHECKING``: a cycle there is still two modules that
+    each need the other).
 
     ``from package import submodule`` counts as importing the submodule only;
     ``from module import name`` as importing the module.
     """
     is_package = MODULES[name].name == "__init__.py"
     package = name if is_package else name.rpartition(".")[0]
-    skipped = type_checking_nodes(tree)
     found: set[str] = set()
     for node in ast.walk(tree):
-        if id(node) in skipped:
-            continue
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):

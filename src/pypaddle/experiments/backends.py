@@ -22,14 +22,12 @@ from dataclasses import dataclass
 from multiprocessing import get_all_start_methods, get_context
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pypaddle.errors import ConfigError
+from pypaddle.experiments.trials import Trial
 
-if TYPE_CHECKING:  # only a type here: sweep imports this module to run its trials
-    from pypaddle.experiments.sweep import Trial
-
-    Done = Callable[[Trial, str | None], None]
+Done = Callable[[Trial, str | None], None]
 
 __all__ = ["BACKENDS", "run_local", "run_ray"]
 

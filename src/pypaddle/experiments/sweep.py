@@ -26,7 +26,6 @@ runs the trials on a local process pool or as Ray tasks.
 from __future__ import annotations
 
 import copy
-import hashlib
 import itertools
 import json
 import logging
@@ -46,6 +45,7 @@ from pypaddle.errors import ConfigError, ExperimentError
 from pypaddle.experiments._files import check_output_folder, lock_folder
 from pypaddle.experiments.config import parse_config, read_toml, to_toml
 from pypaddle.experiments.options import option, parse_options
+from pypaddle.experiments.trials import SweepSpec, Trial
 
 __all__ = ["SweepSpec", "Trial", "load_sweep", "parse_sweep", "run_sweep"]
 
@@ -65,31 +65,6 @@ class _SweepOptions:
     workers: int = option(2, minimum=1)
     grid: dict = option({})
     random: dict = option({})
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One point of the space: the values it sets and the resolved config it runs."""
-
-    index: int
-    overrides: dict[str, Any]
-    config: dict[str, Any]
-
-    @property
-    def id(self) -> str:
-        """A short hash of the resolved config: the trial's folder name."""
-        return hashlib.sha256(to_toml(self.config).encode()).hexdigest()[:12]
-
-
-@dataclass(frozen=True)
-class SweepSpec:
-    """A validated sweep: its name, options, trials and the text that identifies it."""
-
-    name: str
-    workers: int
-    trials: list[Trial]
-    swept_keys: list[str]
-    identity: str
 
 
 def _set_dotted(table: dict[str, Any], key: str, value: Any) -> None:

@@ -16,7 +16,7 @@ from pypaddle._core.files import atomic_path, atomic_write_text
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from pypaddle.experiments.sweep import SweepSpec
+    from pypaddle.experiments.trials import SweepSpec
 
 __all__ = ["plot_sweep", "write_sweep_report"]
 

@@ -11,18 +11,36 @@ and the DAN's kernels see every layer at once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 
 from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.sparse._dan_plan import DanPlan
 from pypaddle.sparse.masked import MaskedLinearLayer
 
-if TYPE_CHECKING:
-    from pypaddle.sparse.dan import MaskedDeepDAN
+__all__ = ["DanLayer", "PackedOwner", "pack_per_layer_entries"]
 
-__all__ = ["DanLayer", "pack_per_layer_entries"]
+
+class PackedOwner(Protocol):
+    """What a layer view reads from the model that owns the packed tensors (a MaskedDeepDAN)."""
+
+    @property
+    def plan(self) -> DanPlan: ...
+    @property
+    def hidden_weight(self) -> torch.Tensor: ...
+    @property
+    def hidden_bias(self) -> torch.Tensor: ...
+    @property
+    def hidden_mask(self) -> torch.Tensor: ...
+    @property
+    def hidden_bias_mask(self) -> torch.Tensor: ...
+
+    def packed_mask_values(
+        self, name: str, dtype: torch.dtype, region: tuple[int, int] | None = None
+    ) -> torch.Tensor | None: ...
+
 
 # A layer's tensor name -> the packed tensor of the DAN that holds it.
 _PACKED = {
@@ -98,9 +116,9 @@ class DanLayer(MaskedLinearLayer):
     module path, which ``kernel="auto"`` does while any layer has one.
     """
 
-    _owner: MaskedDeepDAN
+    _owner: PackedOwner
 
-    def __init__(self, owner: MaskedDeepDAN, layer: int) -> None:
+    def __init__(self, owner: PackedOwner, layer: int) -> None:
         nn.Module.__init__(self)
         plan = owner.plan
         self.in_features = plan.columns[layer]
