@@ -125,7 +125,7 @@ class TestSmallWorldLayered:
         [
             ((0, 4, 2, 0.1), "layers must be an int >= 1"),
             ((2, 0, 0, 0.1), "width must be an int >= 1"),
-            ((2, 4, -1, 0.1), "neighbours must be an int >= 0"),
+            ((2, 4, -1, 0.1), "neighbours must be an int >= 1"),
             ((2, 4, 5, 0.1), "neighbours must be at most width=4"),
             ((2, 4, 2, 1.5), "p must be a probability"),
             ((2, 4, 2, float("nan")), "p must be a probability"),

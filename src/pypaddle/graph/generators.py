@@ -364,7 +364,7 @@ def small_world_layered(
     width : int
         Vertices per lattice layer, >= 1.
     neighbours : int
-        Edges from each vertex into the next lattice layer, ``0 <= neighbours <= width``.
+        Edges from each vertex into the next lattice layer, ``1 <= neighbours <= width``.
     p : float
         Rewiring probability in [0, 1].
     seed : int, numpy Generator or None
@@ -388,7 +388,7 @@ def small_world_layered(
     """
     layers = check_count(layers, "layers", 1)
     width = check_count(width, "width", 1)
-    neighbours = check_count(neighbours, "neighbours", 0)
+    neighbours = check_count(neighbours, "neighbours", 1)
     if neighbours > width:
         raise ConfigError(
             f"neighbours must be at most width={width} (a vertex has that many in the next "

@@ -6,7 +6,7 @@ node attribute ``layer``, like the generators in :mod:`pypaddle.graph.generators
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 
 import networkx as nx
 import numpy as np
@@ -126,6 +126,10 @@ def _rank(
                 f"order must be 'label', 'random', 'degree' or a list of vertices, got {order!r}"
             )
     else:
+        if not isinstance(order, Iterable):
+            raise InputTypeError(
+                f"order must be 'label', 'random', 'degree' or a list of vertices, got {order!r}"
+            )
         sequence = list(order)
         if len(sequence) != count or set(sequence) != set(vertices):
             raise ConfigError(
