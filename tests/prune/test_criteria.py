@@ -151,7 +151,7 @@ class TestDanLayers:
         loss = F.cross_entropy(model(inputs), targets)
         gradient = torch.autograd.grad(loss, model.hidden_weight)[0]
         for index, layer in enumerate(model.layers_main_hidden):
-            start, end = model._plan.blocks[index]
+            start, end = model.plan.blocks[index]
             expected = (gradient[start:end].view_as(layer.weight) * layer.weight).abs()
             torch.testing.assert_close(scores[f"layers_main_hidden.{index}"], expected)
         assert all(float(score.sum()) > 0 for score in scores.values())
