@@ -112,7 +112,7 @@ def _files(folder) -> list[str]:
     return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
 
 
-def _refused(result, code: int = 2) -> str:
+def assert_refused(result, code: int = 2) -> str:
     """The one line of a refused command (status ``code``, no traceback)."""
     assert result.exit_code == code, result.output
     assert "Traceback" not in result.output
@@ -145,14 +145,14 @@ class TestRun:
     @pytest.mark.parametrize(("key", "value"), BAD_KEYS)
     def test_bad_values(self, tmp_path, key, value):
         path = _write_config(tmp_path, _with(BASE, key, value))
-        line = _refused(runner.invoke(app, ["run", path, "--out", str(tmp_path / "out")]))
+        line = assert_refused(runner.invoke(app, ["run", path, "--out", str(tmp_path / "out")]))
         assert key.split(".")[-1] in line
         assert _files(tmp_path) == ["e.toml"]
 
     @pytest.mark.parametrize(("key", "value"), BAD_STRUCTURES)
     def test_bad_structure_arguments(self, tmp_path, key, value):
         path = _write_config(tmp_path, _with(DAN, f"model.structure.{key}", value))
-        line = _refused(runner.invoke(app, ["run", path, "--out", str(tmp_path / "out")]))
+        line = assert_refused(runner.invoke(app, ["run", path, "--out", str(tmp_path / "out")]))
         assert "model.structure" in line
         assert _files(tmp_path) == ["e.toml"]
 
@@ -168,16 +168,16 @@ class TestRun:
     def test_unreadable_configs(self, tmp_path, content, message):
         (tmp_path / "e.toml").write_bytes(content)
         for command in ("run", "sweep"):
-            line = _refused(runner.invoke(app, [command, str(tmp_path / "e.toml")]))
+            line = assert_refused(runner.invoke(app, [command, str(tmp_path / "e.toml")]))
             assert message in line
         assert _files(tmp_path) == ["e.toml"]
 
     def test_a_folder_or_a_missing_file_as_config(self, tmp_path):
         (tmp_path / "e.toml").mkdir()
         for command in ("run", "sweep"):
-            line = _refused(runner.invoke(app, [command, str(tmp_path / "e.toml")]))
+            line = assert_refused(runner.invoke(app, [command, str(tmp_path / "e.toml")]))
             assert "is a folder; give the TOML file in it" in line
-            line = _refused(runner.invoke(app, [command, str(tmp_path / "none.toml")]))
+            line = assert_refused(runner.invoke(app, [command, str(tmp_path / "none.toml")]))
             assert "does not exist" in line
         assert _files(tmp_path) == ["e.toml"]
 
@@ -185,7 +185,7 @@ class TestRun:
     def test_out_at_or_under_a_file(self, tmp_path, out):
         path = _write_config(tmp_path, BASE)
         (tmp_path / "afile").write_text("mine")
-        line = _refused(runner.invoke(app, ["run", path, "--out", str(tmp_path / out)]))
+        line = assert_refused(runner.invoke(app, ["run", path, "--out", str(tmp_path / out)]))
         assert "afile' is a file" in line
         assert _files(tmp_path) == ["afile", "e.toml"]
         assert (tmp_path / "afile").read_text() == "mine"
@@ -193,7 +193,7 @@ class TestRun:
     @pytest.mark.parametrize("name", ["../../x", "/abs/x", "..", "", "a/../../b"])
     def test_names_that_leave_the_folder(self, tmp_path, name):
         path = _write_config(tmp_path, _with(BASE, "name", name))
-        line = _refused(runner.invoke(app, ["run", path]))
+        line = assert_refused(runner.invoke(app, ["run", path]))
         assert f"name {name!r} would write outside" in line
         assert _files(tmp_path) == ["e.toml"]
 
@@ -239,21 +239,21 @@ class TestNpzData:
     def test_refused_before_the_folder_is_made(self, tmp_path, change, message):
         config = _npz(tmp_path, **{**GOOD, **change})
         path = _write_config(tmp_path, config)
-        line = _refused(runner.invoke(app, ["run", path, "--out", str(tmp_path / "out")]))
+        line = assert_refused(runner.invoke(app, ["run", path, "--out", str(tmp_path / "out")]))
         assert message in line
         assert "data.npz" in line
         assert _files(tmp_path) == ["data.npz", "e.toml"]
 
     def test_missing_array(self, tmp_path):
         config = _npz(tmp_path, x_train=GOOD["x_train"], y_train=GOOD["y_train"])
-        line = _refused(runner.invoke(app, ["run", _write_config(tmp_path, config)]))
+        line = assert_refused(runner.invoke(app, ["run", _write_config(tmp_path, config)]))
         assert "has no array 'x_test'" in line
         assert _files(tmp_path) == ["data.npz", "e.toml"]
 
     def test_not_an_archive(self, tmp_path):
         config = _npz(tmp_path, **GOOD)
         (tmp_path / "data.npz").write_bytes(b"PK\x03\x04 broken")
-        line = _refused(runner.invoke(app, ["run", _write_config(tmp_path, config)]))
+        line = assert_refused(runner.invoke(app, ["run", _write_config(tmp_path, config)]))
         assert "is not a readable .npz archive" in line
 
 
@@ -310,13 +310,13 @@ class TestSweeps:
     def test_the_command_answers_in_one_line(self, tmp_path, table, message):
         path = tmp_path / "s.toml"
         path.write_text(_sweep_toml(table))
-        _refused(runner.invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out")]))
+        assert_refused(runner.invoke(app, ["sweep", str(path), "--out", str(tmp_path / "out")]))
         assert _files(tmp_path) == ["s.toml"]
 
     def test_name_that_leaves_the_folder(self, tmp_path):
         path = tmp_path / "s.toml"
         path.write_text(_sweep_toml(_sweep(grid={"seed": [0]}), name="../x"))
-        line = _refused(runner.invoke(app, ["sweep", str(path)]))
+        line = assert_refused(runner.invoke(app, ["sweep", str(path)]))
         assert "sweep name '../x' would write outside" in line
         assert _files(tmp_path) == ["s.toml"]
 
@@ -350,7 +350,9 @@ class TestGraph:
     @pytest.mark.parametrize("out", ["missing/x.png", "g.graphml/x.png"])
     def test_draw_into_a_missing_folder(self, tmp_path, graph, out):
         before = _files(tmp_path)
-        line = _refused(runner.invoke(app, ["graph", "draw", str(graph), str(tmp_path / out)]))
+        line = assert_refused(
+            runner.invoke(app, ["graph", "draw", str(graph), str(tmp_path / out)])
+        )
         assert "make it first" in line
         assert _files(tmp_path) == before
 
@@ -359,4 +361,4 @@ class TestGraph:
     )
     def test_stats_of_a_corrupt_file(self, tmp_path, content):
         (tmp_path / "bad.graphml").write_bytes(content)
-        _refused(runner.invoke(app, ["graph", "stats", str(tmp_path / "bad.graphml")]))
+        assert_refused(runner.invoke(app, ["graph", "stats", str(tmp_path / "bad.graphml")]))

@@ -43,7 +43,7 @@ def _ffn() -> MaskedDeepFFN:
     return MaskedDeepFFN(8, 4, [8])
 
 
-def _refused(error: type[PaddleError], call: Callable[[], Any], *objects: Any) -> None:
+def assert_refused(error: type[PaddleError], call: Callable[[], Any], *objects: Any) -> None:
     """``call()`` raises ``error`` (a pypaddle error) and leaves ``objects`` unchanged.
 
     Only modules are compared (a foreign object handed in is not a model to protect).
@@ -134,37 +134,39 @@ class TestPruneAndComputeMasks:
     @pytest.mark.parametrize("amount", BAD_AMOUNTS)
     def test_amount(self, function, amount):
         model = _ffn()
-        _refused(_amount_error(amount), lambda: function(model, amount), model)
+        assert_refused(_amount_error(amount), lambda: function(model, amount), model)
 
     @pytest.mark.parametrize("amount", BAD_AMOUNTS)
     def test_amount_per_layer(self, function, amount):
         model = _ffn()
         call = lambda: function(model, amount, scope="layer", granularity="neuron")  # noqa: E731
-        _refused(_amount_error(amount), call, model)
+        assert_refused(_amount_error(amount), call, model)
 
     @pytest.mark.parametrize("scope", BAD_SCOPES)
     def test_scope(self, function, scope):
         model = _ffn()
-        _refused(ConfigError, lambda: function(model, 0.5, scope=scope), model)
+        assert_refused(ConfigError, lambda: function(model, 0.5, scope=scope), model)
 
     @pytest.mark.parametrize("granularity", BAD_GRANULARITIES)
     def test_granularity(self, function, granularity):
         model = _ffn()
-        _refused(ConfigError, lambda: function(model, 0.5, granularity=granularity), model)
+        assert_refused(ConfigError, lambda: function(model, 0.5, granularity=granularity), model)
 
     @pytest.mark.parametrize(("criterion", "error"), BAD_CRITERIA)
     def test_criterion(self, function, criterion, error):
         model = _ffn()
-        _refused(error, lambda: function(model, 0.5, criterion=criterion), model)
+        assert_refused(error, lambda: function(model, 0.5, criterion=criterion), model)
 
     @pytest.mark.parametrize(("model", "error"), FOREIGN_MODELS)
     def test_foreign_models(self, function, model, error):
-        _refused(error, lambda: function(model, 0.5), model)
+        assert_refused(error, lambda: function(model, 0.5), model)
 
     @pytest.mark.parametrize("seed", NOT_SEEDS)
     def test_random_seed(self, function, seed):
         model = _ffn()
-        _refused(ConfigError, lambda: function(model, 0.5, criterion="random", seed=seed), model)
+        assert_refused(
+            ConfigError, lambda: function(model, 0.5, criterion="random", seed=seed), model
+        )
 
     @pytest.mark.parametrize(
         "options",
@@ -176,12 +178,12 @@ class TestPruneAndComputeMasks:
     )
     def test_unknown_options(self, function, options):
         model = _ffn()
-        _refused(ConfigError, lambda: function(model, 0.5, **options), model)
+        assert_refused(ConfigError, lambda: function(model, 0.5, **options), model)
 
     def test_options_with_a_callable_criterion(self, function):
         model = _ffn()
         call = lambda: function(model, 0.5, criterion=lambda m, n: m.weight.abs(), seed=1)  # noqa: E731
-        _refused(ConfigError, call, model)
+        assert_refused(ConfigError, call, model)
 
     @pytest.mark.parametrize(
         ("inputs", "targets", "error"),
@@ -203,7 +205,7 @@ class TestPruneAndComputeMasks:
     def test_data(self, function, criterion, inputs, targets, error):
         model = _ffn()
         call = lambda: function(model, 0.5, criterion=criterion, inputs=inputs, targets=targets)  # noqa: E731
-        _refused(error, call, model)
+        assert_refused(error, call, model)
 
     @pytest.mark.parametrize(
         ("options", "error"),
@@ -218,13 +220,15 @@ class TestPruneAndComputeMasks:
     def test_snip_options(self, function, options, error):
         model = _ffn()
         data = {"inputs": torch.ones(2, 8), "targets": torch.zeros(2, dtype=torch.long)}
-        _refused(error, lambda: function(model, 0.5, criterion="snip", **data, **options), model)
+        assert_refused(
+            error, lambda: function(model, 0.5, criterion="snip", **data, **options), model
+        )
 
     def test_data_criteria_need_the_model(self, function):
         model = _ffn()
         data = {"inputs": torch.ones(2, 8), "targets": torch.zeros(2, dtype=torch.long)}
         layers = list(model.layers_main_hidden)
-        _refused(ConfigError, lambda: function(layers, 0.5, criterion="snip", **data), model)
+        assert_refused(ConfigError, lambda: function(layers, 0.5, criterion="snip", **data), model)
 
     @pytest.mark.parametrize(
         "options",
@@ -238,14 +242,16 @@ class TestPruneAndComputeMasks:
     )
     def test_synflow_options(self, function, options):
         model = _ffn()
-        _refused(ConfigError, lambda: function(model, 0.5, criterion="synflow", **options), model)
+        assert_refused(
+            ConfigError, lambda: function(model, 0.5, criterion="synflow", **options), model
+        )
 
     @pytest.mark.parametrize("batch_size", [*NOT_COUNTS, 0])
     def test_taylor_batch_size(self, function, batch_size):
         model = _ffn()
         data = {"inputs": torch.ones(2, 8), "targets": torch.zeros(2, dtype=torch.long)}
         call = lambda: function(model, 0.5, criterion="taylor", batch_size=batch_size, **data)  # noqa: E731
-        _refused(ConfigError, call, model)
+        assert_refused(ConfigError, call, model)
 
     @pytest.mark.parametrize(
         ("scores", "error"),
@@ -264,12 +270,12 @@ class TestPruneAndComputeMasks:
 
     def test_n_m_with_an_amount(self, function):
         model = _ffn()
-        _refused(ConfigError, lambda: function(model, 0.5, granularity=("n:m", 2, 4)), model)
+        assert_refused(ConfigError, lambda: function(model, 0.5, granularity=("n:m", 2, 4)), model)
 
     @pytest.mark.parametrize("flag", [0, 1, "True", None, np.bool_(False)])
     def test_prune_outputs(self, function, flag):
         model = _ffn()
-        _refused(InputTypeError, lambda: function(model, 1, prune_outputs=flag), model)
+        assert_refused(InputTypeError, lambda: function(model, 1, prune_outputs=flag), model)
 
     @pytest.mark.parametrize(
         ("amount", "granularity"),
@@ -302,54 +308,56 @@ class TestPruneAndComputeMasks:
 class TestImportance:
     @pytest.mark.parametrize(("model", "error"), FOREIGN_MODELS)
     def test_foreign_models(self, model, error):
-        _refused(error, lambda: importance(model), model)
+        assert_refused(error, lambda: importance(model), model)
 
     @pytest.mark.parametrize(("criterion", "error"), BAD_CRITERIA)
     def test_criterion(self, criterion, error):
         model = _ffn()
-        _refused(error, lambda: importance(model, criterion), model)
+        assert_refused(error, lambda: importance(model, criterion), model)
 
 
 class TestPruneIteratively:
     @pytest.mark.parametrize("density", NOT_FRACTIONS)
     def test_density(self, density):
         model = _ffn()
-        _refused(ConfigError, lambda: prune_iteratively(model, density, 2), model)
+        assert_refused(ConfigError, lambda: prune_iteratively(model, density, 2), model)
 
     @pytest.mark.parametrize("rounds", [*NOT_COUNTS, 0])
     def test_rounds(self, rounds):
         model = _ffn()
-        _refused(ConfigError, lambda: prune_iteratively(model, 0.5, rounds), model)
+        assert_refused(ConfigError, lambda: prune_iteratively(model, 0.5, rounds), model)
 
     @pytest.mark.parametrize("scope", BAD_SCOPES)
     def test_scope(self, scope):
         model = _ffn()
-        _refused(ConfigError, lambda: prune_iteratively(model, 0.5, 2, scope=scope), model)
+        assert_refused(ConfigError, lambda: prune_iteratively(model, 0.5, 2, scope=scope), model)
 
     @pytest.mark.parametrize("granularity", [*BAD_GRANULARITIES, ("n:m", 2, 4)])
     def test_granularity(self, granularity):
         model = _ffn()
         call = lambda: prune_iteratively(model, 0.5, 2, granularity=granularity)  # noqa: E731
-        _refused(ConfigError, call, model)
+        assert_refused(ConfigError, call, model)
 
     @pytest.mark.parametrize(("criterion", "error"), BAD_CRITERIA)
     def test_criterion(self, criterion, error):
         model = _ffn()
-        _refused(error, lambda: prune_iteratively(model, 0.5, 2, criterion=criterion), model)
+        assert_refused(error, lambda: prune_iteratively(model, 0.5, 2, criterion=criterion), model)
 
     @pytest.mark.parametrize(("model", "error"), FOREIGN_MODELS)
     def test_foreign_models(self, model, error):
-        _refused(error, lambda: prune_iteratively(model, 0.5, 2), model)
+        assert_refused(error, lambda: prune_iteratively(model, 0.5, 2), model)
 
     @pytest.mark.parametrize("ticket", ["x", 0, object(), nn.Linear(2, 2), [None]])
     def test_ticket(self, ticket):
         model = _ffn()
-        _refused(InputTypeError, lambda: prune_iteratively(model, 0.5, 2, ticket=ticket), model)
+        assert_refused(
+            InputTypeError, lambda: prune_iteratively(model, 0.5, 2, ticket=ticket), model
+        )
 
     @pytest.mark.parametrize("train", ["train", 3, object()])
     def test_train(self, train):
         model = _ffn()
-        _refused(InputTypeError, lambda: prune_iteratively(model, 0.5, 2, train=train), model)
+        assert_refused(InputTypeError, lambda: prune_iteratively(model, 0.5, 2, train=train), model)
 
     def test_numpy_scalars_are_accepted(self):
         model, twin = _ffn(), _ffn()
@@ -363,46 +371,54 @@ class TestGradualPruning:
     def test_fractions(self, name, value):
         model = _ffn()
         options = {"final_sparsity": 0.5, "end_step": 10, name: value}
-        _refused(ConfigError, lambda: GradualPruning(model, **options), model)
+        assert_refused(ConfigError, lambda: GradualPruning(model, **options), model)
 
     @pytest.mark.parametrize("name", ["end_step", "start_step", "frequency"])
     @pytest.mark.parametrize("value", NOT_COUNTS)
     def test_counts(self, name, value):
         model = _ffn()
         options = {"end_step": 10, name: value}
-        _refused(ConfigError, lambda: GradualPruning(model, 0.5, **options), model)
+        assert_refused(ConfigError, lambda: GradualPruning(model, 0.5, **options), model)
 
     def test_end_before_start_and_no_frequency(self):
         model = _ffn()
-        _refused(ConfigError, lambda: GradualPruning(model, 0.5, end_step=2, start_step=3), model)
-        _refused(ConfigError, lambda: GradualPruning(model, 0.5, end_step=2, frequency=0), model)
+        assert_refused(
+            ConfigError, lambda: GradualPruning(model, 0.5, end_step=2, start_step=3), model
+        )
+        assert_refused(
+            ConfigError, lambda: GradualPruning(model, 0.5, end_step=2, frequency=0), model
+        )
 
     @pytest.mark.parametrize("scope", BAD_SCOPES)
     def test_scope(self, scope):
         model = _ffn()
-        _refused(ConfigError, lambda: GradualPruning(model, 0.5, end_step=4, scope=scope), model)
+        assert_refused(
+            ConfigError, lambda: GradualPruning(model, 0.5, end_step=4, scope=scope), model
+        )
 
     @pytest.mark.parametrize("granularity", [*BAD_GRANULARITIES, ("n:m", 2, 4)])
     def test_granularity(self, granularity):
         model = _ffn()
         call = lambda: GradualPruning(model, 0.5, end_step=4, granularity=granularity)  # noqa: E731
-        _refused(ConfigError, call, model)
+        assert_refused(ConfigError, call, model)
 
     @pytest.mark.parametrize(("criterion", "error"), BAD_CRITERIA)
     def test_criterion(self, criterion, error):
         model = _ffn()
-        _refused(error, lambda: GradualPruning(model, 0.5, end_step=4, criterion=criterion), model)
+        assert_refused(
+            error, lambda: GradualPruning(model, 0.5, end_step=4, criterion=criterion), model
+        )
 
     @pytest.mark.parametrize(("model", "error"), FOREIGN_MODELS)
     def test_foreign_models(self, model, error):
-        _refused(error, lambda: GradualPruning(model, 0.5, end_step=4), model)
+        assert_refused(error, lambda: GradualPruning(model, 0.5, end_step=4), model)
 
     @pytest.mark.parametrize("step", [step for step in NOT_COUNTS if step is not None])
     def test_steps_asked_about(self, step):
         model = _ffn()
         schedule = GradualPruning(model, 0.5, end_step=4)
-        _refused(ConfigError, lambda: schedule.sparsity(step), model)
-        _refused(ConfigError, lambda: schedule.is_pruning_step(step), model)
+        assert_refused(ConfigError, lambda: schedule.sparsity(step), model)
+        assert_refused(ConfigError, lambda: schedule.is_pruning_step(step), model)
 
     def test_numpy_scalars_are_accepted(self):
         model = _ffn()
@@ -452,14 +468,14 @@ class TestDynamicSparsity:
     def test_density(self, method, density):
         model = _ffn()
         optimizer = _optimizer(model)
-        _refused(ConfigError, lambda: method(model, optimizer, density, end_step=10), model)
+        assert_refused(ConfigError, lambda: method(model, optimizer, density, end_step=10), model)
 
     @pytest.mark.parametrize("drop_fraction", NOT_FRACTIONS)
     def test_drop_fraction(self, method, drop_fraction):
         model = _ffn()
         optimizer = _optimizer(model)
         call = lambda: method(model, optimizer, 0.5, end_step=10, drop_fraction=drop_fraction)  # noqa: E731
-        _refused(ConfigError, call, model)
+        assert_refused(ConfigError, call, model)
 
     @pytest.mark.parametrize("name", ["end_step", "update_frequency"])
     @pytest.mark.parametrize("value", [*NOT_COUNTS, 0])
@@ -467,7 +483,7 @@ class TestDynamicSparsity:
         model = _ffn()
         optimizer = _optimizer(model)
         options = {"end_step": 10, name: value}
-        _refused(ConfigError, lambda: method(model, optimizer, 0.5, **options), model)
+        assert_refused(ConfigError, lambda: method(model, optimizer, 0.5, **options), model)
 
     @pytest.mark.parametrize("distribution", ["ERK", "", None, 3, ["erk"], object()])
     def test_distribution(self, method, distribution):
@@ -477,44 +493,46 @@ class TestDynamicSparsity:
             call = lambda density=density: method(  # noqa: E731
                 model, optimizer, density, end_step=10, distribution=distribution
             )
-            _refused(ConfigError, call, model)
+            assert_refused(ConfigError, call, model)
 
     @pytest.mark.parametrize("seed", NOT_SEEDS)
     def test_seed(self, method, seed):
         model = _ffn()
         optimizer = _optimizer(model)
-        _refused(ConfigError, lambda: method(model, optimizer, 0.5, end_step=10, seed=seed), model)
+        assert_refused(
+            ConfigError, lambda: method(model, optimizer, 0.5, end_step=10, seed=seed), model
+        )
 
     @pytest.mark.parametrize("generator", ["g", 0, np.random.default_rng(0)])
     def test_generator(self, method, generator):
         model = _ffn()
         optimizer = _optimizer(model)
         call = lambda: method(model, optimizer, 0.5, end_step=10, generator=generator)  # noqa: E731
-        _refused(ConfigError, call, model)
+        assert_refused(ConfigError, call, model)
 
     @pytest.mark.parametrize("optimizer", [None, "sgd", object(), torch.optim.SGD])
     def test_optimizer(self, method, optimizer):
         model = _ffn()
-        _refused(InputTypeError, lambda: method(model, optimizer, 0.5, end_step=10), model)
+        assert_refused(InputTypeError, lambda: method(model, optimizer, 0.5, end_step=10), model)
 
     @pytest.mark.parametrize(("model", "error"), FOREIGN_MODELS)
     def test_foreign_models(self, method, model, error):
         optimizer = _optimizer(_ffn())
-        _refused(error, lambda: method(model, optimizer, 0.5, end_step=10), model)
+        assert_refused(error, lambda: method(model, optimizer, 0.5, end_step=10), model)
 
     def test_denser_than_the_model(self, method):
         model = _ffn()
         with torch.no_grad():
             model.layer_out.mask[:, :6] = False
         optimizer = _optimizer(model)
-        _refused(ConfigError, lambda: method(model, optimizer, 0.9, end_step=10), model)
+        assert_refused(ConfigError, lambda: method(model, optimizer, 0.9, end_step=10), model)
 
     @pytest.mark.parametrize("step", [step for step in NOT_COUNTS if step is not None])
     def test_steps_asked_about(self, method, step):
         model = _ffn()
         dst = method(model, _optimizer(model), 0.5, end_step=10, seed=0)
-        _refused(ConfigError, lambda: dst.fraction(step), model)
-        _refused(ConfigError, lambda: dst.is_update_step(step), model)
+        assert_refused(ConfigError, lambda: dst.fraction(step), model)
+        assert_refused(ConfigError, lambda: dst.is_update_step(step), model)
 
     def test_numpy_scalars_are_accepted(self, method):
         model, twin = _ffn(), _ffn()
@@ -537,7 +555,7 @@ class TestRigLStep:
         model = _ffn()
         rigl = RigL(model, _optimizer(model), 0.5, end_step=10, update_frequency=1, seed=0)
         error = ConfigError if closure is None else InputTypeError
-        _refused(error, lambda: rigl.step(closure), model)
+        assert_refused(error, lambda: rigl.step(closure), model)
         assert rigl.step_count == 0
 
 
@@ -551,7 +569,7 @@ class TestLotteryTicket:
 class TestReport:
     @pytest.mark.parametrize(("model", "error"), FOREIGN_MODELS)
     def test_foreign_models(self, model, error):
-        _refused(error, lambda: report(model), model)
+        assert_refused(error, lambda: report(model), model)
 
 
 class TestLayerDensities:
