@@ -75,6 +75,17 @@ NOT_FINITE_REALS: list[Any] = [
 NOT_SEEDS: list[Any] = [-1, 1.5, math.nan, "0", [0], True, object()]
 
 
+def value_id(value: Any) -> str:
+    """A test id for ``value`` that is the same in every process (no addresses), so that
+    pytest-xdist workers collect the same tests."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor{tuple(value.shape)}"
+    if isinstance(value, np.ndarray):
+        return f"ndarray{value.shape}"
+    text = repr(value)
+    return type(value).__name__ if " at 0x" in text or len(text) > 40 else text
+
+
 def snapshot(*objects: Any) -> list[Any]:
     """Everything a call could change in ``objects``: tensors, modes, hooks, graph data."""
     return [_state(obj) for obj in objects]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from bad_values import NOT_COUNTS, NOT_FINITE_REALS, assert_unchanged, snapshot
+from bad_values import NOT_COUNTS, NOT_FINITE_REALS, assert_unchanged, snapshot, value_id
 from pypaddle.deploy import KernelChoice, SparseLinear, compact, count, sparse_plan, to_sparse
 from pypaddle.errors import ConfigError, InputTypeError, StructureError
 from pypaddle.sparse import MaskedDeepFFN, MaskedLinearLayer
@@ -21,16 +21,6 @@ NOT_INPUTS = [None, 3, "x", [[1.0, 2.0]], np.ones((1, 4)), {"x": 1}, (), (None,)
 NOT_BATCH_SIZES = [*NOT_COUNTS, 0]
 NOT_SPEEDUPS = [*NOT_FINITE_REALS, 0, 0.0, -1.5, np.float64(-2.0)]
 NOT_RULES = [None, 3, "", "measured", "dense", b"measure", ["measure"], np.array([1, 2])]
-
-
-def _name(value) -> str:
-    """A test id that is the same in every process (no addresses, no random numbers)."""
-    if isinstance(value, torch.Tensor):
-        return f"tensor{tuple(value.shape)}"
-    if isinstance(value, np.ndarray):
-        return f"ndarray{value.shape}"
-    text = repr(value)
-    return type(value).__name__ if " at 0x" in text or len(text) > 40 else text
 
 
 def _model() -> nn.Module:
@@ -47,7 +37,7 @@ def _sparse_everything(density, out_features, in_features, batch_size):
 
 
 class TestCount:
-    @pytest.mark.parametrize("model", NOT_MODULES, ids=_name)
+    @pytest.mark.parametrize("model", NOT_MODULES, ids=value_id)
     def test_not_a_module(self, model):
         with pytest.raises(InputTypeError, match=r"torch\.nn\.Module"):
             count(model, torch.randn(2, 4))
@@ -56,7 +46,7 @@ class TestCount:
         with pytest.raises(InputTypeError, match="NoneType"):
             count(None, torch.randn(2, 4))
 
-    @pytest.mark.parametrize("example_input", NOT_INPUTS, ids=_name)
+    @pytest.mark.parametrize("example_input", NOT_INPUTS, ids=value_id)
     def test_bad_example_input(self, example_input):
         model = _model()
         before = snapshot(model)
@@ -86,7 +76,7 @@ class TestCount:
 
 
 class TestCompact:
-    @pytest.mark.parametrize("model", NOT_MODULES, ids=_name)
+    @pytest.mark.parametrize("model", NOT_MODULES, ids=value_id)
     def test_not_a_module(self, model):
         with pytest.raises(InputTypeError, match=r"torch\.nn\.Module"):
             compact(model)
@@ -130,12 +120,12 @@ class TestCompact:
 
 
 class TestSparsePlan:
-    @pytest.mark.parametrize("model", NOT_MODULES, ids=_name)
+    @pytest.mark.parametrize("model", NOT_MODULES, ids=value_id)
     def test_not_a_module(self, model):
         with pytest.raises(InputTypeError, match=r"torch\.nn\.Module"):
             sparse_plan(model, rule=_sparse_everything)
 
-    @pytest.mark.parametrize("batch_size", NOT_BATCH_SIZES, ids=_name)
+    @pytest.mark.parametrize("batch_size", NOT_BATCH_SIZES, ids=value_id)
     def test_bad_batch_size(self, batch_size):
         model = _model()
         before = snapshot(model)
@@ -143,7 +133,7 @@ class TestSparsePlan:
             sparse_plan(model, batch_size, rule=_sparse_everything)
         assert_unchanged(before, model)
 
-    @pytest.mark.parametrize("rounds", [*NOT_COUNTS, 0], ids=_name)
+    @pytest.mark.parametrize("rounds", [*NOT_COUNTS, 0], ids=value_id)
     def test_bad_rounds(self, rounds):
         model = _model()
         before = snapshot(model)
@@ -151,7 +141,7 @@ class TestSparsePlan:
             sparse_plan(model, rounds=rounds)
         assert_unchanged(before, model)
 
-    @pytest.mark.parametrize("min_speedup", NOT_SPEEDUPS, ids=_name)
+    @pytest.mark.parametrize("min_speedup", NOT_SPEEDUPS, ids=value_id)
     def test_bad_min_speedup(self, min_speedup):
         model = _model()
         before = snapshot(model)
@@ -159,7 +149,7 @@ class TestSparsePlan:
             sparse_plan(model, min_speedup=min_speedup)
         assert_unchanged(before, model)
 
-    @pytest.mark.parametrize("rule", NOT_RULES, ids=_name)
+    @pytest.mark.parametrize("rule", NOT_RULES, ids=value_id)
     def test_bad_rule(self, rule):
         model = _model()
         before = snapshot(model)
@@ -173,12 +163,12 @@ class TestSparsePlan:
 
 
 class TestToSparse:
-    @pytest.mark.parametrize("model", NOT_MODULES, ids=_name)
+    @pytest.mark.parametrize("model", NOT_MODULES, ids=value_id)
     def test_not_a_module(self, model):
         with pytest.raises(InputTypeError, match=r"torch\.nn\.Module"):
             to_sparse(model, rule=_sparse_everything)
 
-    @pytest.mark.parametrize("min_speedup", NOT_SPEEDUPS, ids=_name)
+    @pytest.mark.parametrize("min_speedup", NOT_SPEEDUPS, ids=value_id)
     def test_bad_min_speedup(self, min_speedup):
         model = _model()
         before = snapshot(model)
@@ -190,7 +180,7 @@ class TestToSparse:
         with pytest.raises(ConfigError, match=r"min_speedup.*nan"):
             to_sparse(_model(), min_speedup=math.nan)
 
-    @pytest.mark.parametrize("batch_size", NOT_BATCH_SIZES, ids=_name)
+    @pytest.mark.parametrize("batch_size", NOT_BATCH_SIZES, ids=value_id)
     def test_bad_batch_size(self, batch_size):
         model = _model()
         before = snapshot(model)
@@ -198,7 +188,7 @@ class TestToSparse:
             to_sparse(model, batch_size, rule=_sparse_everything)
         assert_unchanged(before, model)
 
-    @pytest.mark.parametrize("rule", NOT_RULES, ids=_name)
+    @pytest.mark.parametrize("rule", NOT_RULES, ids=value_id)
     def test_bad_rule(self, rule):
         model = _model()
         before = snapshot(model)
@@ -242,7 +232,7 @@ with warnings.catch_warnings():  # "CSR support is in beta"
 
 class TestSparseLinear:
     @pytest.mark.parametrize(
-        "weight", [None, 3, "w", DENSE, DENSE.numpy(), [[1.0]], DENSE.to_sparse()], ids=_name
+        "weight", [None, 3, "w", DENSE, DENSE.numpy(), [[1.0]], DENSE.to_sparse()], ids=value_id
     )
     def test_constructor_needs_a_csr_weight(self, weight):
         with pytest.raises(InputTypeError, match="CSR weight"):
@@ -261,7 +251,7 @@ class TestSparseLinear:
             CSR,
             nn.Linear(4, 3),
         ],
-        ids=_name,
+        ids=value_id,
     )
     def test_from_dense_needs_a_dense_matrix(self, weight):
         with pytest.raises(InputTypeError, match="from_dense needs a dense floating-point"):
@@ -278,7 +268,7 @@ class TestSparseLinear:
             ([0.0, 0.0, 0.0], InputTypeError),
             (0.0, InputTypeError),
         ],
-        ids=_name,
+        ids=value_id,
     )
     def test_bias_must_fit(self, bias, error):
         with pytest.raises(error, match="bias"):

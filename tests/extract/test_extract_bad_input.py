@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from bad_values import NOT_FINITE_REALS, assert_unchanged, snapshot
+from bad_values import NOT_FINITE_REALS, assert_unchanged, snapshot, value_id
 from pypaddle.errors import ConfigError, InputTypeError
 from pypaddle.extract import register_rule, to_graph
 from pypaddle.kinds import registered_kinds
@@ -30,16 +30,6 @@ NOT_THRESHOLDS = [value for value in NOT_FINITE_REALS if value is not None] + [
 ]
 
 
-def _name(value) -> str:
-    """A test id that is the same in every process (no addresses, no random numbers)."""
-    if isinstance(value, torch.Tensor):
-        return f"tensor{tuple(value.shape)}"
-    if isinstance(value, np.ndarray):
-        return f"ndarray{value.shape}"
-    text = repr(value)
-    return type(value).__name__ if " at 0x" in text or len(text) > 40 else text
-
-
 def _model() -> nn.Module:
     torch.manual_seed(0)
     model = nn.Sequential(MaskedLinearLayer(4, 3), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 2))
@@ -56,7 +46,7 @@ def _expected_for_threshold(value) -> type[Exception]:
     return InputTypeError
 
 
-@pytest.mark.parametrize("threshold", NOT_THRESHOLDS, ids=_name)
+@pytest.mark.parametrize("threshold", NOT_THRESHOLDS, ids=value_id)
 @pytest.mark.parametrize("granularity", ["neuron", "channel", "layer"])
 def test_bad_threshold(threshold, granularity):
     model = _model()
@@ -77,13 +67,13 @@ def test_good_thresholds_still_work(threshold):
     assert graph.number_of_nodes() == 4 + 3 + 2
 
 
-@pytest.mark.parametrize("model", NOT_MODULES, ids=_name)
+@pytest.mark.parametrize("model", NOT_MODULES, ids=value_id)
 def test_not_a_module(model):
     with pytest.raises(InputTypeError, match=r"torch\.nn\.Module"):
         to_graph(model, torch.randn(2, 4))
 
 
-@pytest.mark.parametrize("example_input", NOT_INPUTS, ids=_name)
+@pytest.mark.parametrize("example_input", NOT_INPUTS, ids=value_id)
 def test_bad_example_input(example_input):
     model = _model()
     before = snapshot(model)
@@ -105,7 +95,7 @@ def test_example_input_the_model_refuses(example_input):
     assert_unchanged(before, model)
 
 
-@pytest.mark.parametrize("granularity", NOT_NAMES, ids=_name)
+@pytest.mark.parametrize("granularity", NOT_NAMES, ids=value_id)
 def test_bad_granularity(granularity):
     model = _model()
     before = snapshot(model)
@@ -114,7 +104,7 @@ def test_bad_granularity(granularity):
     assert_unchanged(before, model)
 
 
-@pytest.mark.parametrize("tracer", NOT_NAMES, ids=_name)
+@pytest.mark.parametrize("tracer", NOT_NAMES, ids=value_id)
 def test_bad_tracer(tracer):
     model = _model()
     before = snapshot(model)
@@ -129,7 +119,7 @@ class Custom(nn.Module):
 
 
 @pytest.mark.parametrize(
-    "module_type", [None, 3, "Custom", Custom(), nn.ReLU(), int, object, torch.Tensor], ids=_name
+    "module_type", [None, 3, "Custom", Custom(), nn.ReLU(), int, object, torch.Tensor], ids=value_id
 )
 def test_register_rule_needs_a_module_class(module_type):
     before = registered_kinds()
@@ -141,7 +131,7 @@ def test_register_rule_needs_a_module_class(module_type):
 @pytest.mark.parametrize(
     "rule",
     [3, "", "Linear", "merge", "structure", "reduce", b"linear", ["linear"], np.array([1, 2])],
-    ids=_name,
+    ids=value_id,
 )
 def test_register_rule_needs_a_known_rule(rule):
     before = registered_kinds()

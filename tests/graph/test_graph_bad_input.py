@@ -16,6 +16,7 @@ from bad_values import (
     NOT_SEEDS,
     assert_unchanged,
     snapshot,
+    value_id,
 )
 from pypaddle import graph as pg
 from pypaddle.errors import PaddleError
@@ -73,15 +74,10 @@ CASES: list[tuple[str, Callable[[Any], Any], list[Any]]] = [
 ]
 
 
-def _id(value: Any) -> str:
-    text = type(value).__name__ if type(value).__repr__ is object.__repr__ else repr(value)
-    return text[:40]
-
-
 @pytest.mark.parametrize(
     ("call", "value"),
     [
-        pytest.param(call, value, id=f"{name}-{_id(value)}")
+        pytest.param(call, value, id=f"{name}-{value_id(value)}")
         for name, call, values in CASES
         for value in values
     ],
@@ -117,7 +113,7 @@ GRAPH_CASES: list[tuple[str, Callable[[nx.DiGraph, Any], Any], list[Any]]] = [
 @pytest.mark.parametrize(
     ("call", "value"),
     [
-        pytest.param(call, value, id=f"{name}-{_id(value)}")
+        pytest.param(call, value, id=f"{name}-{value_id(value)}")
         for name, call, values in GRAPH_CASES
         for value in values
     ],
@@ -130,7 +126,7 @@ def test_a_refused_call_leaves_the_graph_as_it_was(call, value):
     assert_unchanged(before, graph)
 
 
-@pytest.mark.parametrize("value", NOT_GRAPHS, ids=_id)
+@pytest.mark.parametrize("value", NOT_GRAPHS, ids=value_id)
 def test_draw_refuses_what_is_not_a_graph_and_writes_nothing(tmp_path, value):
     with pytest.raises(PaddleError):
         pg.draw(value, tmp_path / "g.png")
