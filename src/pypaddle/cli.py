@@ -24,12 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
-try:
-    import typer
-except ModuleNotFoundError as error:  # pragma: no cover - depends on the installed extras
-    raise ModuleNotFoundError(
-        "the pypaddle command needs typer and rich; install them with: pip install 'pypaddle[cli]'"
-    ) from error
+import typer
 
 import pypaddle
 import pypaddle.experiments.demo
@@ -156,10 +151,19 @@ def _log_to_stderr(quiet: bool) -> None:
 
 @app.command()
 def run(
-    experiment: Annotated[Path, typer.Argument(help="The experiment's TOML file.")],
+    experiment: Annotated[
+        str,
+        typer.Argument(
+            help="The experiment's TOML file, or the name of an example (`pypaddle examples`)."
+        ),
+    ],
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Output folder (default: runs/<name> next to the config)."),
+        typer.Option(
+            "--out",
+            help="Output folder (default: runs/<name> next to the config; for an example, in "
+            "the working directory).",
+        ),
     ] = None,
     nproc: Annotated[
         int, typer.Option(min=1, help="Processes for data-parallel training (DDP, gloo).")
@@ -177,22 +181,36 @@ def run(
     """
     _log_to_stderr(quiet)
     with _answering():
-        from pypaddle.experiments import load_config, run_experiment
+        from pypaddle.experiments import examples, load_config, parse_config, run_experiment
         from pypaddle.experiments._files import named_folder
 
-        config = load_config(experiment)
+        example = examples.named(experiment)
+        if example is not None:
+            # Relative file names of an example are the user's: read from the working folder.
+            config = parse_config(examples.table(example, expect="experiment"), base=Path.cwd())
+            parent = Path("runs")
+        else:
+            config = load_config(experiment)
+            parent = Path(experiment).parent / "runs"
         folder = out
         if folder is None:
-            folder = named_folder(experiment.parent / "runs", config.name, what="experiment")
+            folder = named_folder(parent, config.name, what="experiment")
         run_experiment(config, folder, quiet=quiet, nproc=nproc)
 
 
 @app.command()
 def sweep(
-    sweep_file: Annotated[Path, typer.Argument(help="The sweep's TOML file.")],
+    sweep_file: Annotated[
+        str,
+        typer.Argument(help="The sweep's TOML file, or the name of an example sweep."),
+    ],
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Output folder (default: sweeps/<name> next to the file)."),
+        typer.Option(
+            "--out",
+            help="Output folder (default: sweeps/<name> next to the file; for an example, in "
+            "the working directory).",
+        ),
     ] = None,
     backend: Annotated[
         str, typer.Option(help="Where trials run: `local` (process pool) or `ray`.")
@@ -214,14 +232,54 @@ def sweep(
     """
     _log_to_stderr(quiet)
     with _answering():
+        from pypaddle.experiments import examples
         from pypaddle.experiments._files import named_folder
-        from pypaddle.experiments.sweep import load_sweep, run_sweep
+        from pypaddle.experiments.sweep import load_sweep, parse_sweep, run_sweep
 
-        spec = load_sweep(sweep_file)
+        example = examples.named(sweep_file)
+        if example is not None:
+            # An example sweep's base experiment is another example, found beside it.
+            spec = parse_sweep(examples.table(example, expect="sweep"), base=examples.folder())
+            parent = Path("sweeps")
+        else:
+            spec = load_sweep(sweep_file)
+            parent = Path(sweep_file).parent / "sweeps"
         folder = out
         if folder is None:
-            folder = named_folder(sweep_file.parent / "sweeps", spec.name, what="sweep")
+            folder = named_folder(parent, spec.name, what="sweep")
         run_sweep(spec, folder, backend=backend, address=address, workers=workers, quiet=quiet)
+
+
+@app.command("examples")
+def examples_command(
+    name: Annotated[
+        str | None,
+        typer.Argument(help="An example to print (as TOML); without it, list the examples."),
+    ] = None,
+) -> None:
+    """List the example configs, or print one to start from.
+
+    `pypaddle examples` lists them; `pypaddle examples NAME > my.toml` writes one out to
+    edit; `pypaddle run NAME` (or `pypaddle sweep NAME` for a sweep) runs one as it is.
+    """
+    with _answering():
+        from pypaddle.experiments import examples
+
+        if name is not None:
+            typer.echo(examples.text(name), nl=False)
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(
+            title="pypaddle examples",
+            caption="pypaddle examples NAME > my.toml writes one; pypaddle run NAME runs one",
+        )
+        for column in ("name", "kind", "what it does"):
+            table.add_column(column)
+        for example in examples.names():
+            table.add_row(example, examples.kind(example), examples.description(example))
+        Console().print(table)
 
 
 graph_app = typer.Typer(
@@ -302,8 +360,9 @@ def graph_draw(
 
 
 def main() -> None:
-    """Run the ``pypaddle`` command (the console script's entry point)."""
-    app()
+    """Run the ``pypaddle`` command (the console script's entry point, and
+    ``python -m pypaddle``)."""
+    app(prog_name="pypaddle")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,6 +13,7 @@ __all__ = [
     "GraphFileError",
     "InputTypeError",
     "MaskError",
+    "MissingExtraError",
     "ModelFileError",
     "PaddleError",
     "StructureError",
@@ -45,6 +46,11 @@ class ExperimentError(PaddleError, RuntimeError):
 
 class GraphFileError(PaddleError, ValueError):
     """A graph file cannot be read: corrupt, foreign, or of a format pypaddle does not know."""
+
+
+class MissingExtraError(ConfigError):
+    """A feature needs packages of an optional extra that are not installed; the message
+    lists every missing package and the ``pip install 'pypaddle[...]'`` line for them."""
 
 
 class ModelFileError(ConfigError):

@@ -58,10 +58,10 @@ class TestBuiltinConfig:
 
         pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
         package_data = tomllib.loads(pyproject.read_text())["tool"]["setuptools"]["package-data"]
-        assert "experiments/builtin/*.toml" in package_data["pypaddle"]
+        assert "experiments/examples/*.toml" in package_data["pypaddle"]
 
     def test_unknown_name(self):
-        with pytest.raises(ConfigError, match=r"no built-in experiment 'tour'; allowed values"):
+        with pytest.raises(ConfigError, match=r"no example named 'tour'; the examples are: .*demo"):
             builtin_config("tour")
 
     def test_options_map_onto_config_keys(self):

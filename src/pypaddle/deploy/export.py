@@ -13,7 +13,6 @@ Files are written atomically: a temporary file beside the target, renamed into p
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import io
 import os
@@ -27,6 +26,7 @@ import torch
 from torch import nn
 from torch.nn.parameter import is_lazy
 
+from pypaddle._core import extras
 from pypaddle._core.files import atomic_files, atomic_write_with, check_target
 from pypaddle.deploy._loadable import name_of, register_loadable, registered
 from pypaddle.deploy._modes import evaluating
@@ -456,12 +456,7 @@ def export_onnx(
     torch writes beside it for models over 2 GB) is written under a temporary name and
     renamed into place.
     """
-    missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
-    if missing:
-        raise ConfigError(
-            f"ONNX export needs {' and '.join(missing)}, which is not installed; "
-            "install the extra with pip install 'pypaddle[onnx]'"
-        )
+    extras.require("onnx", what="ONNX export")
     if not isinstance(model, nn.Module):
         raise InputTypeError(f"export_onnx needs a torch.nn.Module, got {type(model).__name__}")
     if not isinstance(path, str | os.PathLike) or not isinstance(example_input, torch.Tensor):

@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from pypaddle.errors import ConfigError
+from pypaddle._core import extras
 from pypaddle.experiments.trials import Trial
 
 Done = Callable[[Trial, str | None], None]
@@ -275,13 +275,9 @@ def run_ray(
     without one, starts a local Ray with ``workers`` CPUs and stops it afterwards. The
     workers need pypaddle installed (or a Ray ``runtime_env`` that installs it).
     """
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError(
-            "--backend ray needs Ray, which is not installed; install it with: "
-            "pip install 'pypaddle[ray]'"
-        ) from None
+    extras.require("ray", what="--backend ray")
+    import ray
+
     started = not ray.is_initialized()
     if started:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}

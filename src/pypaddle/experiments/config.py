@@ -152,7 +152,10 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     if path.is_dir():
         raise ConfigError(f"config file {str(path)!r} is a folder; give the TOML file in it")
     if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
+        raise ConfigError(
+            f"config file {str(path)!r} does not exist; give a TOML file, or the name of an "
+            "example (`pypaddle examples` lists them)"
+        )
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:

@@ -1,45 +1,30 @@
 """The demo: a built-in experiment config, run by the engine of ``pypaddle run``.
 
-``pypaddle demo`` runs :func:`run_demo`: the experiment ``builtin/demo.toml`` shipped with
-the package (a small-world :class:`~pypaddle.sparse.MaskedDeepDAN` on the digits,
-magnitude-pruned in rounds), with the demo's options written over its keys. Training,
+``pypaddle demo`` runs :func:`run_demo`: the example ``demo`` shipped with the package
+(:mod:`pypaddle.experiments.examples`; a small-world :class:`~pypaddle.sparse.MaskedDeepDAN`
+on the digits, magnitude-pruned in rounds), with the demo's options written over its keys. Training,
 pruning and every file written are those of :func:`~pypaddle.experiments.run_experiment`.
 """
 
 from __future__ import annotations
 
-import copy
-import tomllib
-from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from pypaddle._core.checks import check_count, check_real
 from pypaddle.errors import ConfigError
+from pypaddle.experiments import examples
 from pypaddle.experiments.config import ExperimentConfig, parse_config
 from pypaddle.experiments.run import run_experiment
 
 __all__ = ["builtin_config", "demo_config", "run_demo"]
 
-BUILTIN = ("demo",)
-
-
-@cache
-def _builtin_text(name: str) -> str:
-    return (
-        resources.files("pypaddle.experiments")
-        .joinpath("builtin")
-        .joinpath(f"{name}.toml")
-        .read_text()
-    )
-
 
 def builtin_config(name: str = "demo") -> dict[str, Any]:
-    """The built-in experiment ``name`` as a dict, as read from its TOML file.
+    """The example config ``name`` as a dict (a fresh copy, free to change).
 
-    The file ships inside the package (``pypaddle/experiments/builtin/NAME.toml``); the
-    dict is a fresh copy, free to change.
+    The files ship inside the package (:mod:`pypaddle.experiments.examples`); this is
+    :func:`pypaddle.experiments.examples.table` under the name the demo has used since 0.4.
 
     Examples
     --------
@@ -47,10 +32,7 @@ def builtin_config(name: str = "demo") -> dict[str, Any]:
     >>> table["model"]["structure"]["generator"], table["sparsify"]["rounds"]
     ('small_world_layered', 5)
     """
-    if name not in BUILTIN:
-        allowed = ", ".join(repr(choice) for choice in BUILTIN)
-        raise ConfigError(f"no built-in experiment {name!r}; allowed values: {allowed}")
-    return copy.deepcopy(tomllib.loads(_builtin_text(name)))
+    return examples.table(name)
 
 
 def demo_config(
