@@ -20,6 +20,7 @@ EXPECTED_BUILTIN = {
     "ConfigError": ValueError,
     "GraphFileError": ValueError,
     "ModelFileError": ValueError,
+    "MissingExtraError": ValueError,
     "InputTypeError": TypeError,
     "ExperimentError": RuntimeError,
 }
