@@ -13,11 +13,14 @@ from pypaddle.graph.generators import (
 from pypaddle.graph.io import read, write
 from pypaddle.graph.layered import CachedLayeredGraph, LayeredGraph
 from pypaddle.graph.layering import layer_index
+from pypaddle.graph.relational import average_clustering, average_path_length, ws_flex
 from pypaddle.graph.transforms import scale, to_dag
 
 __all__ = [
     "CachedLayeredGraph",
     "LayeredGraph",
+    "average_clustering",
+    "average_path_length",
     "barabasi_albert",
     "complete_layered",
     "draw",
@@ -32,4 +35,5 @@ __all__ = [
     "to_dag",
     "watts_strogatz",
     "write",
+    "ws_flex",
 ]

@@ -61,18 +61,20 @@ def _undirected(count: int, first: np.ndarray, second: np.ndarray) -> sparse.csr
     return matrix
 
 
-def _clustering(adjacency: sparse.csr_matrix, rng: np.random.Generator) -> tuple[float, bool]:
+def _clustering(
+    adjacency: sparse.csr_matrix, rng: np.random.Generator, *, exact: bool = False
+) -> tuple[float, bool]:
     """Average local clustering (vertices of degree < 2 count as 0), and whether estimated.
 
-    Exact from the triangles on ``A @ A`` when that product is small; otherwise the share
-    of closed wedges among wedges drawn at uniformly chosen vertices, which has the same
-    expectation (networkx's approximation, vectorised).
+    Exact from the triangles on ``A @ A`` when asked or when that product is small;
+    otherwise the share of closed wedges among wedges drawn at uniformly chosen vertices,
+    which has the same expectation (networkx's approximation, vectorised).
     """
     count = adjacency.shape[0]
     if count == 0:
         return float("nan"), False
     degrees = np.diff(adjacency.indptr)
-    if float(np.square(degrees, dtype=np.float64).sum()) <= _EXACT_TRIANGLE_WORK:
+    if exact or float(np.square(degrees, dtype=np.float64).sum()) <= _EXACT_TRIANGLE_WORK:
         triangles = np.asarray((adjacency @ adjacency).multiply(adjacency).sum(axis=1)).ravel()
         pairs = degrees * (degrees - 1.0)
         local = np.divide(triangles, pairs, out=np.zeros(count), where=pairs > 0)
@@ -104,13 +106,15 @@ def _mean_distance(
     rng: np.random.Generator,
     *,
     directed: bool,
+    exact: bool = False,
 ) -> tuple[float, bool]:
     """Mean shortest-path length from ``starts`` to ``ends`` (all vertices if None).
 
     Pairs that are not connected and pairs of a vertex with itself are left out. With
-    more than ``_PATH_SOURCES`` start vertices, a seeded sample of them is used.
+    more than ``_PATH_SOURCES`` start vertices, a seeded sample of them is used, unless
+    ``exact``.
     """
-    estimated = starts.size > _PATH_SOURCES
+    estimated = not exact and starts.size > _PATH_SOURCES
     if estimated:
         starts = np.sort(rng.choice(starts, size=_PATH_SOURCES, replace=False))
     if not starts.size:

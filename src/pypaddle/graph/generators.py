@@ -156,6 +156,21 @@ def watts_strogatz(n: int, k: int, p: float, *, seed: Seed = None) -> CachedLaye
     rng = numpy_generator(seed)
     near = np.repeat(np.arange(n), k // 2)
     ring_far = (near + np.tile(np.arange(1, k // 2 + 1), n)) % n
+    return _oriented(n, near, _rewire_far_ends(n, near, ring_far, p, rng))
+
+
+def _rewire_far_ends(
+    n: int, near: np.ndarray, ring_far: np.ndarray, p: float, rng: np.random.Generator
+) -> np.ndarray:
+    """The far ends of the undirected edges ``near[i] - ring_far[i]`` after rewiring.
+
+    Each edge moves its far end, with probability ``p``, to a vertex drawn uniformly among
+    those that are not the near end and not already joined to it (the Watts–Strogatz
+    rule). All edges are rewired at once: an edge that lands on a pair already joined is
+    drawn again (edges that stay, then earlier edges, keep the pair), and an edge whose
+    near end is already joined to every other vertex stays where it was, as in networkx.
+    The edges must be distinct pairs of distinct vertices; so are the rewired ones.
+    """
     far = ring_far.copy()
     rewired = rng.random(near.size) < p
     pending = np.flatnonzero(rewired)
@@ -177,7 +192,7 @@ def watts_strogatz(n: int, k: int, p: float, *, seed: Seed = None) -> CachedLaye
         pending = pending[~full]
     else:  # pragma: no cover - each round settles an edge with probability >= 1 / n
         raise ConfigError(f"could not rewire without doubling edges in {_MAX_ROUNDS} rounds")
-    return _oriented(n, near, far)
+    return far
 
 
 def barabasi_albert(n: int, m: int, *, seed: Seed = None) -> CachedLayeredGraph:
