@@ -297,18 +297,6 @@ _GraphFile = Annotated[
 ]
 
 
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, dict):
-        return ", ".join(f"{key}: {_cell(item)}" for key, item in value.items())
-    if isinstance(value, list) and len(value) > 12:
-        return f"{', '.join(map(str, value[:12]))}, ... ({len(value)} in all)"
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
-    return str(value)
-
-
 @graph_app.command("stats")
 def graph_stats(
     file: _GraphFile,
@@ -330,12 +318,11 @@ def graph_stats(
     from rich.console import Console
     from rich.table import Table
 
-    estimated = set(stats.pop("estimates"))
     table = Table(title=f"{file.name}", caption="~ estimated from a seeded sample or null model")
     table.add_column("measure")
     table.add_column("value", overflow="fold")
-    for name, value in stats.items():
-        table.add_row(name.replace("_", " "), ("~ " if name in estimated else "") + _cell(value))
+    for row in stats.table_cells().rows:
+        table.add_row(*row)
     Console().print(table)
 
 

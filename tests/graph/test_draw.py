@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import networkx as nx
@@ -85,11 +84,6 @@ class TestDraw:
     def test_bad_max_vertices(self, tmp_path, value):
         with pytest.raises(ConfigError, match="max_vertices"):
             draw(nx.DiGraph([(0, 1)]), tmp_path / "g.png", max_vertices=value)
-
-    def test_without_matplotlib(self, tmp_path, monkeypatch):
-        monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-        with pytest.raises(ConfigError, match=r"pypaddle\[plot\]"):
-            draw(nx.DiGraph([(0, 1)]), tmp_path / "g.png")
 
 
 class TestDrawWrites:

@@ -1,6 +1,6 @@
 """Structures: networkx directed acyclic graphs with layers. Knows nothing of torch."""
 
-from pypaddle.graph.analysis import layer_graph, summary
+from pypaddle.graph.analysis import GraphSummary, layer_graph, summary
 from pypaddle.graph.drawing import draw
 from pypaddle.graph.generators import (
     barabasi_albert,
@@ -18,6 +18,7 @@ from pypaddle.graph.transforms import scale, to_dag
 
 __all__ = [
     "CachedLayeredGraph",
+    "GraphSummary",
     "LayeredGraph",
     "average_clustering",
     "average_path_length",

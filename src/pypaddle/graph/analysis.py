@@ -17,17 +17,56 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
+from pypaddle._core.reports import Report, TableCells
 from pypaddle._core.seeds import Seed, numpy_generator
 from pypaddle.graph.layered import CachedLayeredGraph
-from pypaddle.graph.layering import edge_index, layer_array
+from pypaddle.graph.layering import edge_index, layer_array, layer_counts
 
-__all__ = ["layer_graph", "summary"]
+__all__ = ["GraphSummary", "layer_graph", "summary"]
 
 # Beyond these sizes a value is estimated from a sample instead of computed exactly.
 _EXACT_TRIANGLE_WORK = 5_000_000  # sum of squared degrees, the size of A @ A
 _CLUSTERING_TRIALS = 20_000  # wedges sampled; standard error <= 0.0035
 _PATH_SOURCES = 200  # breadth-first searches for a mean path length
 _SEARCHES_PER_CHUNK = 16
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {_cell(item)}" for key, item in value.items())
+    if isinstance(value, list) and len(value) > 12:
+        return f"{', '.join(map(str, value[:12]))}, ... ({len(value)} in all)"
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    return str(value)
+
+
+class GraphSummary(dict[str, Any], Report):
+    """What :func:`summary` returns: a dict of measures that is also a report.
+
+    As a dict it is what it was: ``stats["clustering"]``, ``json.dumps(stats)`` after
+    NaN handling. As a report, ``str(stats)`` is a table of measure and value (estimated
+    values marked ``~``) and Jupyter shows the same table in HTML.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """The measures as a plain dict (a copy)."""
+        return dict(self)
+
+    def table_cells(self) -> TableCells:
+        """One row per measure; estimated values marked ``~``."""
+        estimated = set(self.get("estimates", ()))
+        rows = [
+            [name.replace("_", " "), ("~ " if name in estimated else "") + _cell(value)]
+            for name, value in self.items()
+            if name != "estimates"
+        ]
+        return TableCells(["measure", "value"], rows, align="lr")
+
+    __str__ = Report.__str__
+    __repr__ = dict.__repr__
 
 
 def _arrays(graph: nx.DiGraph) -> tuple[list[Hashable], np.ndarray, np.ndarray, np.ndarray]:
@@ -140,10 +179,10 @@ def _configuration_model(degrees: np.ndarray, rng: np.random.Generator) -> spars
     return _undirected(degrees.size, stubs[0::2], stubs[1::2])
 
 
-def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> dict[str, Any]:
+def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> GraphSummary:
     """Structure, degrees, paths, clustering and small-world coefficients of a DAG.
 
-    Returns a dict with:
+    Returns a :class:`GraphSummary` (a dict; printed, and in Jupyter, a table) with:
 
     - ``vertices``, ``edges``, ``density`` (edges / (n (n - 1)), as networkx);
     - ``layers``, ``layer_widths`` (vertices per layer), ``longest_path`` (edges on the
@@ -265,7 +304,7 @@ def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> dict[str, Any]:
     estimates += ["random_clustering", "random_path_length"]
     estimates += ["small_world_sigma", "small_world_omega"]
     result["estimates"] = estimates
-    return result
+    return GraphSummary(result)
 
 
 def layer_graph(graph: nx.DiGraph) -> CachedLayeredGraph:
@@ -282,14 +321,10 @@ def layer_graph(graph: nx.DiGraph) -> CachedLayeredGraph:
     >>> list(layers.nodes(data="size")), list(layers.edges(data="weight"))
     ([(0, 2), (1, 1), (2, 1)], [(0, 1, 2), (0, 2, 1), (1, 2, 1)])
     """
-    _, layers, sources, targets = _arrays(graph)
-    widths = np.bincount(layers) if layers.size else np.zeros(0, dtype=np.int64)
-    count = widths.size
-    pairs, weights = np.unique(layers[sources] * count + layers[targets], return_counts=True)
+    widths, low, high, weights = layer_counts(graph)
     result = CachedLayeredGraph()
     result.add_nodes_from((layer, {"size": int(w)}) for layer, w in enumerate(widths.tolist()))
     result.add_edges_from(
-        (int(k), int(t), {"weight": int(w)})
-        for k, t, w in zip(pairs // max(count, 1), pairs % max(count, 1), weights)
+        (k, t, {"weight": w}) for k, t, w in zip(low.tolist(), high.tolist(), weights.tolist())
     )
     return result

@@ -1,12 +1,12 @@
 """Pictures of structures: layers as columns, skip connections as arcs.
 
-matplotlib is imported only when :func:`draw` runs (install the ``plot`` extra); it is
-used through its object API on the Agg canvas, so no global backend is touched and no
-display is needed.
+matplotlib is imported only when a picture is drawn; it is used through its object API
+on the Agg canvas, so no global backend is touched and no display is needed.
 """
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -16,10 +16,9 @@ import numpy as np
 
 from pypaddle._core.files import atomic_path, check_target
 from pypaddle.errors import ConfigError
-from pypaddle.graph.analysis import layer_graph
-from pypaddle.graph.layering import edge_index, layer_array
+from pypaddle.graph.layering import edge_index, layer_array, layer_counts
 
-__all__ = ["draw"]
+__all__ = ["draw", "png"]
 
 _CONSECUTIVE = "#5f6b7a"
 _SKIP = "#e07b00"
@@ -34,15 +33,10 @@ _MAX_ARCS = 30
 
 
 def _matplotlib() -> tuple[Any, Any, Any]:
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.collections import LineCollection
-        from matplotlib.figure import Figure
-    except ImportError:
-        raise ConfigError(
-            "drawing needs matplotlib, which is not installed; "
-            "install it with: pip install 'pypaddle[plot]'"
-        ) from None
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+
     return FigureCanvasAgg, LineCollection, Figure
 
 
@@ -119,7 +113,7 @@ def draw(
     Layers are columns (sources on the left), consecutive-layer edges grey lines, skip
     connections orange arcs; sources are green triangles, sinks red squares, vertices
     that are both (isolated) green with a red edge. Graphs with more than
-    ``max_vertices`` vertices are drawn as their :func:`layer_graph` instead: one disc
+    ``max_vertices`` vertices are drawn as their :func:`~pypaddle.graph.layer_graph` instead: one disc
     per layer sized by its width, edges labelled with their connection counts; when that
     has more than 12 layers or 30 layer pairs, as bars of the layer widths over the
     matrix of edge counts between layers.
@@ -156,7 +150,7 @@ def draw(
     """
     if isinstance(max_vertices, bool) or not isinstance(max_vertices, int) or max_vertices < 1:
         raise ConfigError(f"max_vertices must be an int >= 1, got {max_vertices!r}")
-    canvas, line_collection, figure_class = _matplotlib()
+    canvas, _, _ = _matplotlib()
     path = check_target(path)
     kind = path.suffix[1:].lower() or "png"
     if kind not in canvas.get_supported_filetypes():
@@ -164,6 +158,29 @@ def draw(
             f"cannot draw into {str(path)!r}: matplotlib writes no {kind!r} files; use one of "
             f"{', '.join(sorted(canvas.get_supported_filetypes()))}"
         )
+    figure = _picture(graph, max_vertices, labels, title)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format=kind)
+    return path
+
+
+def png(graph: nx.DiGraph, *, max_vertices: int = 500) -> bytes:
+    """The picture :func:`draw` makes, as PNG bytes (what a structure shows in Jupyter).
+
+    Examples
+    --------
+    >>> from pypaddle.graph import complete_layered
+    >>> png(complete_layered([2, 3, 1]))[:4]
+    b'\\x89PNG'
+    """
+    buffer = io.BytesIO()
+    _picture(graph, max_vertices, None, None).savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _picture(graph: nx.DiGraph, max_vertices: int, labels: bool | None, title: str | None) -> Any:
+    """The figure of ``graph``: vertex by vertex, or its layer graph above ``max_vertices``."""
+    canvas, line_collection, figure_class = _matplotlib()
     vertices, layers = layer_array(graph)
     count, size = len(vertices), graph.number_of_edges()
     summary_line = f"{count} vertices, {size} edges, {int(layers.max(initial=-1)) + 1} layers"
@@ -175,9 +192,7 @@ def draw(
         title = title or summary_line
     figure.axes[0].set_title(title)
     canvas(figure)
-    with atomic_path(path) as temporary:
-        figure.savefig(temporary, format=kind)
-    return path
+    return figure
 
 
 def _figure(figure_class: Any, columns: int, rows: int) -> tuple[Any, Any]:
@@ -273,8 +288,17 @@ def _draw_vertices(
     return figure
 
 
+def _layer_graph(graph: nx.DiGraph) -> nx.DiGraph:
+    """:func:`pypaddle.graph.layer_graph` as a plain DiGraph (sizes and edge weights)."""
+    widths, low, high, weights = layer_counts(graph)
+    layers = nx.DiGraph()
+    layers.add_nodes_from((layer, {"size": int(w)}) for layer, w in enumerate(widths.tolist()))
+    layers.add_weighted_edges_from(zip(low.tolist(), high.tolist(), weights.tolist()))
+    return layers
+
+
 def _draw_layer_graph(graph: nx.DiGraph, figure_class: Any, line_collection: Any) -> Any:
-    layers = layer_graph(graph)
+    layers = _layer_graph(graph)
     count = layers.number_of_nodes()
     if count > _MAX_DISCS or layers.number_of_edges() > _MAX_ARCS:
         return _draw_layer_matrix(layers, figure_class)

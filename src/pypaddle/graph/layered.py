@@ -180,6 +180,19 @@ class LayeredGraph(nx.DiGraph):
         graph = read(path)
         return graph if type(graph) is cls else cls(graph)
 
+    def _repr_png_(self) -> bytes | None:
+        """The structure as a picture in Jupyter (:func:`pypaddle.graph.draw`'s drawing);
+        nothing for an empty graph or one that is not a DAG, which show as text."""
+        from pypaddle.errors import PaddleError
+        from pypaddle.graph.drawing import png
+
+        if self.number_of_nodes() == 0:
+            return None
+        try:
+            return png(self)
+        except PaddleError:
+            return None
+
 
 class CachedLayeredGraph(LayeredGraph):
     """The name the original pypaddle API gave its layered graph; same as :class:`LayeredGraph`."""

@@ -15,7 +15,14 @@ import numpy as np
 
 from pypaddle.errors import InputTypeError, StructureError
 
-__all__ = ["edge_index", "layer_array", "layer_index", "set_layer_attribute", "vertex_array"]
+__all__ = [
+    "edge_index",
+    "layer_array",
+    "layer_counts",
+    "layer_index",
+    "set_layer_attribute",
+    "vertex_array",
+]
 
 
 def _check_directed(graph: object) -> None:
@@ -118,6 +125,26 @@ def layer_array(graph: nx.DiGraph) -> tuple[list[Hashable], np.ndarray]:
             "graph, so remove one of these edges"
         )
     return vertices, layers
+
+
+def layer_counts(graph: nx.DiGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Vertices per layer, and the layer pairs joined by edges with their edge counts.
+
+    Returns ``widths`` (vertices of layer ``L`` at ``L``) and three arrays of the same
+    length, sorted by pair: ``from_layer``, ``to_layer`` and ``count``.
+
+    Examples
+    --------
+    >>> widths, low, high, count = layer_counts(nx.DiGraph([(0, 2), (1, 2), (2, 3), (0, 3)]))
+    >>> widths.tolist(), low.tolist(), high.tolist(), count.tolist()
+    ([2, 1, 1], [0, 0, 1], [1, 2, 2], [2, 1, 1])
+    """
+    vertices, layers = layer_array(graph)
+    sources, targets = edge_index(graph, dict(zip(vertices, range(len(vertices)))))
+    widths = np.bincount(layers) if layers.size else np.zeros(0, dtype=np.int64)
+    count = max(widths.size, 1)
+    pairs, weights = np.unique(layers[sources] * count + layers[targets], return_counts=True)
+    return widths, pairs // count, pairs % count, weights
 
 
 def layer_index(
