@@ -114,9 +114,9 @@ def draw(
     connections orange arcs; sources are green triangles, sinks red squares, vertices
     that are both (isolated) green with a red edge. Graphs with more than
     ``max_vertices`` vertices are drawn as their :func:`~pypaddle.graph.layer_graph`
-    instead: one disc per layer sized by its width, edges labelled with their connection counts; when that
-    has more than 12 layers or 30 layer pairs, as bars of the layer widths over the
-    matrix of edge counts between layers.
+    instead: one disc per layer sized by its width, edges labelled with their connection
+    counts; when that has more than 12 layers or 30 layer pairs, as bars of the layer
+    widths over the matrix of edge counts between layers.
 
     Parameters
     ----------
