@@ -3,14 +3,24 @@
 Same computation and the same packed tensors as :mod:`._dan_kernel`, but the hidden
 layers after the first run as one compiled loop over the *active* edges, so a layer costs
 nanoseconds of bookkeeping instead of a few torch calls, and masked entries cost nothing.
-Layer 0, which reads the (usually wide) input, is one BLAS product as before. Forward and
-backward each make a handful of calls whatever the depth of the graph.
+Layer 0, which reads the (usually wide) input, is one BLAS product in torch as before.
+Forward and backward each make a handful of calls whatever the depth of the graph.
+
+On several threads (torch's thread count, ``torch.get_num_threads()``) the batch is cut
+into one block of samples per thread, and every block runs the whole graph, forward and
+backward, on its own thread (numba ``prange``, numba's thread count set to match). Weight
+and bias gradients sum over the samples: each block keeps its own partial sums, added in
+block order afterwards, so the same thread count gives bit-identical results, run after
+run (a different thread count may differ in the last bits, as BLAS does).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -18,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pypaddle.sparse._dan_kernel import cpu_cost
 from pypaddle.sparse._dan_plan import DanPlan
 
 __all__ = [
@@ -25,8 +36,12 @@ __all__ = [
     "CompiledDanSinks",
     "active_edges",
     "available",
+    "block_bounds",
+    "blocks",
+    "cost",
     "preferred",
     "supports",
+    "threads",
 ]
 
 _CODES = {"identity": 0, "relu": 1, "tanh": 2, "sigmoid": 3}
@@ -70,18 +85,44 @@ def supports(features: torch.Tensor) -> bool:
     return features.device.type == "cpu" and features.dtype in _DTYPES and available()
 
 
-def preferred(plan: DanPlan, edges: ActiveEdges, batch: int) -> bool:
-    """Whether this kernel should beat the torch one on ``batch`` samples.
+# The compiled loop's costs, measured on one core of an x86-64 machine: seconds per active
+# entry and sample (forward and backward together), and for launching its parallel loops
+# (three launches per training step, when the batch is cut into more than one block).
+ENTRY_SECONDS = 0.32e-9
+LAUNCH_SECONDS = 40e-6
 
-    A cost estimate (layer 0 is the same BLAS product in both and left out): the compiled
-    loop costs about 0.35 ns per active entry and sample for forward and backward, the
-    torch kernel about 30 us per layer plus 0.08 ns per packed entry (active or not) and
-    sample, as measured on one core of an x86-64 machine. Deep, narrow or sparse-skip
-    graphs go to the compiled loop, wide and dense layers to BLAS.
+
+def cost(edges: ActiveEdges, batch: int, thread_count: int) -> float:
+    """Estimated seconds of the compiled loop (layers 1..) for a training step on ``batch``
+    samples with ``thread_count`` threads.
+
+    Each active entry costs :data:`ENTRY_SECONDS` per sample. The work is split into
+    :func:`blocks` blocks of samples, one per thread, so it divides by the blocks that can
+    run at once (no more than the threads of numba's pool), and more than one block adds
+    :data:`LAUNCH_SECONDS` for starting the threads.
     """
+    count = blocks(batch, thread_count)
+    parallel = min(count, _kernels().numba.config.NUMBA_NUM_THREADS)
     active = int(edges[0][-1])
-    packed = plan.blocks[-1][1] - plan.blocks[0][1]
-    return 4 * active * batch < packed * batch + 400_000 * (len(plan.writes) - 1)
+    return ENTRY_SECONDS * active * batch / parallel + (LAUNCH_SECONDS if count > 1 else 0.0)
+
+
+def preferred(
+    plan: DanPlan, edges: ActiveEdges, batch: int, thread_count: int | None = None
+) -> bool:
+    """Whether this kernel should beat the torch one on ``batch`` samples with
+    ``thread_count`` threads (torch's by default).
+
+    Compares :func:`cost` with the torch kernel's :func:`._dan_kernel.cpu_cost` (layer 0
+    is the same BLAS product in both and left out). Both parallel parts scale with the
+    threads: the BLAS products over every thread, the compiled loop over as many blocks of
+    samples as the batch makes (a small batch keeps threads idle); what does not scale is
+    the torch kernel's bookkeeping per layer and the compiled loop's thread launches. So
+    deep, narrow or sparse-skip graphs go to the compiled loop, wide and dense layers to
+    BLAS, and the more threads, the more a small batch favours BLAS.
+    """
+    thread_count = threads() if thread_count is None else thread_count
+    return cost(edges, batch, thread_count) < cpu_cost(plan, batch, thread_count)
 
 
 def active_edges(plan: DanPlan, mask: torch.Tensor) -> ActiveEdges:
@@ -103,10 +144,67 @@ def _numpy(tensor: torch.Tensor | None) -> np.ndarray | None:
     return None if tensor is None else tensor.detach().numpy()
 
 
+# A block of columns is at least this many samples, and blocks start at multiples of it
+# (whole SIMD vectors and cache lines for float32 and float64).
+BLOCK_ALIGN = 16
+
+
+def threads() -> int:
+    """The threads the kernel runs on: torch's (``torch.get_num_threads()``)."""
+    return max(1, torch.get_num_threads())
+
+
+def blocks(batch: int, thread_count: int | None = None) -> int:
+    """How many blocks of columns ``batch`` samples are cut into for ``thread_count``
+    threads (torch's by default): one per thread, each at least :data:`BLOCK_ALIGN`
+    samples. The results depend on this number alone, not on the scheduling."""
+    thread_count = threads() if thread_count is None else thread_count
+    return max(1, min(thread_count, batch // BLOCK_ALIGN))
+
+
+def block_bounds(batch: int, count: int) -> np.ndarray:
+    """``count + 1`` column bounds cutting ``batch`` into ``count`` near-equal blocks whose
+    inner bounds are multiples of :data:`BLOCK_ALIGN`."""
+    inner = np.rint(np.arange(1, count) * (batch / count / BLOCK_ALIGN)) * BLOCK_ALIGN
+    return np.concatenate(([0], inner.astype(np.int64), [batch])).astype(np.int64)
+
+
+_LAUNCH = threading.Lock()
+_thread_safe: list[bool] = []  # [whether numba's threading layer is], once it is known
+
+
+@contextmanager
+def _parallel(count: int) -> Iterator[None]:
+    """Run numba's parallel loops on ``count`` threads (at most numba's pool).
+
+    numba's workqueue threading layer (the one left where neither TBB nor OpenMP is)
+    aborts the process when two Python threads launch parallel loops at once, so launches
+    are serialised unless the layer in use is known to be thread-safe.
+    """
+    numba = _kernels().numba
+    locked = not _thread_safe or not _thread_safe[0]
+    if locked:
+        _LAUNCH.acquire()
+    try:
+        numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+        yield
+        if not _thread_safe:
+            _thread_safe.append(numba.threading_layer() in ("tbb", "omp"))
+    finally:
+        if locked:
+            _LAUNCH.release()
+
+
 class CompiledDanSinks(torch.autograd.Function):
     """As :class:`._dan_kernel.DanSinks`, with the CSR ``edges`` of :func:`active_edges`
     after the activation: ``CompiledDanSinks.apply(plan, activation, edges, sink_index,
-    features, weight, weight_mask, bias, bias_mask)``."""
+    features, weight, weight_mask, bias, bias_mask)``.
+
+    The batch is cut into :func:`blocks` blocks of samples (one per torch thread), each
+    run through the whole graph on its own thread, forward and backward; the weight and
+    bias gradients are the blocks' partial sums added in block order, so the same thread
+    count gives bit-identical results. Layer 0's products run in torch (its threads).
+    """
 
     @staticmethod
     def forward(
@@ -122,62 +220,76 @@ class CompiledDanSinks(torch.autograd.Function):
         bias_mask: torch.Tensor | None,
     ):
         kernels, code = _kernels(), _CODES[activation]
-        x, w = features.detach().numpy(), weight.detach().numpy()
-        mask = _numpy(weight_mask)
+        features, weight, bias = features.detach(), weight.detach(), bias.detach()
         first_rows, first_block = plan.writes[0][1], plan.blocks[0][1]
-        first = w[:first_block].reshape(first_rows, -1)
-        if mask is not None:
-            first = first * mask[:first_block].reshape(first_rows, -1)
-        masked_bias = bias.detach().numpy()
-        if bias_mask is not None:
-            masked_bias = masked_bias * bias_mask.detach().numpy()
-        activations = np.empty((plan.vertices, x.shape[0]), dtype=x.dtype)
-        np.dot(first, x.T, out=activations[:first_rows])
-        activations[:first_rows] += masked_bias[:first_rows, None]
-        kernels.activate_rows(activations, 0, first_rows, code)
-        kernels.forward_rows(activations, first_rows, *edges, w, masked_bias, code)
-        ctx.plan, ctx.code, ctx.edges = plan, code, edges
-        ctx.arrays = activations, first
-        ctx.save_for_backward(features, weight, sink_index, weight_mask, bias_mask)
+        first = weight[:first_block].view(first_rows, -1)
+        if weight_mask is not None:
+            first = first * weight_mask[:first_block].view(first_rows, -1)
+        masked_bias = bias if bias_mask is None else bias * bias_mask
+        batch = features.shape[0]
+        count = blocks(batch)
+        # Allocated by torch: aligned as its BLAS expects, so that results do not vary.
+        activations = features.new_empty(plan.vertices, batch)
+        torch.addmm(
+            masked_bias[:first_rows, None], first, features.t(), out=activations[:first_rows]
+        )
+        h, w, b = activations.numpy(), weight.numpy(), masked_bias.numpy()
+        if count == 1:
+            kernels.activate_rows(h, 0, first_rows, code)
+            kernels.forward_rows(h, first_rows, *edges, w, b, code)
+        else:
+            with _parallel(count):
+                kernels.forward_blocks(
+                    h, first_rows, *edges, w, b, code, block_bounds(batch, count)
+                )
+        ctx.plan, ctx.code, ctx.edges, ctx.blocks = plan, code, edges, count
+        ctx.first = first
+        ctx.save_for_backward(features, weight, sink_index, weight_mask, bias_mask, activations)
         if plan.sink_range is not None:
             sinks = activations[plan.sink_range[0] : plan.sink_range[1]]
         else:
-            sinks = activations[sink_index.numpy()]
-        return torch.from_numpy(np.ascontiguousarray(sinks.T))
+            sinks = activations.index_select(0, sink_index)
+        return sinks.t().contiguous()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_sinks: torch.Tensor):
         plan: DanPlan = ctx.plan
-        features, weight, sink_index, weight_mask, bias_mask = ctx.saved_tensors
-        activations, first = ctx.arrays
-        kernels, code = _kernels(), ctx.code
-        grads = np.zeros_like(activations)
-        incoming = grad_sinks.detach().numpy().T
+        features, weight, sink_index, weight_mask, bias_mask, activations = ctx.saved_tensors
+        kernels, code, count, edges = _kernels(), ctx.code, ctx.blocks, ctx.edges
+        grads = torch.zeros_like(activations)
         if plan.sink_range is not None:
-            grads[plan.sink_range[0] : plan.sink_range[1]] = incoming
+            grads[plan.sink_range[0] : plan.sink_range[1]] = grad_sinks.t()
         else:
-            grads[sink_index.numpy()] = incoming
-        weight_grad = np.zeros(weight.shape[0], dtype=activations.dtype)
-        bias_grad = np.empty(plan.vertices, dtype=activations.dtype)
+            grads.index_copy_(0, sink_index, grad_sinks.t().to(grads.dtype))
+        weight_grad = torch.zeros_like(weight)
+        bias_grad = torch.empty(plan.vertices, dtype=weight.dtype)
         first_rows, first_block = plan.writes[0][1], plan.blocks[0][1]
-        kernels.backward_rows(
-            activations, grads, first_rows, *ctx.edges, weight.detach().numpy(), code,
-            weight_grad, bias_grad,
-        )  # fmt: skip
-        kernels.derivative_rows(grads, activations, 0, first_rows, code)
+        h, g, w = activations.numpy(), grads.numpy(), weight.numpy()
+        if count == 1:
+            kernels.backward_rows(
+                h, g, first_rows, *edges, w, code, weight_grad.numpy(), bias_grad.numpy()
+            )
+            kernels.derivative_rows(g, h, 0, first_rows, code)
+            torch.sum(grads[:first_rows], 1, out=bias_grad[:first_rows])
+        else:
+            edge_grads = np.empty((count, edges[1].size), dtype=h.dtype)
+            bias_grads = np.empty((count, plan.vertices), dtype=h.dtype)
+            bounds = block_bounds(h.shape[1], count)
+            with _parallel(count):
+                kernels.backward_blocks(
+                    h, g, first_rows, *edges, w, code, edge_grads, bias_grads, bounds
+                )
+                kernels.reduce_blocks(
+                    edge_grads, bias_grads, edges[2], weight_grad.numpy(), bias_grad.numpy()
+                )
         first_grads = grads[:first_rows]
-        bias_grad[:first_rows] = first_grads.sum(1)
-        x = features.detach().numpy()
-        np.dot(first_grads, x, out=weight_grad[:first_block].reshape(first_rows, -1))
+        torch.mm(first_grads, features, out=weight_grad[:first_block].view(first_rows, -1))
         if weight_mask is not None:
-            weight_grad[:first_block] *= weight_mask[:first_block].numpy()
+            weight_grad[:first_block] *= weight_mask[:first_block]
         if bias_mask is not None:
-            bias_grad *= bias_mask.numpy()
+            bias_grad *= bias_mask
         input_grad = None
         if ctx.needs_input_grad[4]:
-            input_grad = torch.from_numpy(first_grads.T @ first)
-        return (
-            None, None, None, None, input_grad, torch.from_numpy(weight_grad), None,
-            torch.from_numpy(bias_grad), None,
-        )  # fmt: skip
+            input_grad = first_grads.t() @ ctx.first
+        return None, None, None, None, input_grad, weight_grad, None, bias_grad, None

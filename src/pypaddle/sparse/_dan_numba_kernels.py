@@ -5,6 +5,14 @@ vertex, each vertex sums its active incoming edges (a sparse row times the activ
 it reads) and applies the activation in place; the backward pass walks the same edges in
 reverse. Within a layer no vertex reads another, so vertex order is layer order.
 Activation codes: 0 identity, 1 ReLU, 2 tanh, 3 sigmoid.
+
+The samples of a batch are independent, so the batch is cut into blocks of columns
+(``bounds``: block ``k`` is columns ``bounds[k]:bounds[k + 1]``) and each block runs the
+whole graph on its own thread (``*_blocks``, numba ``prange``). A weight's gradient sums
+over every sample, so each block writes its own partial sums (one per active edge and per
+vertex) and :func:`reduce_blocks` adds them up in block order: the result depends on the
+blocks, never on which thread ran which or when. One block runs the same loops serially
+(``forward_rows``, ``backward_rows``), without any partial sums.
 """
 
 from __future__ import annotations
@@ -14,7 +22,15 @@ import math
 import numba
 import numpy as np
 
-__all__ = ["activate_rows", "backward_rows", "derivative_rows", "forward_rows"]
+__all__ = [
+    "activate_rows",
+    "backward_blocks",
+    "backward_rows",
+    "derivative_rows",
+    "forward_blocks",
+    "forward_rows",
+    "reduce_blocks",
+]
 
 # Sums may be reordered (vectorised) and multiply-adds fused; inf and nan keep their meaning.
 _FAST = {"reassoc", "contract"}
@@ -62,6 +78,35 @@ def derivative_rows(G: np.ndarray, H: np.ndarray, start: int, end: int, code: in
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def _forward_columns(
+    H: np.ndarray,
+    start: int,
+    indptr: np.ndarray,
+    sources: np.ndarray,
+    positions: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    code: int,
+    low: int,
+    high: int,
+) -> None:
+    """Columns ``low:high`` of vertices ``start..``: bias plus active incoming edges, then
+    activation."""
+    width = high - low
+    z = np.empty(width, dtype=H.dtype)  # its own array, so the loops below vectorise
+    for v in range(start, H.shape[0]):
+        for b in range(width):
+            z[b] = bias[v]
+        for e in range(indptr[v], indptr[v + 1]):
+            w = weight[positions[e]]
+            h = H[sources[e], low:high]
+            for b in range(width):
+                z[b] += w * h[b]
+        _activate(z, code)
+        H[v, low:high] = z
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
 def forward_rows(
     H: np.ndarray,
     start: int,
@@ -72,19 +117,73 @@ def forward_rows(
     bias: np.ndarray,
     code: int,
 ) -> None:
-    """Vertices ``start..`` of ``H``: bias plus active incoming edges, then activation."""
-    batch = H.shape[1]
-    z = np.empty(batch, dtype=H.dtype)  # its own array, so the loops below vectorise
-    for v in range(start, H.shape[0]):
-        for b in range(batch):
-            z[b] = bias[v]
+    """Vertices ``start..`` of ``H``, every column (rows ``:start`` are activated already)."""
+    _forward_columns(H, start, indptr, sources, positions, weight, bias, code, 0, H.shape[1])
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
+def forward_blocks(
+    H: np.ndarray,
+    start: int,
+    indptr: np.ndarray,
+    sources: np.ndarray,
+    positions: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray,
+    code: int,
+    bounds: np.ndarray,
+) -> None:
+    """As :func:`forward_rows`, a block of columns per thread; rows ``:start`` hold
+    pre-activations on entry and are activated here too."""
+    for k in numba.prange(bounds.size - 1):
+        low, high = bounds[k], bounds[k + 1]
+        for v in range(start):
+            _activate(H[v, low:high], code)
+        _forward_columns(H, start, indptr, sources, positions, weight, bias, code, low, high)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def _backward_columns(
+    H: np.ndarray,
+    G: np.ndarray,
+    start: int,
+    indptr: np.ndarray,
+    sources: np.ndarray,
+    positions: np.ndarray,
+    weight: np.ndarray,
+    code: int,
+    edge_grad: np.ndarray,
+    bias_grad: np.ndarray,
+    low: int,
+    high: int,
+    packed: bool,
+) -> None:
+    """Back through columns ``low:high`` of vertices ``.., start`` in reverse: ``G`` holds
+    output gradients on entry; each vertex's row becomes its pre-activation gradient, is
+    pushed to the vertices it reads, and gives ``bias_grad[v]`` and, for its active edge
+    ``e``, ``edge_grad[e]`` (or ``edge_grad[positions[e]]`` if ``packed``), sums over
+    these columns."""
+    width = high - low
+    g = np.empty(width, dtype=H.dtype)  # its own array, so the loops below vectorise
+    for v in range(H.shape[0] - 1, start - 1, -1):
+        g[:] = G[v, low:high]
+        _derivative(g, H[v, low:high], code)
+        G[v, low:high] = g
+        total = 0.0
+        for b in range(width):
+            total += g[b]
+        bias_grad[v] = total
         for e in range(indptr[v], indptr[v + 1]):
+            u = sources[e]
+            h = H[u, low:high]
+            pushed = G[u, low:high]
             w = weight[positions[e]]
-            h = H[sources[e]]
-            for b in range(batch):
-                z[b] += w * h[b]
-        _activate(z, code)
-        H[v] = z
+            dot = 0.0
+            for b in range(width):
+                dot += g[b] * h[b]
+            for b in range(width):
+                pushed[b] += w * g[b]
+            edge_grad[positions[e] if packed else e] = dot
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
@@ -100,27 +199,67 @@ def backward_rows(
     weight_grad: np.ndarray,
     bias_grad: np.ndarray,
 ) -> None:
-    """Back through vertices ``.., start`` in reverse: ``G`` holds output gradients on
-    entry; each vertex's row becomes its pre-activation gradient, is pushed to the
-    vertices it reads, and gives its edges' and bias's gradients."""
-    batch = H.shape[1]
-    g = np.empty(batch, dtype=H.dtype)  # its own array, so the loops below vectorise
-    for v in range(H.shape[0] - 1, start - 1, -1):
-        g[:] = G[v]
-        _derivative(g, H[v], code)
-        G[v] = g
-        total = 0.0
-        for b in range(batch):
-            total += g[b]
+    """Back through vertices ``.., start`` in reverse, every column: ``G`` holds output
+    gradients on entry; each vertex's row becomes its pre-activation gradient, is pushed
+    to the vertices it reads, and gives its edges' and bias's gradients (rows ``:start``
+    are left as output gradients)."""
+    _backward_columns(
+        H, G, start, indptr, sources, positions, weight, code, weight_grad, bias_grad, 0,
+        H.shape[1], True,
+    )  # fmt: skip
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
+def backward_blocks(
+    H: np.ndarray,
+    G: np.ndarray,
+    start: int,
+    indptr: np.ndarray,
+    sources: np.ndarray,
+    positions: np.ndarray,
+    weight: np.ndarray,
+    code: int,
+    edge_grads: np.ndarray,
+    bias_grads: np.ndarray,
+    bounds: np.ndarray,
+) -> None:
+    """As :func:`backward_rows`, a block of columns per thread, and rows ``:start`` become
+    pre-activation gradients too. Block ``k`` writes its partial sums to
+    ``edge_grads[k]`` (per active edge) and ``bias_grads[k]`` (per vertex)."""
+    for k in numba.prange(bounds.size - 1):
+        low, high = bounds[k], bounds[k + 1]
+        _backward_columns(
+            H, G, start, indptr, sources, positions, weight, code, edge_grads[k],
+            bias_grads[k], low, high, False,
+        )  # fmt: skip
+        bias_grad = bias_grads[k]
+        for v in range(start):
+            g = G[v, low:high]
+            _derivative(g, H[v, low:high], code)
+            total = 0.0
+            for b in range(high - low):
+                total += g[b]
+            bias_grad[v] = total
+
+
+@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
+def reduce_blocks(
+    edge_grads: np.ndarray,
+    bias_grads: np.ndarray,
+    positions: np.ndarray,
+    weight_grad: np.ndarray,
+    bias_grad: np.ndarray,
+) -> None:
+    """``weight_grad[positions[e]]`` and ``bias_grad[v]``: the blocks' partial sums added
+    in block order (the same order whatever thread adds them)."""
+    blocks = edge_grads.shape[0]
+    for e in numba.prange(positions.size):
+        total = edge_grads[0, e]
+        for k in range(1, blocks):
+            total += edge_grads[k, e]
+        weight_grad[positions[e]] = total
+    for v in numba.prange(bias_grad.size):
+        total = bias_grads[0, v]
+        for k in range(1, blocks):
+            total += bias_grads[k, v]
         bias_grad[v] = total
-        for e in range(indptr[v], indptr[v + 1]):
-            u = sources[e]
-            h = H[u]
-            pushed = G[u]
-            w = weight[positions[e]]
-            dot = 0.0
-            for b in range(batch):
-                dot += g[b] * h[b]
-            for b in range(batch):
-                pushed[b] += w * g[b]
-            weight_grad[positions[e]] = dot

@@ -80,15 +80,17 @@ class MaskedDeepDAN(MaskedModel):
     kernel : {"auto", "compiled", "torch", "modules"}
         What runs the hidden layers (also settable later as ``model.kernel``).
         ``"compiled"``: a numba-compiled loop over the active edges (CPU, float32 or
-        float64; ``pip install 'pypaddle[fast]'``). ``"torch"``: one autograd node running
-        one matrix product per layer, on any device and dtype. ``"modules"``: layer by
-        layer with ordinary autograd, which is also what activations other than
-        ReLU/tanh/sigmoid/identity, layer norm, tracing and ``torch.compile`` get.
-        ``"auto"`` picks compiled or torch by an estimate of their costs (the compiled
-        loop for deep, narrow or sparse graphs; BLAS for wide, dense layers), and the
-        module path while a hidden layer has forward hooks (the kernels run the layers
-        without calling them, so only that path calls their hooks). All give the same
-        outputs and gradients.
+        float64; ``pip install 'pypaddle[fast]'``), on torch's threads (one block of
+        samples each; the same thread count gives bit-identical results). ``"torch"``:
+        one autograd node running one matrix product per layer, on any device and
+        dtype. ``"modules"``: layer by layer with ordinary autograd, which is also what
+        activations other than ReLU/tanh/sigmoid/identity, layer norm, tracing and
+        ``torch.compile`` get. ``"auto"`` picks compiled or torch by an estimate of
+        their costs at torch's thread count (the compiled loop for deep, narrow or
+        sparse graphs; BLAS for wide, dense layers, and for small batches on many
+        threads), and the module path while a hidden layer has forward hooks (the
+        kernels run the layers without calling them, so only that path calls their
+        hooks). All give the same outputs and gradients.
 
     Examples
     --------
