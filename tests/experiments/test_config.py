@@ -61,8 +61,8 @@ class TestParseConfig:
                 r"training\.optimizer = 'lbfgs' is not allowed; allowed values: 'adam', 'adamw'",
             ),
             (
-                {"data": {"name": "mnist"}},
-                r"data\.name = 'mnist' is not allowed; allowed values: 'digits'",
+                {"data": {"name": "imagenet"}},
+                r"data\.name = 'imagenet' is not allowed; allowed values: 'digits'",
             ),
             ({"data": {"name": "idx"}}, r"data\.train_images is missing; give a string"),
             (

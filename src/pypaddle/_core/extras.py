@@ -19,6 +19,9 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "onnx": ("onnx", "onnxscript", "onnxruntime"),
     "ray": ("ray",),
     "fast": ("numba",),
+    "mnist1d": ("mnist1d",),
+    "vision": ("torchvision",),
+    "tensorboard": ("tensorboard",),
 }
 
 

@@ -1,8 +1,10 @@
-"""Data the user has on disk: IDX files (the MNIST format) and NumPy ``.npz`` archives."""
+"""Data the user has on disk: IDX files (the MNIST format), NumPy ``.npz`` archives and
+pickles that hold only plain data (the CIFAR format); no file can run code."""
 
 from __future__ import annotations
 
 import gzip
+import pickle
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,7 +16,7 @@ import torch
 from pypaddle.data.digits import Split
 from pypaddle.errors import ConfigError
 
-__all__ = ["check_split", "load_idx", "load_npz"]
+__all__ = ["check_split", "load_idx", "load_npz", "load_plain_pickle"]
 
 SPLIT_NAMES = ("x_train", "y_train", "x_test", "y_test")
 
@@ -149,6 +151,107 @@ def load_npz(
             )
     split = Split(*(_tensor(array, labels=index % 2 == 1) for index, array in enumerate(arrays)))
     return check_split(split, source=repr(str(path)), names=keys)
+
+
+# numpy's array reconstruction, whatever module this numpy version pickles it from: from
+# its raw state (protocols 0 to 4) or from a buffer (protocol 5).
+_RECONSTRUCT = np.zeros(1).__reduce__()[0]
+_FROM_BUFFER = np.zeros(1).__reduce_ex__(5)[0]
+
+
+def _plain_dtype(*args: Any) -> np.dtype[Any]:
+    dtype = np.dtype(*args)
+    if dtype.hasobject:
+        raise pickle.UnpicklingError("it holds an array of Python objects")
+    return dtype
+
+
+def _latin1(text: str, encoding: str = "latin1") -> bytes:
+    # Python 3 pickles bytes at protocol 2 as _codecs.encode(text, "latin1").
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"it encodes text as {encoding!r}, not as latin1 bytes")
+    return text.encode("latin1")
+
+
+# Everything a plain-data pickle may name: numpy's array reconstruction (the module name
+# changed with numpy 2) and the latin1 bytes of protocol 2. Dicts, lists, tuples, str,
+# bytes, numbers, True/False/None need no name.
+_PLAIN_NAMES: dict[tuple[str, str], Any] = {
+    ("numpy.core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy._core.multiarray", "_reconstruct"): _RECONSTRUCT,
+    ("numpy.core.numeric", "_frombuffer"): _FROM_BUFFER,
+    ("numpy._core.numeric", "_frombuffer"): _FROM_BUFFER,
+    ("numpy", "ndarray"): np.ndarray,
+    ("numpy", "dtype"): _plain_dtype,
+    ("_codecs", "encode"): _latin1,
+}
+
+
+class _PlainDataUnpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _PLAIN_NAMES[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"it calls {module}.{name}") from None
+
+
+def load_plain_pickle(path: str | Path) -> Any:
+    """Read a pickle that holds only plain data: dicts, lists, tuples, str, bytes, numbers
+    and numpy arrays of numbers (as CIFAR's python batches do).
+
+    A pickle can name any importable function and have it called while it loads; this
+    reader allows only numpy's array reconstruction, so a file that would call anything
+    else (``os.system``, ``builtins.eval``, a class of its own, an array of Python
+    objects) is refused before that call. Python 2 strings (in CIFAR's files) are read as
+    latin1 ``str``.
+
+    Raises
+    ------
+    ConfigError
+        If the file does not exist, is not a pickle, or names anything but plain data.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib, pickle, numpy as np
+    >>> batch = {"data": np.arange(6, dtype=np.uint8).reshape(2, 3), "labels": [3, 1]}
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "batch"
+    ...     _ = path.write_bytes(pickle.dumps(batch, protocol=2))
+    ...     loaded = load_plain_pickle(path)
+    >>> loaded["labels"], loaded["data"].tolist()
+    ([3, 1], [[0, 1, 2], [3, 4, 5]])
+    >>> import os
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     path = pathlib.Path(folder) / "evil"
+    ...     _ = path.write_bytes(pickle.dumps(os.getcwd))
+    ...     load_plain_pickle(path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    pypaddle.errors.ConfigError: '...evil' is refused: it calls ...getcwd, ...
+    """
+    path = _existing(path, "pickle file")
+    try:
+        with path.open("rb") as handle:
+            return _PlainDataUnpickler(handle, encoding="latin1").load()
+    except pickle.UnpicklingError as error:
+        raise ConfigError(
+            f"{str(path)!r} is refused: {error}, and pypaddle reads only pickles of plain "
+            "data (dicts, lists, str, bytes, numbers, numpy arrays), never code; give the "
+            "data set's original file"
+        ) from None
+    except (
+        EOFError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        IndexError,
+        KeyError,
+        OverflowError,
+    ) as error:
+        raise ConfigError(
+            f"{str(path)!r} is not a readable pickle of plain data ({type(error).__name__}: "
+            f"{error}); the file is damaged or of another format"
+        ) from None
 
 
 def _tensor(array: np.ndarray, *, labels: bool) -> torch.Tensor:

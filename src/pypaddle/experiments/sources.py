@@ -7,15 +7,37 @@ Each builder takes its options and the experiment's seed and returns a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from pypaddle.data import LANDSCAPES, FunctionDataset, Split, digits, load_idx, load_npz
+from pypaddle.data import (
+    LANDSCAPES,
+    MNIST1D_DEFAULTS,
+    FunctionDataset,
+    Split,
+    digits,
+    load_idx,
+    load_npz,
+    load_vision,
+    mnist1d,
+)
 from pypaddle.data.files import check_split
+from pypaddle.data.vision import check_root
 from pypaddle.errors import ConfigError
 from pypaddle.experiments.options import option
 from pypaddle.experiments.registry import DATA
 
-__all__ = ["DigitsOptions", "FunctionOptions", "IdxOptions", "NpzOptions"]
+__all__ = [
+    "Cifar10Options",
+    "Cifar100Options",
+    "DigitsOptions",
+    "FashionMnistOptions",
+    "FunctionOptions",
+    "IdxOptions",
+    "Mnist1dOptions",
+    "MnistOptions",
+    "NpzOptions",
+    "VisionOptions",
+]
 
 _TEST_FRACTION: dict[str, Any] = {
     "above": 0.0,
@@ -115,3 +137,115 @@ def _npz(options: NpzOptions, *, seed: int) -> Split:
     return split._replace(
         x_train=split.x_train / options.scale, x_test=split.x_test / options.scale
     )
+
+
+_DEFAULTS = MNIST1D_DEFAULTS
+
+
+@dataclass(frozen=True)
+class Mnist1dOptions:
+    """MNIST-1D's arguments, named as the ``mnist1d`` package names them; the paper's
+    defaults. ``seed`` fixes the data set (42: the published one), not the experiment."""
+
+    num_samples: int = option(_DEFAULTS["num_samples"], minimum=10, help="10 classes")
+    train_split: float = option(_DEFAULTS["train_split"], above=0.0, below=1.0)
+    template_len: int = option(_DEFAULTS["template_len"], minimum=1)
+    padding: list[int] = option(list(_DEFAULTS["padding"]), minimum=0, help="[low, high]")
+    scale_coeff: float = option(_DEFAULTS["scale_coeff"], minimum=0.0, below=2.0)
+    max_translation: int = option(_DEFAULTS["max_translation"], minimum=1)
+    corr_noise_scale: float = option(_DEFAULTS["corr_noise_scale"], minimum=0.0)
+    iid_noise_scale: float = option(_DEFAULTS["iid_noise_scale"], minimum=0.0)
+    shear_scale: float = option(_DEFAULTS["shear_scale"], minimum=0.0)
+    shuffle_seq: bool = option(_DEFAULTS["shuffle_seq"], help="permute the time steps")
+    final_seq_length: int = option(_DEFAULTS["final_seq_length"], minimum=2)
+    seed: int = option(_DEFAULTS["seed"], minimum=0, maximum=2**32 - 1, help="of the data")
+
+    def check(self, path: str) -> None:
+        """Check the padding pair when the config is loaded."""
+        if len(self.padding) != 2 or self.padding[0] > self.padding[1]:
+            raise ConfigError(
+                f"{path}.padding = {self.padding!r} must be [low, high] with low <= high"
+            )
+
+
+@DATA.add(
+    "mnist1d",
+    Mnist1dOptions,
+    description="MNIST-1D (Greydanus & Kobak), generated offline: 40 features, 10 classes",
+)
+def _mnist1d(options: Mnist1dOptions, *, seed: int) -> Split:
+    return mnist1d(
+        num_samples=options.num_samples,
+        train_split=options.train_split,
+        template_len=options.template_len,
+        padding=options.padding,
+        scale_coeff=options.scale_coeff,
+        max_translation=options.max_translation,
+        corr_noise_scale=options.corr_noise_scale,
+        iid_noise_scale=options.iid_noise_scale,
+        shear_scale=options.shear_scale,
+        shuffle_seq=options.shuffle_seq,
+        final_seq_length=options.final_seq_length,
+        seed=options.seed,
+    )
+
+
+_ROOT_HELP = "the folder holding the files in torchvision's layout (its root argument)"
+
+
+def _first(split: Split, train: int | None, test: int | None) -> Split:
+    """The first ``train`` / ``test`` samples of each part (None: all)."""
+    return Split(
+        split.x_train[:train], split.y_train[:train], split.x_test[:test], split.y_test[:test]
+    )
+
+
+@dataclass(frozen=True)
+class VisionOptions:
+    """The options of a torchvision data set read from ``root``; a subclass per data set."""
+
+    dataset: ClassVar[str] = "mnist"
+    root: str | None = option(None, path=True, help=_ROOT_HELP)
+    download: bool = option(False, help="fetch missing files into root with torchvision")
+    train_samples: int | None = option(None, minimum=1, help="use the first N (default: all)")
+    test_samples: int | None = option(None, minimum=1, help="use the first N (default: all)")
+
+    def check(self, path: str) -> None:
+        """Refuse a root without the data set's files when the config is loaded."""
+        try:
+            check_root(self.dataset, self.root, download=self.download)
+        except ConfigError as error:
+            raise ConfigError(f"{path}: {error}") from None
+
+
+@dataclass(frozen=True)
+class MnistOptions(VisionOptions):
+    dataset: ClassVar[str] = "mnist"
+
+
+@dataclass(frozen=True)
+class FashionMnistOptions(VisionOptions):
+    dataset: ClassVar[str] = "fashion_mnist"
+
+
+@dataclass(frozen=True)
+class Cifar10Options(VisionOptions):
+    dataset: ClassVar[str] = "cifar10"
+
+
+@dataclass(frozen=True)
+class Cifar100Options(VisionOptions):
+    dataset: ClassVar[str] = "cifar100"
+    labels: str = option("fine", choices=("fine", "coarse"), help="100 fine or 20 coarse classes")
+
+
+def _vision(options: VisionOptions, *, seed: int) -> Split:
+    labels = options.labels if isinstance(options, Cifar100Options) else "fine"
+    split = load_vision(options.dataset, options.root, download=options.download, labels=labels)
+    return _first(split, options.train_samples, options.test_samples)
+
+
+DATA.add("mnist", MnistOptions, description="MNIST from data.root (torchvision's layout)")(_vision)
+DATA.add("fashion_mnist", FashionMnistOptions, description="Fashion-MNIST from data.root")(_vision)
+DATA.add("cifar10", Cifar10Options, description="CIFAR-10 from data.root, 3x32x32")(_vision)
+DATA.add("cifar100", Cifar100Options, description="CIFAR-100 from data.root, 3x32x32")(_vision)
