@@ -166,8 +166,24 @@ def run(
         ),
     ] = None,
     nproc: Annotated[
-        int, typer.Option(min=1, help="Processes for data-parallel training (DDP, gloo).")
+        int,
+        typer.Option(
+            min=1,
+            help="Processes for data-parallel training (DDP: one GPU each over NCCL, or "
+            "CPU processes over gloo).",
+        ),
     ] = 1,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Train on `auto` (CUDA when available), `cpu`, `cuda` or `cuda:N` "
+            "(default: training.device of the config)."
+        ),
+    ] = None,
+    precision: Annotated[
+        str | None,
+        typer.Option(help="`32` or `bf16` (autocast; default: training.precision)."),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars and tables.")
     ] = False,
@@ -195,7 +211,7 @@ def run(
         folder = out
         if folder is None:
             folder = named_folder(parent, config.name, what="experiment")
-        run_experiment(config, folder, quiet=quiet, nproc=nproc)
+        run_experiment(config, folder, quiet=quiet, nproc=nproc, device=device, precision=precision)
 
 
 @app.command()
@@ -220,6 +236,13 @@ def sweep(
     ] = None,
     workers: Annotated[
         int | None, typer.Option(min=1, help="Parallel trials (default: sweep.workers).")
+    ] = None,
+    device: Annotated[
+        str | None,
+        typer.Option(
+            help="Train every trial on `auto`, `cpu`, `cuda` (local: trials spread over the "
+            "GPUs) or `cuda:N` (default: each trial's training.device)."
+        ),
     ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars and tables.")
@@ -247,7 +270,15 @@ def sweep(
         folder = out
         if folder is None:
             folder = named_folder(parent, spec.name, what="sweep")
-        run_sweep(spec, folder, backend=backend, address=address, workers=workers, quiet=quiet)
+        run_sweep(
+            spec,
+            folder,
+            backend=backend,
+            address=address,
+            workers=workers,
+            quiet=quiet,
+            device=device,
+        )
 
 
 @app.command("examples")

@@ -47,11 +47,11 @@ def files_of(folder: Path) -> dict[str, bytes]:
     }
 
 
-def _dies_on_seed_0(config, trials_dir, trial_id):
+def _dies_on_seed_0(config, trials_dir, trial_id, device=None):
     """A trial function whose process is killed whenever it runs the trial of seed 0."""
     if config["seed"] == 0:
         os.kill(os.getpid(), signal.SIGKILL)
-    return backends.run_trial(config, trials_dir, trial_id)
+    return backends.run_trial(config, trials_dir, trial_id, device)
 
 
 def _python(script: str, *args: str) -> subprocess.Popen:

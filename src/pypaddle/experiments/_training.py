@@ -2,6 +2,9 @@
 
 For data-parallel training every process draws the same batch order and takes its own
 slice of each batch (``rank`` of ``world``); the caller averages the gradients (DDP).
+``precision="bf16"`` runs the forward pass and the loss under bfloat16 autocast on the
+features' device (see :func:`pypaddle.experiments.devices.autocast`); the weights, their
+gradients and the optimizer state stay in the model's own dtype.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from pypaddle.experiments.devices import autocast
 
 __all__ = ["accuracy", "evaluate", "loss_function", "train_epoch"]
 
@@ -37,6 +42,7 @@ def train_epoch(
     after_step: Callable[[Callable[[], torch.Tensor]], None] | None = None,
     rank: int = 0,
     world: int = 1,
+    precision: str = "32",
 ) -> float:
     """One pass over ``features`` in shuffled mini-batches; returns the mean loss.
 
@@ -56,7 +62,8 @@ def train_epoch(
         if whole.numel() < world:
             continue
         batch = whole.tensor_split(world)[rank]
-        value = loss(model(features[batch]), labels[batch])
+        with autocast(features.device, precision):
+            value = loss(model(features[batch]), labels[batch])
         optimizer.zero_grad(set_to_none=True)
         value.backward()
         optimizer.step()
@@ -88,12 +95,19 @@ def accuracy(model: nn.Module, features: torch.Tensor, labels: torch.Tensor) -> 
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, features: torch.Tensor, targets: torch.Tensor, *, classification: bool
+    model: nn.Module,
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    classification: bool,
+    precision: str = "32",
 ) -> dict[str, float]:
     """Test loss, and accuracy for classification, of ``model`` on the given samples."""
     model.eval()
-    output = model(features)
-    metrics = {"loss": float(loss_function(classification)(output, targets))}
+    with autocast(features.device, precision):
+        output = model(features)
+        test_loss = loss_function(classification)(output, targets)
+    metrics = {"loss": float(test_loss)}
     if classification:
         metrics["accuracy"] = float((output.argmax(dim=1) == targets).double().mean())
     return metrics

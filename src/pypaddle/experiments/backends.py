@@ -4,12 +4,20 @@ Both finish a trial the same way: its files are complete in a hidden partial fol
 is then renamed to ``trials/ID`` in one step. The local pool writes the files itself; a
 Ray task runs in a scratch folder on whichever node it lands, returns the files' bytes,
 and the driver writes them, so a cluster needs no shared file system.
+
+GPUs: the local pool spreads the trials that ask for a GPU without naming one
+(``training.device = "auto"`` or ``"cuda"``) over the visible GPUs, trial ``i`` on
+``cuda:(i mod n)`` (see :func:`~pypaddle.experiments.devices.spread_device`). A Ray task
+asks for ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs (fractions share a GPU;
+Ray then shows the task only its GPUs); with no GPU asked for, an ``auto`` trial runs
+on the CPU rather than on a GPU Ray did not give it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import shutil
 import signal
@@ -25,11 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from pypaddle._core import extras
+from pypaddle.errors import ConfigError
+from pypaddle.experiments.devices import placement, spread_device, visible_gpus
 from pypaddle.experiments.trials import Trial
 
 Done = Callable[[Trial, str | None], None]
 
-__all__ = ["BACKENDS", "run_local", "run_ray"]
+__all__ = ["BACKENDS", "check_trials", "local_devices", "ray_devices", "run_local", "run_ray"]
 
 LOG = logging.getLogger("pypaddle.experiments")
 BACKENDS = ("local", "ray")
@@ -52,14 +62,81 @@ def _finish(partial: Path, trials_dir: Path, trial_id: str) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def run_trial(config: dict[str, Any], trials_dir: str, trial_id: str) -> str:
-    """Run one trial into a partial folder and rename it to ``trials_dir/trial_id``."""
+def _device_of(trial: Trial, device: str | None) -> str:
+    """The device a trial asks for: ``device`` (given for the whole sweep) or its own."""
+    return device if device is not None else str(trial.config["training"]["device"])
+
+
+def local_devices(trials: list[Trial], device: str | None = None) -> dict[str, str | None]:
+    """The device each trial of the local pool runs on (None: its config's own), by id:
+    those asking for an unnamed GPU spread over the visible ones by their index."""
+    gpus = visible_gpus()
+    chosen: dict[str, str | None] = {}
+    for trial in trials:
+        wanted = _device_of(trial, device)
+        chosen[trial.id] = spread_device(wanted, trial.index, gpus) or device
+    return chosen
+
+
+def ray_devices(
+    trials: list[Trial],
+    gpus_per_trial: float,
+    device: str | None = None,
+    *,
+    address: str | None = None,
+) -> dict[str, str | None]:
+    """The device each Ray trial runs on (None: its config's own), by id. Without GPUs
+    asked for, an ``auto`` trial runs on the CPU, and a trial that names a GPU is refused
+    (a ConfigError before any starts): Ray would not give it one. GPUs asked for from a
+    local Ray (no ``address``) on a machine without any are refused too: no task could
+    ever start."""
+    if gpus_per_trial > 0 and address is None and visible_gpus() == 0:
+        raise ConfigError(
+            f"sweep.gpus_per_trial = {gpus_per_trial}, but this machine has no GPU for a "
+            "local Ray (torch sees none); give the --address of a Ray cluster with GPUs, or "
+            "set sweep.gpus_per_trial = 0"
+        )
+    chosen: dict[str, str | None] = {}
+    for trial in trials:
+        wanted = _device_of(trial, device)
+        if gpus_per_trial == 0 and wanted.startswith("cuda"):
+            raise ConfigError(
+                f"trial {trial.index} trains on device {wanted!r}, but sweep.gpus_per_trial "
+                "= 0 asks Ray for no GPU per trial; set sweep.gpus_per_trial (e.g. 1, or "
+                "0.5 for two trials per GPU), or use device 'auto' or 'cpu'"
+            )
+        chosen[trial.id] = "cpu" if gpus_per_trial == 0 and wanted == "auto" else device
+    return chosen
+
+
+def check_trials(trials: list[Trial], device: str | None = None) -> None:
+    """Check every trial's device, precision and threads against this machine, as the
+    local pool will run them (a ConfigError before any trial starts)."""
+    devices = local_devices(trials, device)
+    seen = set()
+    for trial in trials:
+        training = trial.config["training"]
+        wanted = devices[trial.id] or training["device"]
+        key = (wanted, training["precision"], training["threads"])
+        if key not in seen:
+            seen.add(key)
+            try:
+                placement(*key)
+            except ConfigError as error:
+                raise ConfigError(f"trial {trial.index}: {error}") from None
+
+
+def run_trial(
+    config: dict[str, Any], trials_dir: str, trial_id: str, device: str | None = None
+) -> str:
+    """Run one trial into a partial folder and rename it to ``trials_dir/trial_id``; on
+    ``device`` if given (instead of its config's)."""
     from pypaddle.experiments.run import run_experiment
 
     folder = Path(trials_dir)
     partial = _partial(folder, trial_id)
     try:
-        run_experiment(config, partial, quiet=True)
+        run_experiment(config, partial, quiet=True, device=device)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
@@ -67,12 +144,13 @@ def run_trial(config: dict[str, Any], trials_dir: str, trial_id: str) -> str:
     return trial_id
 
 
-def trial_files(config: dict[str, Any]) -> dict[str, bytes]:
-    """Run one trial in a scratch folder; return its files as ``{relative path: bytes}``."""
+def trial_files(config: dict[str, Any], device: str | None = None) -> dict[str, bytes]:
+    """Run one trial in a scratch folder (on ``device`` if given); return its files as
+    ``{relative path: bytes}``."""
     from pypaddle.experiments.run import run_experiment
 
     with tempfile.TemporaryDirectory(prefix="pypaddle-trial-") as scratch:
-        run_experiment(config, scratch, quiet=True)
+        run_experiment(config, scratch, quiet=True, device=device)
         root = Path(scratch)
         return {
             str(path.relative_to(root)): path.read_bytes()
@@ -111,7 +189,7 @@ def _exit_with_parent(lifeline: Connection) -> None:
 
 
 def _worker(
-    run: Callable[[dict[str, Any], str, str], str],
+    run: Callable[..., str],
     tasks: Connection,
     results: Connection,
     lifeline: Connection,
@@ -123,11 +201,11 @@ def _worker(
     threading.Thread(target=_exit_with_parent, args=(lifeline,), daemon=True).start()
     while True:
         try:
-            config, trials_dir, trial_id = tasks.recv()
+            config, trials_dir, trial_id, device = tasks.recv()
         except EOFError:
             return
         try:
-            run(config, trials_dir, trial_id)
+            run(config, trials_dir, trial_id, device)
         except Exception as error:
             results.send(f"{type(error).__name__}: {error}")
         else:
@@ -144,9 +222,9 @@ class _Worker:
     lifeline: Connection
     trial: Trial | None = None
 
-    def give(self, trial: Trial, trials_dir: Path) -> None:
+    def give(self, trial: Trial, trials_dir: Path, device: str | None = None) -> None:
         self.trial = trial
-        self.tasks.send((trial.config, str(trials_dir), trial.id))
+        self.tasks.send((trial.config, str(trials_dir), trial.id, device))
 
     def outcome(self) -> Any:
         """The answer of a busy worker (None or an error's text), _DIED or _BUSY."""
@@ -191,8 +269,18 @@ def _remove_partials(trials_dir: Path, trial: Trial, pid: int | None) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def run_local(trials: list[Trial], trials_dir: Path, *, workers: int, done: Done) -> None:
+def run_local(
+    trials: list[Trial],
+    trials_dir: Path,
+    *,
+    workers: int,
+    done: Done,
+    device: str | None = None,
+) -> None:
     """Run ``trials`` on ``workers`` fresh processes (nothing inherited from this one).
+
+    Each trial runs on ``device`` if given, else on its config's; trials that ask for a
+    GPU without naming one are spread over the visible GPUs (:func:`local_devices`).
 
     A trial that raises is reported to ``done`` with the error and not retried. A trial
     whose process dies (killed, out of memory) is run again, on its own, in a new process,
@@ -201,6 +289,7 @@ def run_local(trials: list[Trial], trials_dir: Path, *, workers: int, done: Done
     partial folders removed, no new trial starts, and the interrupt is raised again.
     """
     waiting = deque(trials)
+    devices = local_devices(trials, device)
     attempts = dict.fromkeys((trial.id for trial in trials), 0)
     pool: list[_Worker] = []
     context = _pool_context()
@@ -215,7 +304,7 @@ def run_local(trials: list[Trial], trials_dir: Path, *, workers: int, done: Done
             for worker in idle[: len(waiting)]:
                 given = waiting.popleft()
                 attempts[given.id] += 1
-                worker.give(given, trials_dir)
+                worker.give(given, trials_dir, devices[given.id])
             busy = [worker for worker in pool if worker.trial is not None]
             if not busy:
                 break
@@ -268,13 +357,19 @@ def run_ray(
     workers: int,
     done: Done,
     address: str | None = None,
+    cpus_per_trial: float = 1.0,
+    gpus_per_trial: float = 0.0,
+    device: str | None = None,
 ) -> None:
-    """Run ``trials`` as Ray tasks of one CPU each (Ray retries a task whose worker died).
+    """Run ``trials`` as Ray tasks (Ray retries a task whose worker died), each asking for
+    ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs (fractions allowed).
 
     Connects to the cluster at ``address`` (e.g. ``"ray://head:10001"`` or ``"auto"``);
     without one, starts a local Ray with ``workers`` CPUs and stops it afterwards. The
-    workers need pypaddle installed (or a Ray ``runtime_env`` that installs it).
+    workers need pypaddle installed (or a Ray ``runtime_env`` that installs it). Each
+    trial runs on ``device`` if given, else on its config's (see :func:`ray_devices`).
     """
+    devices = ray_devices(trials, gpus_per_trial, device, address=address)
     extras.require("ray", what="--backend ray")
     import ray
 
@@ -282,11 +377,14 @@ def run_ray(
     if started:
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
         if address is None:
-            options["num_cpus"] = workers
+            # Room for ``workers`` trials at once, and at least for one.
+            options["num_cpus"] = max(math.ceil(workers * cpus_per_trial), 1)
         ray.init(address=address, **options)
     try:
-        task = ray.remote(num_cpus=1, max_retries=2)(trial_files)
-        running = {task.remote(trial.config): trial for trial in trials}
+        task = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial, max_retries=2)(
+            trial_files
+        )
+        running = {task.remote(trial.config, devices[trial.id]): trial for trial in trials}
         while running:
             try:
                 finished, _ = ray.wait(list(running), num_returns=1)

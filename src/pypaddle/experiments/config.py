@@ -30,6 +30,7 @@ from typing import Any
 from pypaddle._core.seeds import check_seed
 from pypaddle.errors import ConfigError
 from pypaddle.experiments import methods, models, sources  # noqa: F401  (registers components)
+from pypaddle.experiments.devices import PRECISIONS, check_device_name
 from pypaddle.experiments.options import option, options_to_dict, parse_options
 from pypaddle.experiments.registry import DATA, METHODS, MODELS, Component, Registry
 
@@ -52,6 +53,24 @@ class TrainingOptions:
     batch_size: int = option(32, minimum=1)
     weight_decay: float = option(0.0, minimum=0.0)
     momentum: float = option(0.0, minimum=0.0, below=1.0, help="sgd only")
+    device: str = option(
+        "auto",
+        check=check_device_name,
+        help="where to train: 'auto' (CUDA when available, else the CPU), 'cpu', 'cuda' or "
+        "'cuda:N' (GPU N of the visible ones); data, model, masks and optimizer state go there",
+    )
+    precision: str = option(
+        "32",
+        choices=PRECISIONS,
+        help="'32' (float32) or 'bf16' (bfloat16 autocast of forward and loss; weights, "
+        "masks and optimizer state stay float32)",
+    )
+    threads: int = option(
+        1,
+        minimum=1,
+        help="torch CPU threads while training (torch.set_num_threads), 1 to the machine's "
+        "cores; 1 keeps a run's numbers independent of the machine",
+    )
 
 
 @dataclass(frozen=True)

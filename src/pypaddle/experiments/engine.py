@@ -11,10 +11,16 @@
   prior, ``summary.csv``, plots, ``result.json``) write the folder;
 - synchronisation across data-parallel processes is
   :class:`~pypaddle.experiments.distributed.Sync`, a no-op for one process.
+
+The experiment trains on its :class:`~pypaddle.experiments.devices.Placement`: the data,
+the model and its masks are moved to its device before the method starts (so the
+method's state and the optimizers are made there), forward passes and losses run under
+its precision, and checkpoints are written with CPU tensors, which load on any device.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -29,9 +35,11 @@ from torch import nn
 
 from pypaddle._core.files import atomic_write_text, atomic_write_with
 from pypaddle.data import Split
+from pypaddle.errors import ConfigError
 from pypaddle.experiments._progress import Progress
 from pypaddle.experiments._training import evaluate, loss_function, train_epoch
 from pypaddle.experiments.config import ExperimentConfig, TrainingOptions
+from pypaddle.experiments.devices import Placement
 from pypaddle.experiments.distributed import Sync
 from pypaddle.experiments.methods import Context, Sparsifier
 from pypaddle.experiments.models import BuiltModel
@@ -45,6 +53,7 @@ __all__ = [
     "Rounds",
     "active_weights",
     "execute",
+    "load_checkpoint",
     "make_optimizer",
     "mask_digest",
     "steps_per_epoch",
@@ -69,6 +78,20 @@ class Prepared:
     model: BuiltModel
     sparsifier: Sparsifier
     layers: list[MaskableModule]
+    placement: Placement = dataclasses.field(default_factory=lambda: Placement(torch.device("cpu")))
+
+    def to(self, device: torch.device) -> Prepared:
+        """This experiment with its model moved to ``device`` (in place: the layers stay
+        the same objects) and its data copied there."""
+        self.model.module.to(device)
+        split = self.split._replace(
+            **{
+                name: value.to(device)
+                for name, value in zip(self.split._fields, self.split)
+                if isinstance(value, torch.Tensor)
+            }
+        )
+        return dataclasses.replace(self, split=split)
 
 
 def make_optimizer(parameters: Iterable[nn.Parameter], training: TrainingOptions) -> Any:
@@ -146,6 +169,7 @@ class Rounds:
         out_dir: Path | None = None,
     ) -> None:
         self.prepared = prepared
+        self.precision = prepared.placement.precision
         self.progress = progress if progress is not None else Progress()
         self.recorder = recorder if recorder is not None else Recorder()
         self.sync = sync if sync is not None else Sync()
@@ -168,7 +192,13 @@ class Rounds:
 
     def test(self) -> dict[str, float]:
         split = self.prepared.split
-        return evaluate(self.model, split.x_test, split.y_test, classification=self.classification)
+        return evaluate(
+            self.model,
+            split.x_test,
+            split.y_test,
+            classification=self.classification,
+            precision=self.precision,
+        )
 
     def run(self) -> list[dict[str, Any]]:
         """Start the method, then train every round; return the round records."""
@@ -266,6 +296,7 @@ class Rounds:
                 after_step=self._after_step,
                 rank=self.sync.rank,
                 world=self.sync.world,
+                precision=self.precision,
             )
         )
         self.epoch_total += 1
@@ -299,13 +330,16 @@ def execute(
     rank: int = 0,
     world: int = 1,
 ) -> list[dict[str, Any]]:
-    """Train ``prepared`` and, on the first process, write the folder's files; return rounds.
+    """Train ``prepared`` on its placement's device and, on the first process, write the
+    folder's files; return the rounds.
 
     The caller seeds torch (``torch.manual_seed(config.seed)``) and, for ``world > 1``,
     has joined the process group.
     """
     started = time.perf_counter()
-    sync = Sync(rank, world)
+    device = prepared.placement.device
+    prepared = prepared.to(device)
+    sync = Sync(rank, world, device)
     writing = sync.lead
     recorder = Recorder(out_dir / METRICS_NAME if writing else None)
     try:
@@ -333,7 +367,9 @@ def write_round(out_dir: Path, prepared: Prepared, record: dict[str, Any]) -> No
     model = prepared.model.module
     evaluation = prepared.config.evaluation
     if evaluation.checkpoints:
-        state = {"round": round_, "config": prepared.config.to_dict(), "model": model.state_dict()}
+        # CPU tensors: the checkpoint of a GPU run loads on a machine without one.
+        weights = {name: value.detach().cpu() for name, value in model.state_dict().items()}
+        state = {"round": round_, "config": prepared.config.to_dict(), "model": weights}
         atomic_write_with(
             out_dir / "checkpoints" / f"round-{round_}.pt",
             lambda handle: torch.save(state, handle),
@@ -384,9 +420,36 @@ def write_final(
     result = {
         "name": config.name,
         "config": config.to_dict(),
+        "device": str(prepared.placement.device),
         "rounds": rounds,
         "final": rows[-1],
         "seconds": seconds,
     }
     written.append(atomic_write_text(out_dir / RESULT_NAME, json.dumps(result, indent=2) + "\n"))
     return written
+
+
+def load_checkpoint(path: str | Path, *, map_location: Any = "cpu") -> dict[str, Any]:
+    """Read an experiment's checkpoint (``checkpoints/round-R.pt``) onto any device.
+
+    Returns ``{"round": R, "config": {...}, "model": state dict}`` with the tensors on
+    ``map_location`` (as in :func:`torch.load`; the CPU by default), read with
+    ``weights_only=True``, so no pickled code runs. Load the weights and masks into a
+    model built from the same config with ``model.load_state_dict(checkpoint["model"])``.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pypaddle.experiments import run_experiment
+    >>> config = {"model": {"name": "ffn", "hidden_layers": [4]}, "training": {"epochs": 1},
+    ...           "evaluation": {"plots": False}}
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     _ = run_experiment(config, folder, quiet=True)
+    ...     checkpoint = load_checkpoint(Path(folder) / "checkpoints" / "round-0.pt")
+    >>> checkpoint["round"], {tensor.device.type for tensor in checkpoint["model"].values()}
+    (0, {'cpu'})
+    """
+    try:
+        return torch.load(Path(path), map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise ConfigError(f"checkpoint {str(path)!r} does not exist") from None

@@ -14,7 +14,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,9 @@ import torch
 from pypaddle._core.files import atomic_write_text
 from pypaddle.errors import ConfigError, PaddleError
 from pypaddle.experiments._files import FolderLock, check_output_folder, lock_folder
-from pypaddle.experiments._progress import Progress, progress_bars, rich_console, single_thread
+from pypaddle.experiments._progress import Progress, progress_bars, rich_console
 from pypaddle.experiments.config import ExperimentConfig, load_config, parse_config, to_toml
+from pypaddle.experiments.devices import Placement, placement, rank_device
 from pypaddle.experiments.distributed import launch
 from pypaddle.experiments.engine import RESULT_NAME, Prepared, execute, mask_digest
 from pypaddle.experiments.report import results_table
@@ -43,12 +46,37 @@ __all__ = [
 CONFIG_NAME = "config.toml"
 
 
-def _as_config(config: ExperimentConfig | dict[str, Any] | str | Path) -> ExperimentConfig:
-    if isinstance(config, ExperimentConfig):
+def _as_config(
+    config: ExperimentConfig | dict[str, Any] | str | Path,
+    *,
+    device: str | None = None,
+    precision: str | None = None,
+) -> ExperimentConfig:
+    if not isinstance(config, ExperimentConfig):
+        config = parse_config(config) if isinstance(config, dict) else load_config(config)
+    if device is None and precision is None:
         return config
-    if isinstance(config, dict):
-        return parse_config(config)
-    return load_config(config)
+    # Given here (pypaddle run --device / --precision): checked as the config's own keys.
+    table = config.to_dict()
+    table["training"].update(
+        {k: v for k, v in (("device", device), ("precision", precision)) if v is not None}
+    )
+    return parse_config(table)
+
+
+def _placement(config: ExperimentConfig, nproc: int = 1) -> Placement:
+    """The config's device, precision and threads, checked against this machine."""
+    training = config.training
+    here = placement(training.device, training.precision, training.threads)
+    if nproc > 1 and here.device.type == "cuda":
+        if training.device.startswith("cuda:"):
+            raise ConfigError(
+                f"training.device = {training.device!r} names one GPU, but --nproc {nproc} "
+                "trains on one GPU per process; give device = 'cuda' (or 'auto') to use "
+                f"cuda:0 .. cuda:{nproc - 1}, or --nproc 1"
+            )
+        rank_device(here.device, 0, nproc)
+    return here
 
 
 def _build(what: str, build: Any, *args: Any, **kwargs: Any) -> Any:
@@ -67,6 +95,7 @@ def prepare(config: ExperimentConfig | dict[str, Any] | str | Path) -> Prepared:
     left as it was.
     """
     config = _as_config(config)
+    here = _placement(config)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         split = _build("data", config.data.component.build, config.data.options, seed=config.seed)
@@ -87,7 +116,7 @@ def prepare(config: ExperimentConfig | dict[str, Any] | str | Path) -> Prepared:
         layers = list(built.structure_layers)
     else:
         layers = maskable_layers(built.module)
-    return Prepared(config, split, built, sparsifier, layers)
+    return Prepared(config, split, built, sparsifier, layers, here)
 
 
 def _differs(expected: dict[str, Any]) -> Any:
@@ -112,9 +141,10 @@ def _differs(expected: dict[str, Any]) -> Any:
 
 
 def _claim(
-    config: ExperimentConfig | dict[str, Any] | str | Path, out_dir: Path
+    config: ExperimentConfig | dict[str, Any] | str | Path, out_dir: Path, nproc: int = 1
 ) -> tuple[Prepared, FolderLock]:
     config = _as_config(config)
+    _placement(config, nproc)  # before anything is written: the device, precision, threads
     resolved = to_toml(config.to_dict())
     differs = _differs(config.to_dict())
     if out_dir.is_dir():  # a folder in use is refused as such, whatever it holds
@@ -154,6 +184,8 @@ def run_experiment(
     *,
     quiet: bool = False,
     nproc: int = 1,
+    device: str | None = None,
+    precision: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run one experiment and write its folder; return one record per round.
 
@@ -166,7 +198,15 @@ def run_experiment(
     :class:`~pypaddle.errors.ConfigError` and nothing is written. Unless ``quiet``,
     progress bars and a summary table are shown (rich); when quiet, one line per round is
     logged to the ``pypaddle.experiments`` logger. ``nproc > 1`` trains data-parallel
-    in that many processes (DDP, gloo on CPU; see :mod:`pypaddle.experiments.distributed`).
+    in that many processes (DDP: gloo on CPUs, NCCL and one GPU per process on GPUs; see
+    :mod:`pypaddle.experiments.distributed`).
+
+    The experiment trains on ``training.device`` (``"auto"``: the first CUDA GPU when
+    torch sees one, else the CPU) in ``training.precision`` on ``training.threads`` torch
+    threads; ``device`` and ``precision`` given here replace the config's (and are written
+    into its ``config.toml``). A device this machine does not have, bf16 on a GPU without
+    it or more threads than cores is a :class:`~pypaddle.errors.ConfigError` before
+    anything is written.
 
     Examples
     --------
@@ -182,15 +222,28 @@ def run_experiment(
     if isinstance(nproc, bool) or not isinstance(nproc, int) or nproc < 1:
         raise ConfigError(f"nproc = {nproc!r} must be an int >= 1")
     out_dir = Path(out_dir)
+    config = _as_config(config, device=device, precision=precision)
     console = rich_console(quiet)
-    prepared, lock = _claim(config, out_dir)
+    prepared, lock = _claim(config, out_dir, nproc)
     config = prepared.config
+    here = prepared.placement
     with lock:
         if nproc > 1:
-            launch(train_rank, (config.to_dict(), out_dir), nproc, preload=__name__)
+            launch(
+                train_rank,
+                (config.to_dict(), out_dir),
+                nproc,
+                preload=__name__,
+                device=here.device,
+            )
             rounds = json.loads((out_dir / RESULT_NAME).read_text())["rounds"]
         else:
-            with single_thread(), torch.random.fork_rng(devices=[]), progress_bars(console) as bars:
+            gpus = [here.device] if here.device.type == "cuda" else []
+            with (
+                here.threads_scope(),
+                torch.random.fork_rng(devices=gpus),
+                progress_bars(console) as bars,
+            ):
                 torch.manual_seed(config.seed)
                 rounds = execute(prepared, out_dir, bars)
     if console is not None:
@@ -201,8 +254,16 @@ def run_experiment(
 
 def train_rank(rank: int, world: int, config: dict[str, Any], out_dir: Path) -> None:
     """One process of a data-parallel run, in a joined process group: build, train, and on
-    rank 0 write the folder (which :func:`claim_folder` has claimed)."""
-    with single_thread():
-        prepared = prepare(config)
+    rank 0 write the folder (which :func:`claim_folder` has claimed).
+
+    On GPUs the process trains on ``cuda:LOCAL_RANK`` (under ``torchrun``; ``cuda:rank``
+    for the processes of ``pypaddle run --nproc``)."""
+    prepared = prepare(config)
+    local_rank = int(os.environ.get("LOCAL_RANK", rank))
+    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    here = prepared.placement
+    here = dataclasses.replace(here, device=rank_device(here.device, local_rank, local_world))
+    prepared = dataclasses.replace(prepared, placement=here)
+    with here.threads_scope():
         torch.manual_seed(prepared.config.seed)
         execute(prepared, out_dir, Progress(), rank=rank, world=world)

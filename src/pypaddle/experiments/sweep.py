@@ -63,6 +63,12 @@ class _SweepOptions:
     samples: int = option(1, minimum=1)
     seed: int = option(0, minimum=0, check=check_seed)
     workers: int = option(2, minimum=1)
+    cpus_per_trial: float = option(1.0, above=0.0, help="CPUs a Ray task asks for per trial")
+    gpus_per_trial: float = option(
+        0.0,
+        minimum=0.0,
+        help="GPUs a Ray task asks for per trial; a fraction (0.5) shares a GPU between trials",
+    )
     grid: dict = option({})
     random: dict = option({})
 
@@ -139,9 +145,10 @@ def parse_sweep(table: dict[str, Any], *, base: Path | None = None) -> SweepSpec
     >>> [trial.overrides for trial in spec.trials][:2]
     [{'seed': 0, 'training.epochs': 1}, {'seed': 0, 'training.epochs': 2}]
     >>> parse_sweep({"sweep": {"grid": {"training.epoch": [1]}}, "experiment": {}})
+    ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    pypaddle.errors.ConfigError: trial 0 (training.epoch = 1): training.epoch is not a known key; allowed keys: batch_size, epochs, learning_rate, momentum, optimizer, weight_decay
+    pypaddle.errors.ConfigError: trial 0 (training.epoch = 1): training.epoch is not a known key; allowed keys: batch_size, device, epochs, ...
     """  # noqa: E501
     unknown = set(table) - {"sweep", "experiment"}
     if unknown:
@@ -193,7 +200,13 @@ def parse_sweep(table: dict[str, Any], *, base: Path | None = None) -> SweepSpec
         }
     )
     return SweepSpec(
-        options.name, options.workers, trials, [*options.grid, *options.random], identity
+        options.name,
+        options.workers,
+        trials,
+        [*options.grid, *options.random],
+        identity,
+        cpus_per_trial=options.cpus_per_trial,
+        gpus_per_trial=options.gpus_per_trial,
     )
 
 
@@ -259,6 +272,7 @@ def run_sweep(
     address: str | None = None,
     workers: int | None = None,
     quiet: bool = False,
+    device: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run every unfinished trial of a sweep, then write its report; return the results.
 
@@ -271,6 +285,11 @@ def run_sweep(
     a second sweep (or run) into it is refused. On Ctrl-C the running trials stop, no
     new one starts, and ``KeyboardInterrupt`` is raised again with a message saying how
     many trials finished (they are kept; re-running the sweep runs the others).
+
+    ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``) replaces every trial's
+    ``training.device``. The local pool spreads trials that ask for a GPU over the visible
+    ones; Ray tasks ask for ``sweep.cpus_per_trial`` CPUs and ``sweep.gpus_per_trial``
+    GPUs. Devices are checked (this machine's, for the local pool) before any trial starts.
     """
     from pypaddle.experiments import backends
     from pypaddle.experiments._progress import rich_console
@@ -284,6 +303,14 @@ def run_sweep(
     workers = spec.workers if workers is None else workers
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"workers = {workers!r} must be an int >= 1")
+    if device is not None:
+        from pypaddle.experiments.devices import check_device_name
+
+        check_device_name(device, "device")
+    if backend == "ray":
+        backends.ray_devices(spec.trials, spec.gpus_per_trial, device, address=address)
+    else:
+        backends.check_trials(spec.trials, device)
     out_dir = Path(out_dir)
     console = rich_console(quiet)
     failures: dict[str, str] = {}
@@ -309,9 +336,18 @@ def run_sweep(
 
         try:
             if backend == "ray":
-                backends.run_ray(pending, trials_dir, workers=workers, done=done, address=address)
+                backends.run_ray(
+                    pending,
+                    trials_dir,
+                    workers=workers,
+                    done=done,
+                    address=address,
+                    cpus_per_trial=spec.cpus_per_trial,
+                    gpus_per_trial=spec.gpus_per_trial,
+                    device=device,
+                )
             else:
-                backends.run_local(pending, trials_dir, workers=workers, done=done)
+                backends.run_local(pending, trials_dir, workers=workers, done=done, device=device)
         finally:
             if bar is not None:
                 bar.stop()

@@ -35,3 +35,6 @@ class SweepSpec:
     trials: list[Trial]
     swept_keys: list[str]
     identity: str
+    # What a Ray task asks for per trial (not part of the sweep's identity).
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
