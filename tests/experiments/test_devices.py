@@ -4,6 +4,7 @@ A GPU machine is simulated where the choice depends on it: ``torch.cuda.is_avail
 and ``torch.cuda.device_count`` are monkeypatched; nothing here touches CUDA itself.
 """
 
+import importlib.machinery
 import json
 import re
 import types
@@ -398,7 +399,10 @@ class TestSpreadAndRay:
                 calls["arguments"].append(arguments)
                 return len(calls["arguments"]) - 1
 
-        fake = types.SimpleNamespace(
+        fake = types.ModuleType("ray")
+        # A module with a spec: pypaddle asks importlib whether Ray is installed.
+        fake.__spec__ = importlib.machinery.ModuleSpec("ray", None)
+        vars(fake).update(
             is_initialized=lambda: False,
             init=lambda address=None, **options: calls.update(init=(address, options)),
             shutdown=lambda: calls.update(shutdown=True),
