@@ -13,6 +13,7 @@ from torch import nn
 from pypaddle.errors import ConfigError, InputTypeError, MaskError, StructureError
 from pypaddle.graph import CachedLayeredGraph
 from pypaddle.sparse import _dan_numba as compiled
+from pypaddle.sparse import _dan_triton as gpu
 from pypaddle.sparse._arguments import check_flag
 from pypaddle.sparse._common import (
     MaskedModel,
@@ -37,7 +38,7 @@ from pypaddle.sparse.masked import _as_bool_mask as as_bool_mask
 
 __all__ = ["KERNELS", "MaskedDeepDAN"]
 
-KERNELS = ("auto", "compiled", "torch", "modules")
+KERNELS = ("auto", "compiled", "torch", "modules", "triton")
 
 _MISSING = object()
 
@@ -77,20 +78,23 @@ class MaskedDeepDAN(MaskedModel):
         Normalise each layer's pre-activations with a ``LayerNorm``.
     activation : nn.Module, nn.Module class or callable
         The activation of every vertex (``nn.ReLU`` by default).
-    kernel : {"auto", "compiled", "torch", "modules"}
+    kernel : {"auto", "compiled", "torch", "modules", "triton"}
         What runs the hidden layers (also settable later as ``model.kernel``).
         ``"compiled"``: a numba-compiled loop over the active edges (CPU, float32 or
         float64; ``pip install 'pypaddle[fast]'``), on torch's threads (one block of
-        samples each; the same thread count gives bit-identical results). ``"torch"``:
+        samples each; the same thread count gives bit-identical results). ``"triton"``:
+        the same idea on a GPU, every layer in one launch over blocks of the batch (CUDA
+        tensors of a floating dtype; ``pip install 'pypaddle[gpu]'``; on CPU tensors only
+        under Triton's interpreter, ``TRITON_INTERPRET=1``, for testing). ``"torch"``:
         one autograd node running one matrix product per layer, on any device and
         dtype. ``"modules"``: layer by layer with ordinary autograd, which is also what
         activations other than ReLU/tanh/sigmoid/identity, layer norm, tracing and
-        ``torch.compile`` get. ``"auto"`` picks compiled or torch by an estimate of
-        their costs at torch's thread count (the compiled loop for deep, narrow or
+        ``torch.compile`` get. ``"auto"`` picks by an estimate of the costs: compiled or
+        torch on the CPU, at torch's thread count (the compiled loop for deep, narrow or
         sparse graphs; BLAS for wide, dense layers, and for small batches on many
-        threads), and the module path while a hidden layer has forward hooks (the
-        kernels run the layers without calling them, so only that path calls their
-        hooks). All give the same outputs and gradients.
+        threads), triton or torch on CUDA (likewise); and the module path while a hidden
+        layer has forward hooks (the kernels run the layers without calling them, so
+        only that path calls their hooks). All give the same outputs and gradients.
 
     Examples
     --------
@@ -185,7 +189,7 @@ class MaskedDeepDAN(MaskedModel):
 
     @property
     def kernel(self) -> str:
-        """What runs the hidden layers: "auto", "compiled", "torch" or "modules"."""
+        """What runs the hidden layers: "auto", "compiled", "torch", "modules" or "triton"."""
         return self.__dict__["_kernel"]
 
     @kernel.setter
@@ -217,12 +221,16 @@ class MaskedDeepDAN(MaskedModel):
         if kernel == "compiled":
             edges = self._active_edges(checked=True)
             sinks = compiled.CompiledDanSinks.apply(self._plan, activation, edges, *arguments)
+        elif kernel == "triton":
+            packed = self._triton_edges(features.device)
+            sinks = gpu.TritonDanSinks.apply(self._plan, activation, packed, *arguments)
         else:
             sinks = DanSinks.apply(self._plan, activation, *arguments)
         return self.layer_out(sinks)
 
     def _kernel_for(self, features: torch.Tensor) -> str:
-        """Which of "compiled", "torch" or "modules" runs the hidden layers (see ``kernel``).
+        """Which of "compiled", "triton", "torch" or "modules" runs the hidden layers (see
+        ``kernel``).
 
         Unless it is "modules", the packed masks have been compared with the copies their
         cached values were made from (see :meth:`packed_mask_values`).
@@ -238,9 +246,13 @@ class MaskedDeepDAN(MaskedModel):
             return "modules"
         if kernel == "auto" and self._layers_have_hooks():
             return "modules"
+        if kernel == "triton":
+            _check_triton_runs(features)
         self._followed("hidden_mask")  # the one comparison of this forward
-        if kernel == "torch":
-            return "torch"
+        if kernel in ("torch", "triton"):
+            return kernel
+        if kernel == "auto" and features.device.type == "cuda":
+            return "triton" if self._triton_preferred(features) else "torch"
         if compiled.supports(features):
             if kernel == "compiled":
                 return "compiled"
@@ -258,6 +270,25 @@ class MaskedDeepDAN(MaskedModel):
                 )
             )
         return "torch"
+
+    def _triton_preferred(self, features: torch.Tensor) -> bool:
+        """Whether the Triton kernel can run on ``features`` and its cost estimate wins."""
+        if gpu.unsupported(features) is not None:
+            return False
+        return gpu.preferred(
+            self._plan,
+            self._triton_edges(features.device),
+            features.shape[0],
+            multiprocessors=gpu.multiprocessors(features.device),
+        )
+
+    def _triton_edges(self, device: torch.device) -> gpu.TritonEdges:
+        """The Triton kernel's packed active edges on ``device``, rebuilt after mask edits."""
+        derived = self._followed("hidden_mask", checked=True)
+        key = ("triton", device)
+        if key not in derived:
+            derived[key] = gpu.triton_edges(self._plan, self._active_edges(checked=True), device)
+        return derived[key]
 
     def _layers_have_hooks(self) -> bool:
         """Whether a hidden layer has forward (pre-)hooks, which only the module path calls."""
@@ -430,6 +461,16 @@ def _check_kernel(kernel: Any) -> None:
     if not isinstance(kernel, str) or kernel not in KERNELS:
         choices = ", ".join(map(repr, KERNELS))
         raise ConfigError(f"unknown kernel {kernel!r}; choose one of {choices}")
+
+
+def _check_triton_runs(features: torch.Tensor) -> None:
+    reason = gpu.unsupported(features)
+    if reason is not None:
+        raise ConfigError(
+            f"kernel='triton' cannot run on this {features.dtype} input on {features.device}: "
+            f"{reason}; use kernel='torch' (any device), 'compiled' (CPU) or 'auto' (picks "
+            "one that runs)"
+        )
 
 
 def _values(derived: dict, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
