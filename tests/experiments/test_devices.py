@@ -4,6 +4,7 @@ A GPU machine is simulated where the choice depends on it: ``torch.cuda.is_avail
 and ``torch.cuda.device_count`` are monkeypatched; nothing here touches CUDA itself.
 """
 
+import copy
 import importlib.machinery
 import json
 import re
@@ -178,6 +179,29 @@ class TestRefusedBeforeAnyWork:
                 run_experiment(config, folder, quiet=True)
         assert not new.exists()
         assert _files(empty) == []
+
+    @pytest.mark.parametrize(
+        "device",
+        ["gpu", "cuda:9", "cuda:-1", "", "mps", 0, 1.5, True, b"cuda", ["cpu"], object()],
+        ids=value_id,
+    )
+    def test_bad_devices_given_to_run(self, tmp_path, tiny_config, no_gpu, device):
+        before = copy.deepcopy(tiny_config)
+        with pytest.raises(ConfigError, match=re.escape("training.device = ")):
+            run_experiment(tiny_config, tmp_path / "out", quiet=True, device=device)
+        assert tiny_config == before
+        assert not (tmp_path / "out").exists()
+
+    @pytest.mark.parametrize("threads", [0, 3, 100, *NOT_COUNTS], ids=value_id)
+    def test_bad_thread_counts(self, tmp_path, tiny_config, monkeypatch, threads):
+        monkeypatch.setattr("os.cpu_count", lambda: 2)
+        config = {**tiny_config, "training": {**tiny_config["training"], "threads": threads}}
+        before = copy.deepcopy(tiny_config)
+        with pytest.raises(ConfigError, match=re.escape("training.threads")):
+            run_experiment(config, tmp_path / "out", quiet=True)
+        assert config["training"].pop("threads") is threads
+        assert config == before
+        assert not (tmp_path / "out").exists()
 
     def test_index_beyond_the_visible_gpus(self, tmp_path, tiny_config, two_gpus):
         config = {**tiny_config, "training": {**tiny_config["training"], "device": "cuda:2"}}
@@ -376,6 +400,24 @@ class TestSpreadAndRay:
         with pytest.raises(ConfigError, match="device = 'gpu' is not a device torch knows"):
             run_sweep(spec, tmp_path / "sweep", quiet=True, device="gpu")
         assert not (tmp_path / "sweep").exists()
+
+    @pytest.mark.slow
+    def test_the_pool_runs_trials_on_the_device_given(self, tmp_path):
+        spec = parse_sweep(
+            {
+                "sweep": {"grid": {"seed": [0, 1]}},
+                "experiment": {
+                    "model": {"name": "ffn", "hidden_layers": [4]},
+                    "training": {"epochs": 1, "device": "cuda"},
+                    "evaluation": {"plots": False, "checkpoints": False},
+                },
+            }
+        )
+        results = run_sweep(spec, tmp_path, workers=1, quiet=True, device="cpu")
+        assert [result["device"] for result in results] == ["cpu", "cpu"]
+        for trial in spec.trials:
+            written = (tmp_path / "trials" / trial.id / "config.toml").read_text()
+            assert 'device = "cpu"' in written
 
     @pytest.mark.parametrize(
         "table",

@@ -1,4 +1,4 @@
-"""Progress bars (rich) that vanish when quiet, and a one-thread scope for small models."""
+"""Progress bars (rich) that vanish when quiet."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import torch
-
 from pypaddle.errors import ConfigError
 
-__all__ = ["Progress", "progress_bars", "rich_console", "single_thread"]
+__all__ = ["Progress", "progress_bars", "rich_console"]
 
 
 class Progress:
@@ -28,19 +26,6 @@ class Progress:
     def advance(self, task: Any, loss: float) -> None:
         if self._progress is not None:
             self._progress.update(task, advance=1, loss=loss)
-
-
-@contextmanager
-def single_thread() -> Iterator[None]:
-    # A model this small gains nothing from intra-op threads, and on a busy machine their
-    # spin-waits can turn a 0.1 s epoch into seconds; one thread also keeps the numbers
-    # independent of the core count.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 @contextmanager

@@ -69,7 +69,8 @@ class TrainingOptions:
         1,
         minimum=1,
         help="torch CPU threads while training (torch.set_num_threads), 1 to the machine's "
-        "cores; 1 keeps a run's numbers independent of the machine",
+        "cores; 1 (small models gain nothing from more, and it keeps a run's numbers the "
+        "same on every machine)",
     )
 
 
