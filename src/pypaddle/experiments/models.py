@@ -5,9 +5,16 @@ from (if any) and the masked layers whose mask entries are that structure's edge
 A DAN's structure comes from ``structure = {graphml = "file.graphml"}`` (or ``.json``,
 read by :func:`pypaddle.graph.read`) or from a generator, ``structure = {generator =
 "watts_strogatz", n = 64, k = 4, p = 0.3}``: the priors of :mod:`pypaddle.graph` in
-:data:`STRUCTURES`, or any networkx generator as ``"networkx.<name>"``, whose undirected
-(or cyclic) graph is oriented by label: every edge points from the smaller label to the
-larger.
+:data:`STRUCTURES`, or any networkx generator as ``"networkx.<name>"``. An undirected
+(or cyclic) graph is oriented into a DAG by the table's ``order`` key, the choice of
+:func:`pypaddle.graph.to_dag`: ``"label"`` (the default: every edge points from the
+smaller label to the larger), ``"random"`` (seeded by the run), ``"degree"`` (hubs
+become sources) or an explicit list of every vertex. The layered priors
+(``random_layered``, ``complete_layered``, ``small_world_layered``) are DAGs by
+construction and take no ``order``. A prior that cannot give a connected DAG (its
+vertices would have no edges at all, e.g. ``erdos_renyi`` with ``p = 0`` or
+``watts_strogatz`` with ``k < 2``) is refused with a :class:`~pypaddle.errors.ConfigError`
+naming the value.
 """
 
 from __future__ import annotations
@@ -23,16 +30,16 @@ import torch
 from torch import nn
 
 from pypaddle.data import Split
-from pypaddle.errors import ConfigError, GraphFileError
+from pypaddle.errors import ConfigError, GraphFileError, InputTypeError
 from pypaddle.experiments.options import option
 from pypaddle.experiments.registry import MODELS
 from pypaddle.graph import (
-    CachedLayeredGraph,
     barabasi_albert,
     complete_layered,
     erdos_renyi,
     random_layered,
     small_world_layered,
+    to_dag,
     watts_strogatz,
 )
 from pypaddle.graph import read as read_structure
@@ -86,7 +93,8 @@ STRUCTURES: dict[str, Callable[..., nx.Graph]] = {
 """Structure generators by name: keyword parameters from the config, ``seed`` from the run.
 
 Besides these, ``"networkx.<name>"`` names any graph generator of networkx (e.g.
-``"networkx.random_geometric_graph"``); its graph is oriented by label.
+``"networkx.random_geometric_graph"``); its graph is oriented by the table's ``order``
+(default ``"label"``), as :func:`pypaddle.graph.to_dag` orients it.
 """
 
 
@@ -101,13 +109,58 @@ def _generator(name: Any) -> Callable[..., nx.Graph] | None:
     return None
 
 
-def _orient_by_label(graph: nx.Graph) -> CachedLayeredGraph:
-    dag = CachedLayeredGraph()
-    dag.add_nodes_from(graph.nodes(data=True))
-    ordered = sorted(graph.nodes)
-    rank = dict(zip(ordered, range(len(ordered))))
-    dag.add_edges_from((u, v) if rank[u] < rank[v] else (v, u) for u, v in graph.edges if u != v)
-    return dag
+def _takes_order(name: str) -> bool:
+    """Whether the ``order`` key of a generator table is allowed: any generator whose graph
+    may be undirected (networkx's), and the priors of pypaddle.graph that take ``order``."""
+    generator = _generator(name)
+    return name.startswith("networkx.") or (
+        generator is not None and "order" in inspect.signature(generator).parameters
+    )
+
+
+def _check_connectable(name: str, graph: nx.Graph, parameters: dict[str, Any], path: str) -> None:
+    """Refuse a prior whose parameters give vertices without a single edge between them.
+
+    Such a graph is never connected: a network built on it is one layer of unconnected
+    neurons, not the structure the sweep meant to study.
+    """
+    vertices = graph.number_of_nodes()
+    if vertices < 2 or graph.number_of_edges() > 0:
+        return
+    # Parameters that can never give an edge: (the key, when it is at fault, the remedy).
+    never = {
+        "erdos_renyi": (
+            "p",
+            lambda value: value == 0,
+            "use p > 0 (from ln(n) / n on the graph is connected almost surely)",
+        ),
+        "watts_strogatz": (
+            "k",
+            lambda value: value < 2,
+            "use k >= 2 (each vertex joins k // 2 ring neighbours on each side)",
+        ),
+        "small_world_layered": (
+            "layers",
+            lambda value: value < 2,
+            "use layers >= 2 (edges run between lattice layers)",
+        ),
+    }
+    if name in never:
+        key, at_fault, fix = never[name]
+        if key in parameters and at_fault(parameters[key]):
+            raise ConfigError(
+                f"{path}.{key} = {parameters[key]!r} cannot give a connected DAG: {name} "
+                f"makes {vertices} vertices without a single edge; {fix}"
+            )
+    shown = {k: v for k, v in parameters.items() if k != "seed"}
+    raise ConfigError(
+        f"{path}: {name}({shown}) gave {vertices} vertices without a single edge (seed "
+        f"{parameters.get('seed')!r}), so no connected DAG; choose parameters that give "
+        "edges (a denser or larger graph)"
+    )
+
+
+_ORDER_PARAMETER = inspect.Parameter("order", inspect.Parameter.KEYWORD_ONLY, default="label")
 
 
 def check_generator(table: dict[str, Any], path: str) -> tuple[str, dict[str, Any]]:
@@ -126,6 +179,8 @@ def check_generator(table: dict[str, Any], path: str) -> tuple[str, dict[str, An
         for key, parameter in inspect.signature(generator).parameters.items()
         if key != "create_using" and parameter.kind is not inspect.Parameter.VAR_KEYWORD
     }
+    if _takes_order(name):
+        accepted.setdefault("order", _ORDER_PARAMETER)
     for key in parameters:
         if key not in accepted:
             raise ConfigError(
@@ -168,15 +223,22 @@ def structure(table: dict[str, Any], *, seed: int, path: str = "model.structure"
     generator = _generator(name)
     if generator is None:  # pragma: no cover - check_generator refused it already
         raise ConfigError(f"{path}.generator = {name!r} is not allowed")
-    if "seed" in inspect.signature(generator).parameters:
+    takes_seed = "seed" in inspect.signature(generator).parameters
+    if takes_seed:
         parameters.setdefault("seed", seed)
+    # networkx's generators take no order: their graph is oriented here, as to_dag does.
+    order = parameters.pop("order", "label") if name.startswith("networkx.") else None
     try:
         generated = generator(**parameters)
     except (nx.NetworkXError, TypeError, ValueError) as error:
         raise ConfigError(f"{path}: {name}({parameters}) failed: {error}") from None
-    if generated.is_directed() and nx.is_directed_acyclic_graph(generated):
+    _check_connectable(name, generated, parameters, path)
+    if order is None and generated.is_directed() and nx.is_directed_acyclic_graph(generated):
         return generated
-    return _orient_by_label(generated)
+    try:
+        return to_dag(generated, order="label" if order is None else order, seed=seed)
+    except (ConfigError, InputTypeError) as error:
+        raise ConfigError(f"{path}.order = {order!r}: {error}") from None
 
 
 def _check_structure(table: dict[str, Any], path: str) -> None:

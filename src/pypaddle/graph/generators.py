@@ -4,8 +4,11 @@ Every generator returns a :class:`~pypaddle.graph.CachedLayeredGraph` with integ
 ``0 .. n - 1`` and the layer of each vertex as node attribute ``layer`` (a snapshot taken
 when the graph is made: edit the graph and ask ``graph.get_layer`` instead). Random
 generators take ``seed=`` (anything :func:`numpy.random.default_rng` accepts) and give the
-same graph for the same seed. Edges are drawn with numpy and added in one pass with
-:func:`~pypaddle.graph.build.add_edges_from_arrays`; no Python loop runs per edge.
+same graph for the same seed. The undirected models (:func:`erdos_renyi`,
+:func:`watts_strogatz`, :func:`barabasi_albert`) are oriented into DAGs by ``order=``,
+the same choice as :func:`~pypaddle.graph.to_dag`'s. Edges are drawn with numpy and
+added in one pass with :func:`~pypaddle.graph.build.add_edges_from_arrays`; no Python
+loop runs per edge.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pypaddle.errors import ConfigError
 from pypaddle.graph.build import add_edges_from_arrays
 from pypaddle.graph.layered import CachedLayeredGraph
 from pypaddle.graph.layering import set_layer_attribute
+from pypaddle.graph.transforms import Order, _check_order, _order_rank
 
 __all__ = [
     "barabasi_albert",
@@ -48,9 +52,35 @@ def _dag(
     return graph
 
 
-def _oriented(count: int, first: np.ndarray, second: np.ndarray) -> CachedLayeredGraph:
-    """Undirected position pairs oriented from the lower to the higher label."""
-    return _dag(range(count), np.minimum(first, second), np.maximum(first, second))
+def _checked(order: Order, count: int) -> str | np.ndarray:
+    """``order`` checked for vertices ``0 .. count - 1`` before anything is drawn."""
+    if isinstance(order, str) and order == "label":
+        return order  # labels are positions: nothing to sort
+    return _check_order(order, range(count))
+
+
+def _oriented(
+    count: int,
+    first: np.ndarray,
+    second: np.ndarray,
+    order: str | np.ndarray,
+    rng: np.random.Generator,
+) -> CachedLayeredGraph:
+    """Undirected position pairs oriented along a checked ``order`` (see ``_check_order``).
+
+    ``order="random"`` draws its permutation from ``rng`` after the graph, so the same
+    seed gives the same undirected graph whatever the order.
+    """
+    if isinstance(order, str) and order == "label":
+        return _dag(range(count), np.minimum(first, second), np.maximum(first, second))
+    rank = _order_rank(
+        order,
+        count,
+        seed=rng,
+        degrees=lambda: np.bincount(np.concatenate((first, second)), minlength=count),
+    )
+    forward = rank[first] < rank[second]
+    return _dag(range(count), np.where(forward, first, second), np.where(forward, second, first))
 
 
 def _repeats(codes: np.ndarray, demoted: np.ndarray) -> np.ndarray:
@@ -78,8 +108,10 @@ def _sample_pairs(rng: np.random.Generator, population: int, p: float) -> np.nda
 
 
 # -- undirected models, oriented ---------------------------------------------------------
-def erdos_renyi(n: int, p: float, *, seed: Seed = None) -> CachedLayeredGraph:
-    """The Erdős–Rényi graph G(n, p), every edge oriented from the lower to the higher label.
+def erdos_renyi(
+    n: int, p: float, *, order: Order = "label", seed: Seed = None
+) -> CachedLayeredGraph:
+    """The Erdős–Rényi graph G(n, p), every edge oriented along ``order`` (default: by label).
 
     Each of the ``n (n - 1) / 2`` vertex pairs is an edge with probability ``p``,
     independently. The number of edges is drawn once from the binomial distribution and
@@ -91,6 +123,13 @@ def erdos_renyi(n: int, p: float, *, seed: Seed = None) -> CachedLayeredGraph:
         Number of vertices, >= 1.
     p : float
         Edge probability in [0, 1].
+    order : "label", "random", "degree" or a sequence of all vertices
+        How each undirected edge is oriented, as in :func:`~pypaddle.graph.to_dag`:
+        ``"label"`` points it from the lower to the higher label; ``"random"`` along a
+        permutation drawn from ``seed`` after the graph (the same seed gives the same
+        undirected graph whatever the order); ``"degree"`` from the higher-degree end
+        (hubs become sources, ties by label); a sequence of ``0 .. n - 1`` gives the
+        order explicitly.
     seed : int, numpy Generator or None
         The random seed.
 
@@ -106,20 +145,25 @@ def erdos_renyi(n: int, p: float, *, seed: Seed = None) -> CachedLayeredGraph:
     (10, 5, 4)
     >>> erdos_renyi(50, 0.1, seed=1).edges == erdos_renyi(50, 0.1, seed=1).edges
     True
+    >>> sorted(erdos_renyi(3, 1.0, order=[2, 0, 1], seed=0).edges)
+    [(0, 1), (2, 0), (2, 1)]
     """
     n = check_count(n, "n", 1)
     p = check_probability(p, "p")
+    checked_order = _checked(order, n)
     rng = numpy_generator(seed)
     chosen = _sample_pairs(rng, n * (n - 1) // 2, p)
     # Pair index k -> (i, j), i < j, in row-major order of the strict upper triangle.
     row_start = np.cumsum(np.arange(n - 1, -1, -1)) - np.arange(n - 1, -1, -1)
     rows = np.searchsorted(row_start, chosen, side="right") - 1
     columns = chosen - row_start[rows] + rows + 1
-    return _oriented(n, rows, columns)
+    return _oriented(n, rows, columns, checked_order, rng)
 
 
-def watts_strogatz(n: int, k: int, p: float, *, seed: Seed = None) -> CachedLayeredGraph:
-    """The Watts–Strogatz small-world graph, oriented from the lower to the higher label.
+def watts_strogatz(
+    n: int, k: int, p: float, *, order: Order = "label", seed: Seed = None
+) -> CachedLayeredGraph:
+    """The Watts–Strogatz small-world graph, oriented along ``order`` (default: by label).
 
     Start from a ring lattice in which every vertex is joined to its ``k // 2`` nearest
     neighbours on each side (an odd ``k`` rounds down, as in networkx), then move the far
@@ -137,8 +181,22 @@ def watts_strogatz(n: int, k: int, p: float, *, seed: Seed = None) -> CachedLaye
         Number of ring neighbours, ``0 <= k < n`` (``k // 2`` on each side).
     p : float
         Rewiring probability in [0, 1].
+    order : "label", "random", "degree" or a sequence of all vertices
+        How each undirected edge is oriented, as in :func:`~pypaddle.graph.to_dag`:
+        ``"label"`` points it from the lower to the higher label; ``"random"`` along a
+        permutation drawn from ``seed`` after the graph (the same seed gives the same
+        undirected graph whatever the order); ``"degree"`` from the higher-degree end
+        (hubs become sources, ties by label); a sequence of ``0 .. n - 1`` gives the
+        order explicitly.
     seed : int, numpy Generator or None
         The random seed.
+
+    Notes
+    -----
+    Oriented by label, the ring is one long chain: ``watts_strogatz(128, 8, 0.1)`` is
+    116 layers deep with a single source, which a network built on it learns poorly
+    through (see the structure warnings of :class:`~pypaddle.sparse.MaskedDeepDAN`);
+    ``order="random"`` gives a far shallower DAG with many sources from the same graph.
 
     Examples
     --------
@@ -147,16 +205,21 @@ def watts_strogatz(n: int, k: int, p: float, *, seed: Seed = None) -> CachedLaye
     [(0, 1), (0, 5), (1, 2), (2, 3), (3, 4), (4, 5)]
     >>> watts_strogatz(100, 4, 0.3, seed=2).number_of_edges()
     200
+    >>> chain = watts_strogatz(128, 8, 0.1, seed=0)
+    >>> shuffled = watts_strogatz(128, 8, 0.1, order="random", seed=0)
+    >>> chain.num_layers, len(chain.get_vertices(0)), shuffled.num_layers < chain.num_layers // 2
+    (116, 1, True)
     """
     n = check_count(n, "n", 1)
     k = check_count(k, "k", 0)
     if k >= n:
         raise ConfigError(f"k must be smaller than n={n}, got k={k}")
     p = check_probability(p, "p")
+    checked_order = _checked(order, n)
     rng = numpy_generator(seed)
     near = np.repeat(np.arange(n), k // 2)
     ring_far = (near + np.tile(np.arange(1, k // 2 + 1), n)) % n
-    return _oriented(n, near, _rewire_far_ends(n, near, ring_far, p, rng))
+    return _oriented(n, near, _rewire_far_ends(n, near, ring_far, p, rng), checked_order, rng)
 
 
 def _rewire_far_ends(
@@ -195,8 +258,12 @@ def _rewire_far_ends(
     return far
 
 
-def barabasi_albert(n: int, m: int, *, seed: Seed = None) -> CachedLayeredGraph:
-    """The Barabási–Albert preferential-attachment graph, edges from older to newer vertices.
+def barabasi_albert(
+    n: int, m: int, *, order: Order = "label", seed: Seed = None
+) -> CachedLayeredGraph:
+    """The Barabási–Albert preferential-attachment graph, oriented along ``order``.
+
+    By label (the default) every edge points from the older to the newer vertex.
 
     Vertices ``0 .. m`` start as a star around vertex 0; each later vertex joins ``m``
     distinct earlier vertices, each drawn with probability proportional to its degree.
@@ -211,6 +278,13 @@ def barabasi_albert(n: int, m: int, *, seed: Seed = None) -> CachedLayeredGraph:
         Number of vertices, >= 1.
     m : int
         Edges added with each new vertex, ``1 <= m < n``.
+    order : "label", "random", "degree" or a sequence of all vertices
+        How each undirected edge is oriented, as in :func:`~pypaddle.graph.to_dag`:
+        ``"label"`` points it from the lower to the higher label; ``"random"`` along a
+        permutation drawn from ``seed`` after the graph (the same seed gives the same
+        undirected graph whatever the order); ``"degree"`` from the higher-degree end
+        (hubs become sources, ties by label); a sequence of ``0 .. n - 1`` gives the
+        order explicitly.
     seed : int, numpy Generator or None
         The random seed.
 
@@ -224,6 +298,7 @@ def barabasi_albert(n: int, m: int, *, seed: Seed = None) -> CachedLayeredGraph:
     m = check_count(m, "m", 1)
     if m >= n:
         raise ConfigError(f"m must be smaller than n={n}, got m={m}")
+    checked_order = _checked(order, n)
     rng = numpy_generator(seed)
     edges = m * (n - m)
     # Edge e has two slots in the list of ends: 2e (its new vertex), 2e + 1 (its target).
@@ -243,7 +318,7 @@ def barabasi_albert(n: int, m: int, *, seed: Seed = None) -> CachedLayeredGraph:
             break
     else:  # pragma: no cover - needs an astronomically unlikely draw
         raise ConfigError("could not draw distinct targets; lower m")
-    return _dag(range(n), target, new_vertex)
+    return _oriented(n, target, new_vertex, checked_order, rng)
 
 
 def _resolve(pointer: np.ndarray, new_vertex: np.ndarray, m: int) -> np.ndarray:

@@ -6,7 +6,8 @@ node attribute ``layer``, like the generators in :mod:`pypaddle.graph.generators
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -20,11 +21,17 @@ from pypaddle.graph.layering import edge_index, layer_array, set_layer_attribute
 
 __all__ = ["scale", "to_dag"]
 
+_ORDERS = ("label", "random", "degree")
+"""The named vertex orders of :func:`to_dag` and of the undirected generators."""
+
+# What ``order=`` takes: a named order or an explicit sequence of every vertex.
+Order = str | Sequence[Hashable]
+
 
 def to_dag(
     graph: nx.Graph,
     *,
-    order: str | Sequence[Hashable] = "label",
+    order: Order = "label",
     seed: Seed = None,
 ) -> CachedLayeredGraph:
     """Orient any networkx graph into a DAG along a vertex order.
@@ -64,7 +71,13 @@ def to_dag(
     vertices = list(graph)
     count = len(vertices)
     position = dict(zip(vertices, range(count)))
-    rank = _rank(graph, vertices, position, order, seed)
+    checked = _check_order(order, vertices)
+    rank = _order_rank(
+        checked,
+        count,
+        seed=seed,
+        degrees=lambda: np.fromiter((d for _, d in graph.degree), np.int64, count),
+    )
 
     edge_list = list(graph.edges(data=True))
     first = np.fromiter((position[u] for u, _, _ in edge_list), np.int64, len(edge_list))
@@ -97,16 +110,18 @@ def to_dag(
     return result
 
 
-def _rank(
-    graph: nx.Graph,
-    vertices: list[Hashable],
-    position: dict[Hashable, int],
-    order: str | Sequence[Hashable],
-    seed: Seed,
-) -> np.ndarray:
-    """Rank of every vertex position in the chosen order."""
-    count = len(vertices)
+def _check_order(order: Any, vertices: Sequence[Hashable]) -> str | np.ndarray:
+    """``order`` checked against ``vertices``: a named order, or the positions in its order.
+
+    Named orders are returned as they are (their ranks may need a draw or the degrees);
+    an explicit order must list every vertex exactly once. Nothing is drawn, so a caller
+    can check the order before it changes or draws anything.
+    """
     if isinstance(order, str):
+        if order not in _ORDERS:
+            raise ConfigError(
+                f"order must be 'label', 'random', 'degree' or a list of vertices, got {order!r}"
+            )
         if order == "label":
             try:
                 sequence = sorted(vertices)  # type: ignore[type-var]  # TypeError caught below
@@ -115,28 +130,45 @@ def _rank(
                     "order='label' needs labels that compare with each other (all ints or all "
                     "strs); use order='random', order='degree' or an explicit list"
                 ) from None
-            permutation = np.fromiter(map(position.__getitem__, sequence), np.int64, count)
-        elif order == "random":
+            return _positions(sequence, vertices)
+        return order
+    if not isinstance(order, Iterable):
+        raise InputTypeError(
+            f"order must be 'label', 'random', 'degree' or a list of vertices, got {order!r}"
+        )
+    sequence = list(order)
+    try:
+        complete = len(sequence) == len(vertices) and set(sequence) == set(vertices)
+    except TypeError:  # unhashable entries
+        complete = False
+    if not complete:
+        raise ConfigError(
+            "order must list every vertex of the graph exactly once "
+            f"({len(vertices)} vertices, got {len(sequence)} entries)"
+        )
+    return _positions(sequence, vertices)
+
+
+def _positions(sequence: Sequence[Hashable], vertices: Sequence[Hashable]) -> np.ndarray:
+    position = dict(zip(vertices, range(len(vertices))))
+    return np.fromiter(map(position.__getitem__, sequence), np.int64, len(vertices))
+
+
+def _order_rank(
+    checked: str | np.ndarray, count: int, *, seed: Seed, degrees: Callable[[], np.ndarray]
+) -> np.ndarray:
+    """Rank of every vertex position in an order that :func:`_check_order` accepted.
+
+    ``"random"`` draws a permutation from ``seed``; ``"degree"`` puts high-degree
+    vertices first (``degrees()`` gives them by position), ties in position order.
+    """
+    if isinstance(checked, str):
+        if checked == "random":
             permutation = numpy_generator(seed).permutation(count)
-        elif order == "degree":
-            degrees = np.fromiter((d for _, d in graph.degree), np.int64, count)
-            permutation = np.argsort(-degrees, kind="stable")
         else:
-            raise ConfigError(
-                f"order must be 'label', 'random', 'degree' or a list of vertices, got {order!r}"
-            )
+            permutation = np.argsort(-degrees(), kind="stable")
     else:
-        if not isinstance(order, Iterable):
-            raise InputTypeError(
-                f"order must be 'label', 'random', 'degree' or a list of vertices, got {order!r}"
-            )
-        sequence = list(order)
-        if len(sequence) != count or set(sequence) != set(vertices):
-            raise ConfigError(
-                "order must list every vertex of the graph exactly once "
-                f"({count} vertices, got {len(sequence)} entries)"
-            )
-        permutation = np.fromiter(map(position.__getitem__, sequence), np.int64, count)
+        permutation = checked
     rank = np.empty(count, dtype=np.int64)
     rank[permutation] = np.arange(count)
     return rank
