@@ -31,9 +31,18 @@ class TestErrors:
         classes = {
             name
             for name, value in vars(errors).items()
-            if inspect.isclass(value) and issubclass(value, BaseException)
+            if inspect.isclass(value)
+            and issubclass(value, BaseException)
+            and not issubclass(value, Warning)
         }
-        assert set(errors.__all__) == classes == set(EXPECTED_BUILTIN)
+        warning_classes = {
+            name
+            for name, value in vars(errors).items()
+            if inspect.isclass(value) and issubclass(value, Warning)
+        }
+        assert classes == set(EXPECTED_BUILTIN)
+        assert warning_classes == {"StructureWarning"}
+        assert set(errors.__all__) == classes | warning_classes
 
     @pytest.mark.parametrize(("name", "builtin"), sorted(EXPECTED_BUILTIN.items()))
     def test_each_is_a_paddle_error_and_a_builtin(self, name, builtin):

@@ -17,6 +17,7 @@ __all__ = [
     "ModelFileError",
     "PaddleError",
     "StructureError",
+    "StructureWarning",
 ]
 
 
@@ -59,3 +60,10 @@ class ModelFileError(ConfigError):
 
     It is a :class:`ConfigError` (and a ``ValueError``), as load's errors were before.
     """
+
+
+class StructureWarning(UserWarning):
+    """A structure is valid but degenerate for learning (see
+    :class:`~pypaddle.sparse.MaskedDeepDAN`): few sources for many inputs, depth far beyond
+    width, vertices cut off from the inputs or the outputs. The message gives the numbers
+    and what to do."""

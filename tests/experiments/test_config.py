@@ -103,7 +103,7 @@ class TestParseConfig:
         with pytest.raises(
             ConfigError,
             match=r"model\.structure\.q is not a parameter of watts_strogatz; "
-            r"allowed keys: n, k, p, seed",
+            r"allowed keys: n, k, p, order, seed",
         ):
             parse_config(
                 {"model": {"structure": {"generator": "watts_strogatz", "n": 5, "k": 2, "q": 1}}}

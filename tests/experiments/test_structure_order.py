@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import warnings
+
 import networkx as nx
 import pytest
 
-from pypaddle.errors import ConfigError
+from pypaddle.errors import ConfigError, StructureWarning
+from pypaddle.experiments import run_experiment
 from pypaddle.experiments.models import check_generator, structure
 from pypaddle.graph import barabasi_albert, to_dag, watts_strogatz
 
@@ -91,3 +95,31 @@ class TestNoConnectedDag:
     def test_a_sparse_but_not_empty_prior_is_kept(self):
         built = structure({"generator": "erdos_renyi", "n": 30, "p": 0.01}, seed=0)
         assert built.number_of_edges() > 0
+
+
+class TestTheRunSaysWhy:
+    def test_result_json_records_the_structure_problems(self, tmp_path):
+        config = {
+            "model": {
+                "name": "dan",
+                "structure": {"generator": "watts_strogatz", "n": 128, "k": 8, "p": 0.1},
+            },
+            "training": {"epochs": 1},
+            "sparsify": {"method": "iterative", "rounds": 1, "amount": 0.5, "retrain_epochs": 1},
+            "evaluation": {"plots": False},
+        }
+        with pytest.warns(StructureWarning, match="1 source vertex"):
+            run_experiment(config, tmp_path / "label", quiet=True)
+        problems = json.loads((tmp_path / "label" / "result.json").read_text())
+        prior = problems["structure_problems"]["prior"]
+        assert len(prior) == 2
+        assert prior[0].startswith("64 input features and 10 outputs pass through 1 source")
+        assert prior[1].startswith("the structure is 116 layers deep")
+        assert isinstance(problems["structure_problems"]["final"], list)
+
+        config["model"]["structure"]["order"] = "random"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", StructureWarning)
+            run_experiment(config, tmp_path / "random", quiet=True)
+        result = json.loads((tmp_path / "random" / "result.json").read_text())
+        assert result["structure_problems"]["prior"] == []

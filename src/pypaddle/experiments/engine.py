@@ -425,6 +425,11 @@ def write_final(
         "final": rows[-1],
         "seconds": seconds,
     }
+    if built.structure_problems is not None:  # why a structure cannot learn, if it cannot
+        result["structure_problems"] = {
+            "prior": built.prior_problems,
+            "final": built.structure_problems(),
+        }
     written.append(atomic_write_text(out_dir / RESULT_NAME, json.dumps(result, indent=2) + "\n"))
     return written
 

@@ -253,13 +253,18 @@ class BuiltModel:
     """A model and, if it was built from one, its structure and the layers holding its edges.
 
     ``current_structure`` reads the structure back from the masks (after pruning: the
-    surviving graph); None for models that are not graph-shaped.
+    surviving graph); None for models that are not graph-shaped. ``prior_problems`` says
+    why the structure the model was built from is degenerate for learning (the text of
+    its :class:`~pypaddle.errors.StructureWarning`, one entry per problem; empty when
+    none), and ``structure_problems`` says it for the current masks.
     """
 
     module: nn.Module
     structure: nx.DiGraph | None = None
     structure_layers: list[MaskableModule] = field(default_factory=list)
     current_structure: Callable[[], nx.DiGraph] | None = None
+    prior_problems: list[str] = field(default_factory=list)
+    structure_problems: Callable[[], list[str]] | None = None
 
 
 def _edge_layers(layers: nn.ModuleList) -> list[MaskableModule]:
@@ -315,7 +320,12 @@ def _dan(options: DanOptions, *, split: Split, seed: int) -> BuiltModel:
         activation=ACTIVATIONS[options.activation],
     )
     return BuiltModel(
-        model, graph, _edge_layers(model.layers_main_hidden[1:]), model.generate_structure
+        model,
+        graph,
+        _edge_layers(model.layers_main_hidden[1:]),
+        model.generate_structure,
+        model.structure_problems(),
+        model.structure_problems,
     )
 
 

@@ -248,6 +248,8 @@ def run_experiment(
                 rounds = execute(prepared, out_dir, bars)
     if console is not None:
         console.print(results_table(rounds, title=f"{config.name} (seed {config.seed})"))
+        for problem in prepared.model.prior_problems:  # also in result.json
+            console.print(f"structure warning: {problem}", style="yellow", highlight=False)
         console.print(f"wrote the results into {out_dir}")
     return rounds
 

@@ -94,13 +94,17 @@ def write_sweep_report(
         else:
             row["status"] = "done"
             row.update({column: result["final"].get(column) for column in _ROUND_COLUMNS})
+            # Why the trial's prior cannot learn, if it cannot (its StructureWarning).
+            row["structure_problems"] = " | ".join(
+                result.get("structure_problems", {}).get("prior", [])
+            )
             for record in result["rounds"]:
                 round_rows.append(
                     {**row, **{column: record.get(column) for column in _ROUND_COLUMNS}}
                 )
         trial_rows.append(row)
     columns = ["trial", "id", *keys, "status", *_ROUND_COLUMNS]
-    atomic_write_text(out_dir / "trials.csv", _csv(trial_rows, columns))
+    atomic_write_text(out_dir / "trials.csv", _csv(trial_rows, [*columns, "structure_problems"]))
     atomic_write_text(out_dir / "rounds.csv", _csv(round_rows, columns))
     if round_rows:
         plot_sweep(round_rows, keys, out_dir / "report.png")

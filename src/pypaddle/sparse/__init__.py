@@ -5,6 +5,7 @@ pypaddle API did.
 """
 
 from pypaddle.graph import CachedLayeredGraph, LayeredGraph
+from pypaddle.sparse._dan_init import activation_gain
 from pypaddle.sparse._dan_layer import DanLayer
 from pypaddle.sparse._dan_plan import DanPlan
 from pypaddle.sparse.cells import (
@@ -57,6 +58,7 @@ __all__ = [
     "MaskedRNN",
     "MaskedRecurrentLayer",
     "SeparableConvCell",
+    "activation_gain",
     "bipartite_connectivity",
     "channel_groups",
     "conv_bn_relu_cell",
