@@ -13,6 +13,7 @@ from pypaddle.graph.generators import (
 from pypaddle.graph.io import read, write
 from pypaddle.graph.layered import CachedLayeredGraph, LayeredGraph
 from pypaddle.graph.layering import layer_index
+from pypaddle.graph.measures import graph_measures
 from pypaddle.graph.relational import average_clustering, average_path_length, ws_flex
 from pypaddle.graph.transforms import scale, to_dag
 
@@ -26,6 +27,7 @@ __all__ = [
     "complete_layered",
     "draw",
     "erdos_renyi",
+    "graph_measures",
     "layer_graph",
     "layer_index",
     "random_layered",

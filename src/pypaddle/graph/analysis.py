@@ -179,6 +179,45 @@ def _configuration_model(degrees: np.ndarray, rng: np.random.Generator) -> spars
     return _undirected(degrees.size, stubs[0::2], stubs[1::2])
 
 
+def _small_world(
+    undirected: sparse.csr_matrix,
+    clustering: float,
+    path_length: float,
+    rng: np.random.Generator,
+    *,
+    references: int = 1,
+) -> dict[str, float]:
+    """Clustering and path length of ``references`` seeded null models (their means), the
+    ring lattice's clustering, and the small-world sigma and omega; NaN where undefined.
+
+    The null model keeps the undirected degree sequence (:func:`_configuration_model`);
+    its path lengths are sampled as :func:`_mean_distance` does. A coefficient that would
+    divide by zero (a null model without triangles, a graph without connected pairs) is
+    NaN, never infinite.
+    """
+    count = undirected.shape[0]
+    degrees = np.diff(undirected.indptr)
+    every = np.arange(count)
+    random_clustering, random_path_length = [], []
+    for _ in range(references):
+        null_model = _configuration_model(degrees, rng)
+        random_clustering.append(_clustering(null_model, rng)[0])
+        random_path_length.append(_mean_distance(null_model, every, None, rng, directed=False)[0])
+    c_random, l_random = float(np.mean(random_clustering)), float(np.mean(random_path_length))
+    mean_degree = undirected.nnz / count if count else 0.0  # nnz counts both directions
+    lattice = 3 * (mean_degree - 2) / (4 * (mean_degree - 1)) if mean_degree > 2 else np.nan
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sigma = np.float64(clustering) / c_random / (path_length / l_random)
+        omega = l_random / np.float64(path_length) - clustering / lattice
+    return {
+        "random_clustering": c_random,
+        "random_path_length": l_random,
+        "lattice_clustering": float(lattice),
+        "small_world_sigma": float(sigma) if np.isfinite(sigma) else float("nan"),
+        "small_world_omega": float(omega) if np.isfinite(omega) else float("nan"),
+    }
+
+
 def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> GraphSummary:
     """Structure, degrees, paths, clustering and small-world coefficients of a DAG.
 
@@ -205,7 +244,8 @@ def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> GraphSummary:
       lattice of the same mean degree ``k``;
     - ``small_world_sigma`` = ``(C / C_random) / (L / L_random)`` (> 1 for a small world)
       and ``small_world_omega`` = ``L_random / L - C / C_lattice`` (near 0 for a small
-      world, towards -1 for a lattice and +1 for a random graph);
+      world, towards -1 for a lattice and +1 for a random graph); NaN, never infinite,
+      where they divide by zero;
     - ``estimates``: the names of the values above that were estimated rather than
       computed exactly.
 
@@ -286,21 +326,7 @@ def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> GraphSummary:
     path_length = note("path_length", *_mean_distance(undirected, every, None, rng, directed=False))
     result["path_length"] = path_length
 
-    null_model = _configuration_model(np.diff(undirected.indptr), rng)
-    random_clustering = _clustering(null_model, rng)[0]
-    random_path_length = _mean_distance(null_model, every, None, rng, directed=False)[0]
-    mean_degree = undirected.nnz / count if count else 0.0  # nnz counts both directions
-    lattice = 3 * (mean_degree - 2) / (4 * (mean_degree - 1)) if mean_degree > 2 else np.nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sigma = np.float64(clustering) / random_clustering / (path_length / random_path_length)
-        omega = random_path_length / np.float64(path_length) - clustering / lattice
-    result.update(
-        random_clustering=random_clustering,
-        random_path_length=random_path_length,
-        lattice_clustering=float(lattice),
-        small_world_sigma=float(sigma),
-        small_world_omega=float(omega),
-    )
+    result.update(_small_world(undirected, clustering, path_length, rng))
     estimates += ["random_clustering", "random_path_length"]
     estimates += ["small_world_sigma", "small_world_omega"]
     result["estimates"] = estimates
