@@ -43,7 +43,7 @@ from pypaddle.experiments.devices import Placement
 from pypaddle.experiments.distributed import Sync
 from pypaddle.experiments.methods import Context, Sparsifier
 from pypaddle.experiments.models import BuiltModel
-from pypaddle.experiments.records import Recorder, epoch_record, round_record
+from pypaddle.experiments.records import Recorder, epoch_record, measures_record, round_record
 from pypaddle.experiments.report import write_results
 from pypaddle.graph import write as write_structure
 from pypaddle.sparse import MaskableModule, maskable_layers
@@ -395,10 +395,16 @@ def write_final(
     rounds: list[dict[str, Any]],
     seconds: float,
 ) -> list[Path]:
-    """The files written once the rounds are done; ``result.json`` last. Return the paths."""
+    """The files written once the rounds are done; ``result.json`` last. Return the paths.
+
+    ``result.json`` holds the graph measures of the prior and the final structure
+    (:func:`~pypaddle.experiments.records.measures_record`) under ``measures``.
+    """
     from pypaddle.experiments import plots
 
     config, built = prepared.config, prepared.model
+    read_back = built.current_structure
+    final_structure = read_back() if read_back is not None else None
     written = []
     if config.evaluation.structures != "none" and built.structure is not None:
         path = out_dir / "structures" / "prior.graphml"
@@ -408,14 +414,13 @@ def write_final(
     written += write_results(rows, out_dir, stem="summary")[1:]
     (out_dir / "summary.json").unlink(missing_ok=True)
     if config.evaluation.plots:
-        final_structure = built.current_structure
         written += plots.experiment_plots(
             out_dir / "plots",
             epochs,
             rounds,
             title=config.name,
             prior=built.structure,
-            final=final_structure() if final_structure is not None else None,
+            final=final_structure,
         )
     result = {
         "name": config.name,
@@ -423,6 +428,7 @@ def write_final(
         "device": str(prepared.placement.device),
         "rounds": rounds,
         "final": rows[-1],
+        "measures": measures_record(built.structure, final_structure),
         "seconds": seconds,
     }
     if built.structure_problems is not None:  # why a structure cannot learn, if it cannot

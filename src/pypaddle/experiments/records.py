@@ -1,4 +1,5 @@
-"""The records of an experiment: one per epoch and one per round, as ``metrics.jsonl`` holds them.
+"""The records of an experiment: one per epoch and one per round, as ``metrics.jsonl`` holds them,
+and the graph measures of its structures, as ``result.json`` holds them.
 
 Pure functions of the numbers a run measured; :class:`Recorder` keeps them and writes
 ``metrics.jsonl`` line by line.
@@ -7,10 +8,26 @@ Pure functions of the numbers a run measured; :class:`Recorder` keeps them and w
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-__all__ = ["Recorder", "epoch_record", "round_record"]
+if TYPE_CHECKING:
+    import networkx as nx
+
+__all__ = [
+    "STRUCTURES",
+    "Recorder",
+    "epoch_record",
+    "measure_columns",
+    "measures_record",
+    "round_record",
+]
+
+# The structures whose measures an experiment records: the one it was built from, and the
+# one it ended with (after pruning).
+STRUCTURES = ("prior", "final")
 
 
 def epoch_record(
@@ -90,6 +107,57 @@ def round_record(
     record["test_loss"] = after["loss"]
     record["train_loss"] = train_loss
     return record
+
+
+def measures_record(
+    prior: nx.Graph | None, final: nx.Graph | None
+) -> dict[str, dict[str, float | int | None]]:
+    """The graph measures of the prior and the final structure, as ``result.json`` holds them.
+
+    Each is :func:`pypaddle.graph.graph_measures` with NaN written as None (JSON has no
+    NaN); a structure that is None (a model without one, or one that cannot be read back
+    after training) is left out.
+
+    Examples
+    --------
+    >>> import networkx as nx
+    >>> record = measures_record(nx.DiGraph([(0, 1), (1, 2), (0, 2)]), None)
+    >>> list(record), record["prior"]["clustering"], record["prior"]["small_world_omega"]
+    (['prior'], 1.0, None)
+    """
+    from pypaddle.graph import graph_measures
+
+    record = {}
+    for name, structure in zip(STRUCTURES, (prior, final)):
+        if structure is not None:
+            values = graph_measures(structure)
+            record[name] = {
+                key: None if isinstance(value, float) and math.isnan(value) else value
+                for key, value in values.items()
+            }
+    return record
+
+
+def measure_columns(measures: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """A ``measures_record`` as flat columns ``prior.clustering``, ``final.depth``, ...
+
+    Every measure of both structures gets a column; a missing one is NaN.
+
+    Examples
+    --------
+    >>> columns = measure_columns({"prior": {"clustering": 0.5, "depth": None}})
+    >>> columns["prior.clustering"], columns["prior.depth"], columns["final.clustering"]
+    (0.5, nan, nan)
+    """
+    from pypaddle.graph.measures import MEASURES
+
+    columns = {}
+    for structure in STRUCTURES:
+        values = measures.get(structure) or {}
+        for name in MEASURES:
+            value = values.get(name)
+            columns[f"{structure}.{name}"] = math.nan if value is None else float(value)
+    return columns
 
 
 class Recorder:
