@@ -313,6 +313,39 @@ def examples_command(
         Console().print(table)
 
 
+@app.command()
+def analyse(
+    results_dir: Annotated[Path, typer.Argument(help="A sweep's output folder.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the analysis (default: RESULTS_DIR/analysis)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an analysis already in the folder.")
+    ] = False,
+    structure: Annotated[
+        str,
+        typer.Option(help="Whose measures: `prior` (built from) or `final` (after pruning)."),
+    ] = "prior",
+    seed: Annotated[
+        int, typer.Option(min=0, help="Seed of the bootstrap, folds and permutations.")
+    ] = 0,
+) -> None:
+    """Analyse a finished sweep again, without training: accuracy against graph measures.
+
+    Reads the finished trials of RESULTS_DIR and writes rank correlations with bootstrap
+    intervals, a cross-validated regression of accuracy on the measures, and plots
+    (`analysis.json`, `correlations.csv`, `analysis.txt`, PNGs) into `--out`. An analysis
+    already written there is kept unless `--force` is given.
+    """
+    with _answering():
+        from pypaddle.experiments.analysis import ANALYSIS_FOLDER, analyse_sweep
+
+        analysis = analyse_sweep(results_dir, out=out, force=force, structure=structure, seed=seed)
+    typer.echo(analysis.text())
+    typer.echo(f"wrote {out if out is not None else results_dir / ANALYSIS_FOLDER}")
+
+
 graph_app = typer.Typer(
     name="graph",
     help="Read, analyse and draw structures saved as GraphML or node-link JSON.",

@@ -24,8 +24,10 @@ from pypaddle.graph import draw
 __all__ = [
     "check_matplotlib",
     "experiment_plots",
+    "plot_clustering_path_length",
     "plot_degree_distributions",
     "plot_learning_curves",
+    "plot_target_against_measures",
 ]
 
 Records = Sequence[Mapping[str, Any]]
@@ -167,3 +169,100 @@ def experiment_plots(
             graphs = {"prior": prior, **graphs}
         written.append(plot_degree_distributions(graphs, folder / "degree_distribution.png"))
     return written
+
+
+def _by_setting(table: Mapping[str, Sequence[Any]], column: str) -> dict[str, np.ndarray]:
+    """The finite values of ``column`` per setting of ``table`` (a column dict with ``setting``)."""
+    groups: dict[str, list[float]] = {}
+    for setting, value in zip(table["setting"], table[column]):
+        groups.setdefault(setting, [])
+        if value is not None and np.isfinite(value):
+            groups[setting].append(float(value))
+    return {setting: np.array(values) for setting, values in groups.items()}
+
+
+def _target_label(target: str) -> tuple[str, float]:
+    return ("held-out accuracy (%)", 100.0) if target == "accuracy" else ("test loss", 1.0)
+
+
+def plot_target_against_measures(
+    table: Mapping[str, Sequence[Any]], measures: Sequence[str], target: str, path: str | Path
+) -> Path:
+    """Accuracy (or ``target``) against each measure: a point per setting at the means over
+    its seeds, error bars one standard deviation over them (both axes); a panel per measure.
+
+    ``table`` maps ``setting``, ``target`` and every measure to one value per trial.
+    """
+    path = Path(path)
+    columns = min(4, len(measures))
+    rows = -(-len(measures) // columns)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(3.4 * columns, 2.9 * rows), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    grid = figure.subplots(rows, columns, squeeze=False)
+    label, scale = _target_label(target)
+    targets = _by_setting(table, target)
+    for axes, measure in zip(grid.flat, measures):
+        values = _by_setting(table, measure)
+        shown = [s for s in targets if values[s].size and targets[s].size]
+        x = np.array([values[s].mean() for s in shown])
+        y = np.array([targets[s].mean() for s in shown]) * scale
+        axes.errorbar(
+            x,
+            y,
+            xerr=[values[s].std() for s in shown],
+            yerr=np.array([targets[s].std() for s in shown]) * scale,
+            fmt="o",
+            markersize=4,
+            capsize=2,
+            alpha=0.8,
+        )
+        axes.set_xlabel(measure.replace("_", " "))
+        axes.grid(True, alpha=0.3)
+    for axes in grid[:, 0]:
+        axes.set_ylabel(label)
+    for axes in grid.flat[len(measures) :]:
+        axes.set_visible(False)
+    figure.suptitle(f"{label} against the graph measures: mean per setting, bars: std over seeds")
+    return _save(figure, path)
+
+
+def plot_clustering_path_length(
+    table: Mapping[str, Sequence[Any]], target: str, path: str | Path, *, bins: int = 8
+) -> Path:
+    """A heatmap of mean accuracy (or ``target``) over average clustering x average path
+    length, in the style of You et al. (2020): the plane is cut into at most ``bins`` x
+    ``bins`` cells, a cell's colour is the mean over the trials in it (blank: none), and
+    each setting is a dot at its mean clustering and path length.
+    """
+    path = Path(path)
+    clustering = np.array(table["clustering"], dtype=np.float64)
+    length = np.array(table["path_length"], dtype=np.float64)
+    values = np.array(table[target], dtype=np.float64)
+    keep = np.isfinite(clustering) & np.isfinite(length) & np.isfinite(values)
+    clustering, length, values = clustering[keep], length[keep], values[keep]
+    label, scale = _target_label(target)
+    count = max(1, min(bins, int(np.sqrt(max(values.size, 1)))))
+    x_edges = np.linspace(clustering.min(), clustering.max(), count + 1)
+    y_edges = np.linspace(length.min(), length.max(), count + 1)
+    sums, _, _ = np.histogram2d(clustering, length, [x_edges, y_edges], weights=values)
+    counts, _, _ = np.histogram2d(clustering, length, [x_edges, y_edges])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(counts > 0, sums / counts, np.nan) * scale
+    figure, (axes,) = _figure(6.4, 5.0)
+    image = axes.pcolormesh(x_edges, y_edges, np.ma.masked_invalid(means.T), cmap="viridis")
+    figure.colorbar(image, ax=axes, label=f"mean {label}")
+    table_kept: dict[str, Sequence[Any]] = {
+        "setting": [s for s, k in zip(table["setting"], keep) if k],
+        "clustering": clustering.tolist(),
+        "path_length": length.tolist(),
+    }
+    for setting, xs in _by_setting(table_kept, "clustering").items():
+        ys = _by_setting(table_kept, "path_length")[setting]
+        axes.plot(xs.mean(), ys.mean(), "o", color="white", markeredgecolor="black", ms=5)
+    axes.set_xlabel("average clustering (undirected)")
+    axes.set_ylabel("average path length (undirected)")
+    axes.set_title(f"{label} over clustering x path length; dots: settings")
+    return _save(figure, path)

@@ -45,12 +45,11 @@ from pypaddle.errors import ConfigError, ExperimentError
 from pypaddle.experiments._files import check_output_folder, lock_folder
 from pypaddle.experiments.config import parse_config, read_toml, to_toml
 from pypaddle.experiments.options import option, parse_options
-from pypaddle.experiments.trials import SweepSpec, Trial
+from pypaddle.experiments.trials import SWEEP_NAME, SweepSpec, Trial
 
 __all__ = ["SweepSpec", "Trial", "load_sweep", "parse_sweep", "run_sweep"]
 
 LOG = logging.getLogger("pypaddle.experiments")
-SWEEP_NAME = "sweep.toml"
 DISTRIBUTIONS = ("choice", "uniform", "log_uniform", "int_uniform")
 # Every trial's config is built and checked up front; more than this is a mistake.
 MAX_TRIALS = 100_000
@@ -279,12 +278,14 @@ def run_sweep(
     ``backend`` is ``"local"`` (a pool of ``workers`` processes, the sweep's
     ``sweep.workers`` by default) or ``"ray"`` (Ray tasks; ``address`` of an existing
     cluster, or a local Ray with ``workers`` CPUs). Writes ``trials.csv`` (one row per
-    trial), ``rounds.csv`` (one row per trial and round) and ``report.png`` into
-    ``out_dir``. A failed trial is reported (``status`` in ``trials.csv``) and run again
-    when the sweep is re-run; the others go on. The folder is locked while the sweep runs:
-    a second sweep (or run) into it is refused. On Ctrl-C the running trials stop, no
-    new one starts, and ``KeyboardInterrupt`` is raised again with a message saying how
-    many trials finished (they are kept; re-running the sweep runs the others).
+    trial, with the graph measures of its structures), ``rounds.csv`` (one row per trial
+    and round), ``report.png`` and ``analysis/`` (accuracy against the measures: see
+    :mod:`pypaddle.experiments.analysis`) into ``out_dir``. A failed trial is reported
+    (``status`` in ``trials.csv``) and run again when the sweep is re-run; the others go on.
+    The folder is locked while the sweep runs: a second sweep (or run) into it is refused.
+    On Ctrl-C the running trials stop, no new one starts, and ``KeyboardInterrupt`` is
+    raised again with a message saying how many trials finished (they are kept;
+    re-running the sweep runs the others).
 
     ``device`` (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``) replaces every trial's
     ``training.device``. The local pool spreads trials that ask for a GPU over the visible
@@ -293,6 +294,7 @@ def run_sweep(
     """
     from pypaddle.experiments import backends
     from pypaddle.experiments._progress import rich_console
+    from pypaddle.experiments.analysis import ANALYSIS_FOLDER
     from pypaddle.experiments.sweep_report import write_sweep_report
 
     spec = sweep if isinstance(sweep, SweepSpec) else load_sweep(sweep)
@@ -361,10 +363,14 @@ def run_sweep(
                 f"sweep {spec.name} stopped: {finished} of {len(spec.trials)} trials finished "
                 f"and kept in {out_dir}; run the sweep again to run the others"
             ) from None
-        table = write_sweep_report(spec, results, failures, out_dir)
+        report = write_sweep_report(spec, results, failures, out_dir)
     if console is not None:
-        console.print(table)
-        console.print(f"wrote trials.csv, rounds.csv and report.png into {out_dir}")
+        console.print(report.table)
+        if report.analysis is not None:
+            console.print(report.analysis.text(), markup=False, highlight=False)
+        console.print(
+            f"wrote trials.csv, rounds.csv, report.png and {ANALYSIS_FOLDER}/ into {out_dir}"
+        )
     if failures:
         first = next(iter(failures.items()))
         raise ExperimentError(

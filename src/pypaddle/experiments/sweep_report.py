@@ -1,4 +1,6 @@
-"""A sweep's report: a row per trial, a row per trial and round, and one comparing plot."""
+"""A sweep's report: a row per trial (with the graph measures of its structures), a row per
+trial and round, one comparing plot, and the analysis of accuracy against the measures
+(:mod:`pypaddle.experiments.analysis`)."""
 
 from __future__ import annotations
 
@@ -6,19 +8,28 @@ import csv
 import io
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pypaddle._core.files import atomic_path, atomic_write_text
+from pypaddle.experiments.analysis import (
+    ANALYSIS_FOLDER,
+    FinishedTrial,
+    SweepAnalysis,
+    analyse_trials,
+    write_analysis,
+)
+from pypaddle.experiments.records import measure_columns
 
 if TYPE_CHECKING:
     from rich.table import Table
 
     from pypaddle.experiments.trials import SweepSpec
 
-__all__ = ["plot_sweep", "write_sweep_report"]
+__all__ = ["SweepReport", "plot_sweep", "write_sweep_report"]
 
 _ROUND_COLUMNS = ("round", "density", "edges", "accuracy", "test_loss", "train_loss")
 
@@ -76,15 +87,31 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], path: Pat
     return path
 
 
+@dataclass
+class SweepReport:
+    """What :func:`write_sweep_report` made: a rich table of the trials (None without rich)
+    and the analysis of the finished trials (None without any)."""
+
+    table: Table | None
+    analysis: SweepAnalysis | None
+
+
 def write_sweep_report(
     spec: SweepSpec,
     results: Sequence[Mapping[str, Any]],
     failures: Mapping[str, str],
     out_dir: Path,
-) -> Table | None:
-    """Write ``trials.csv``, ``rounds.csv`` and ``report.png``; return a rich table of trials."""
+) -> SweepReport:
+    """Write ``trials.csv``, ``rounds.csv``, ``report.png`` and the analysis.
+
+    ``trials.csv`` has the graph measures of each trial's prior and final structure as
+    columns ``prior.<measure>`` and ``final.<measure>`` (empty where undefined); the
+    analysis of the finished trials (:func:`~pypaddle.experiments.analysis.analyse_trials`)
+    replaces ``out_dir/analysis/`` as a whole.
+    """
     keys = list(spec.swept_keys)
     by_id = {result["id"]: result for result in results}
+    measured = any(result.get("measures") for result in results)
     trial_rows, round_rows = [], []
     for trial in spec.trials:
         row: dict[str, Any] = {"trial": trial.index, "id": trial.id, **trial.overrides}
@@ -102,17 +129,43 @@ def write_sweep_report(
                 round_rows.append(
                     {**row, **{column: record.get(column) for column in _ROUND_COLUMNS}}
                 )
+            if measured:
+                row.update(
+                    {
+                        column: "" if np.isnan(value) else f"{value:.10g}"
+                        for column, value in measure_columns(result.get("measures") or {}).items()
+                    }
+                )
         trial_rows.append(row)
     columns = ["trial", "id", *keys, "status", *_ROUND_COLUMNS]
-    atomic_write_text(out_dir / "trials.csv", _csv(trial_rows, [*columns, "structure_problems"]))
+    measure_names = list(measure_columns({})) if measured else []
+    atomic_write_text(
+        out_dir / "trials.csv",
+        _csv(trial_rows, [*columns, "structure_problems", *measure_names]),
+    )
     atomic_write_text(out_dir / "rounds.csv", _csv(round_rows, columns))
     if round_rows:
         plot_sweep(round_rows, keys, out_dir / "report.png")
+    finished = [
+        FinishedTrial(trial.id, trial.overrides, dict(by_id[trial.id]))
+        for trial in spec.trials
+        if trial.id in by_id
+    ]
+    analysis = None
+    if finished:
+        analysis = analyse_trials(finished)
+        write_analysis(analysis, out_dir / ANALYSIS_FOLDER)
+    return SweepReport(_table(spec, keys, trial_rows, len(results)), analysis)
+
+
+def _table(
+    spec: SweepSpec, keys: list[str], trial_rows: list[dict[str, Any]], done: int
+) -> Table | None:
     try:
         from rich.table import Table
     except ImportError:  # pragma: no cover - rich comes with the cli extra
         return None
-    table = Table(title=f"sweep {spec.name}: {len(results)} of {len(spec.trials)} trials done")
+    table = Table(title=f"sweep {spec.name}: {done} of {len(spec.trials)} trials done")
     for column in ("trial", *keys, "density", "accuracy", "test_loss", "status"):
         table.add_column(column.rsplit(".", 1)[-1], justify="right")
     for row in trial_rows:

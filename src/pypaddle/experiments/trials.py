@@ -9,7 +9,10 @@ from typing import Any
 
 from pypaddle.experiments.config import to_toml
 
-__all__ = ["SweepSpec", "Trial"]
+__all__ = ["SWEEP_NAME", "SweepSpec", "Trial"]
+
+# The file that identifies a sweep's folder: its name and trials (see SweepSpec.identity).
+SWEEP_NAME = "sweep.toml"
 
 
 @dataclass(frozen=True)
