@@ -7,7 +7,7 @@ a ``Table``; ``run.py`` calls them in order.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,12 @@ class Row:
     ratio: float | None = None
     goal: Goal | None = None
     note: str = ""
+    tag: str = ""  # what ran, shown beside the label (e.g. the kernel ``auto`` chose)
+    threads: int | None = None  # torch threads it ran with (set by ``Table.add``)
+
+    @property
+    def title(self) -> str:
+        return f"{self.label}, {self.tag}" if self.tag else self.label
 
 
 def _duration(seconds: float | None) -> str:
@@ -58,6 +64,7 @@ class Table:
 
     def __init__(self) -> None:
         self.rows: list[Row] = []
+        self.threads: int | None = None  # the torch thread count rows are measured with
         print(
             self.layout.format(
                 "benchmark (ratio = first / second)", "pypaddle", "other", "ratio", "goal", "met"
@@ -69,6 +76,7 @@ class Table:
         print(f"[{title}]", flush=True)
 
     def add(self, row: Row) -> None:
+        row = replace(row, threads=self.threads)
         self.rows.append(row)
         met = (
             "-" if row.goal is None else {True: "yes", False: "NO", None: "n/a"}[row.goal.met(row)]
@@ -76,7 +84,7 @@ class Table:
         ratio = "-" if row.ratio is None else f"{row.ratio:.2f}x"
         print(
             self.layout.format(
-                row.label,
+                row.title,
                 _duration(row.pypaddle),
                 _duration(row.reference),
                 ratio,
@@ -97,4 +105,33 @@ class Table:
         for row, verdict in verdicts:
             if verdict is not True:
                 state = "missed" if verdict is False else "not measured"
-                print(f"  {state}: {row.label} (goal {row.goal})")
+                at = "" if row.threads is None else f" at {row.threads} thread(s)"
+                print(f"  {state}: {row.title}{at} (goal {row.goal})")
+
+    def by_threads(self) -> None:
+        """The ratios of every row measured at more than one thread count, side by side."""
+        counts = sorted({row.threads for row in self.rows if row.threads is not None})
+        if len(counts) < 2:
+            return
+        ratios: dict[str, dict[int, Row]] = {}
+        for row in self.rows:
+            if row.threads is not None and row.ratio is not None:
+                ratios.setdefault(row.label, {})[row.threads] = row
+        shared = {label: rows for label, rows in ratios.items() if len(rows) > 1}
+        if not shared:
+            return
+        width = 24
+        header = "".join(f"{f'{count} thread(s)':>{width}}" for count in counts)
+        print(f"\nratios by torch thread count\n{'benchmark':<68}{header}  goal")
+        for label, rows in shared.items():
+            cells = []
+            for count in counts:
+                row = rows.get(count)
+                if row is None:
+                    cells.append(f"{'-':>{width}}")
+                    continue
+                met = "" if row.goal is None else (" ok" if row.goal.met(row) else " NO")
+                cell = f"{row.ratio:.2f}x{met}" + (f" ({row.tag})" if row.tag else "")
+                cells.append(f"{cell:>{width}}")
+            goal = next((str(row.goal) for row in rows.values() if row.goal), "-")
+            print(f"{label:<68}{''.join(cells)}  {goal}")

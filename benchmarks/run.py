@@ -1,6 +1,6 @@
 """pypaddle speed benchmarks: ratios against dense PyTorch and against deepstruct 0.10.
 
-What is measured (CPU, a fixed number of torch threads, batch 256, seeded inputs):
+What is measured (CPU, batch 256, seeded inputs, at each thread count asked for):
 
 1. ``MaskedDeepFFN(784, 10, [300, 100])`` forward+backward against an ``nn.Sequential``
    of ``nn.Linear`` / ``nn.ReLU`` of the same sizes (the cost of the masks).
@@ -20,8 +20,12 @@ is met; the absolute medians per call are printed beside. Pairs are timed in int
 rounds with the garbage collector off; the ratio is the median of the per-round ratios.
 deepstruct runs too slow to repeat are timed once; ``--quick`` skips the slowest of them.
 
+Every section runs with 1 torch thread and with one per core (``--threads 1,all``, the
+default; the sections whose time is Python's own run once, at the first count), and the
+ratios measured at more than one thread count are printed side by side at the end.
+
 Run with ``make bench`` (installs deepstruct without its dependencies) or
-``python benchmarks/run.py [--quick] [--threads N]``.
+``python benchmarks/run.py [--quick] [--threads 1,all] [--only dan,deepstruct]``.
 """
 
 from __future__ import annotations
@@ -117,12 +121,12 @@ def bench_layered_dan(table: Table, *, quick: bool = False) -> None:
     widths = [256] * 8
     cases = [
         (
-            "DAN 8x256 30%{edges}, {kernel}: pypaddle / dense MLP",
+            "DAN 8x256 30%{edges}: pypaddle / dense MLP",
             0.0,
             mlp([FEATURES, *widths, OUTPUTS]),
         ),
         (
-            "DAN 8x256 + skips{edges}, {kernel}: pypaddle / concat MLP",
+            "DAN 8x256 + skips{edges}: pypaddle / concat MLP",
             0.05,
             ConcatMLP(FEATURES, OUTPUTS, widths),
         ),
@@ -136,11 +140,12 @@ def bench_layered_dan(table: Table, *, quick: bool = False) -> None:
         result = compare(train_step(model, inputs), train_step(dense, inputs))
         table.add(
             Row(
-                label.format(edges=_edges(structure), kernel=_kernel(model, inputs)),
+                label.format(edges=_edges(structure)),
                 result.subject,
                 result.reference,
                 result.ratio,
                 Goal(1.3, at_most=True),
+                tag=_kernel(model, inputs),
             )
         )
 
@@ -155,8 +160,9 @@ def bench_deepstruct_dan(table: Table, *, quick: bool) -> None:
     depth = len(model.layer_widths)
     step = train_step(model, inputs)
 
-    label = f"DAN fwd+bwd, {depth} layers, {_kernel(model, inputs)}: deepstruct / pypaddle"
-    goal = Goal(10, at_most=False)
+    label = f"DAN fwd+bwd, {depth} layers: deepstruct / pypaddle"
+    tag = _kernel(model, inputs)
+    goal = Goal(40, at_most=False)
     torch_kernel = MaskedDeepDAN(FEATURES, OUTPUTS, structure, kernel="torch")
     torch_label = f"DAN fwd+bwd, {depth} layers, torch kernel: deepstruct / pypaddle"
     try:
@@ -169,7 +175,7 @@ def bench_deepstruct_dan(table: Table, *, quick: bool) -> None:
         table.add(_not_runnable(label, str(error), goal=goal, pypaddle=ours))
     else:
         result = compare(step, peer_step)
-        table.add(Row(label, result.subject, result.reference, 1 / result.ratio, goal))
+        table.add(Row(label, result.subject, result.reference, 1 / result.ratio, goal, tag=tag))
         result = compare(train_step(torch_kernel, inputs), peer_step)
         table.add(Row(torch_label, result.subject, result.reference, 1 / result.ratio))
 
@@ -181,6 +187,7 @@ def bench_deepstruct_dan(table: Table, *, quick: bool) -> None:
             result.subject,
             result.reference,
             result.ratio,
+            tag=tag,
         )
     )
 
@@ -274,12 +281,37 @@ SECTIONS: dict[str, Callable[..., None]] = {
     "experiments": bench_experiments.run,
     "extract": bench_extract.run,
 }
+# Sections whose time is in torch's (or the compiled DAN kernel's) arithmetic: they run at
+# every thread count asked for. The others are Python-bound and run once, at the first.
+THREADED = ("ffn", "dan", "deepstruct", "rnn", "cells")
+
+
+def thread_counts(text: str) -> list[int]:
+    """``"1,all"`` -> ``[1, cores]``: torch thread counts, ``all`` for every core."""
+    cores = os.cpu_count() or 1
+    counts = []
+    for part in text.split(","):
+        part = part.strip()
+        count = cores if part == "all" else int(part) if part.isdigit() else 0
+        if not 1 <= count <= cores:
+            raise argparse.ArgumentTypeError(
+                f"thread count {part!r} is not a whole number from 1 to {cores} (the cores "
+                "of this machine) or 'all'"
+            )
+        if count not in counts:
+            counts.append(count)
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the slowest deepstruct runs")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument(
+        "--threads",
+        type=thread_counts,
+        default="1,all",
+        help="comma-separated torch thread counts, 'all' for every core (default: 1,all)",
+    )
     parser.add_argument(
         "--only",
         metavar="SECTIONS",
@@ -291,24 +323,31 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
 
-    torch.set_num_threads(args.threads)
     try:
         peer = f"deepstruct {deepstruct.version()}"
     except deepstruct.Unavailable as error:
         peer = f"deepstruct: not runnable here ({error})"
+    counts = ", ".join(map(str, args.threads))
     print(
-        f"pypaddle {pypaddle.__version__} | torch {torch.__version__} with "
-        f"{torch.get_num_threads()} thread(s) (of {os.cpu_count()} cores) | "
-        f"Python {platform.python_version()} | {peer}"
+        f"pypaddle {pypaddle.__version__} | torch {torch.__version__} with {counts} "
+        f"thread(s) (of {os.cpu_count()} cores) | Python {platform.python_version()} | {peer}"
     )
     print(
         "times are medians per call; a pair is timed in interleaved rounds and its ratio is "
         "the median of the per-round ratios\n"
     )
     table = Table()
-    for name in chosen:
-        SECTIONS[name](table, quick=args.quick)
+    for index, threads in enumerate(args.threads):
+        torch.set_num_threads(threads)
+        table.threads = threads
+        sections = [name for name in chosen if index == 0 or name in THREADED]
+        if not sections:
+            continue
+        print(f"\n=== torch with {threads} thread(s) ===", flush=True)
+        for name in sections:
+            SECTIONS[name](table, quick=args.quick)
     table.summary()
+    table.by_threads()
     return 0
 
 

@@ -9,6 +9,8 @@ count, the blocks themselves, and how ``kernel="auto"`` weighs the thread count.
 
 from __future__ import annotations
 
+import threading
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -152,6 +154,30 @@ class TestDeterminism:
         _run(structure, "compiled", 2)
         assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
 
+    def test_python_threads_may_run_models_at_once(self):
+        torch.set_num_threads(2)
+        structure = STRUCTURES["layered+skips"]()
+        torch.manual_seed(0)
+        models = [MaskedDeepDAN(6, 3, structure, kernel="compiled") for _ in range(5)]
+        for model in models[1:]:
+            model.load_state_dict(models[0].state_dict())
+        x = torch.randn(BATCH, 6, generator=torch.Generator().manual_seed(1))
+        results = [None] * len(models)
+
+        def work(index):
+            output = models[index](x)
+            output.sum().backward()
+            results[index] = (output.detach(), models[index].hidden_weight.grad)
+
+        work(0)  # alone first
+        workers = [threading.Thread(target=work, args=(index,)) for index in range(1, 5)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        for result in results[1:]:
+            assert all(torch.equal(one, other) for one, other in zip(result, results[0]))
+
 
 class TestBlocks:
     @pytest.mark.parametrize(
@@ -190,7 +216,7 @@ class TestAutoWeighsTheThreads:
 
     def test_costs_scale_as_documented(self, monkeypatch):
         model, edges = self.model_and_edges([64] * 4, 0.5)
-        monkeypatch.setattr(torch_kernel.os, "cpu_count", lambda: 8)
+        monkeypatch.setattr(torch_kernel, "cores", lambda: 8)
         plan, active = model.plan, int(edges[0][-1])
         packed = plan.blocks[-1][1] - plan.blocks[0][1]
         layers = len(plan.widths) - 1
@@ -210,7 +236,7 @@ class TestAutoWeighsTheThreads:
         assert compiled.cost(edges, 16, 4) == compiled.cost(edges, 16, 1)
 
     def test_a_small_batch_on_many_threads_goes_to_blas(self, monkeypatch):
-        monkeypatch.setattr(torch_kernel.os, "cpu_count", lambda: 16)
+        monkeypatch.setattr(torch_kernel, "cores", lambda: 16)
         # Few wide layers at 19 %, where the compiled loop wins on one thread.
         model, edges = self.model_and_edges([225] * 3, 0.19)
         x = torch.randn(32, 8)  # two blocks at most

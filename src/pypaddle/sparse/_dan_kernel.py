@@ -19,6 +19,7 @@ computation compiled, edge by edge, which is faster for deep and narrow graphs.
 from __future__ import annotations
 
 import os
+from functools import cache
 from typing import Any
 
 import torch
@@ -35,6 +36,12 @@ LAYER_SECONDS = 30e-6
 PACKED_ENTRY_SECONDS = 0.08e-9
 
 
+@cache
+def cores() -> int:
+    """The machine's cores (``os.cpu_count()``, read once: it is slow on a busy machine)."""
+    return os.cpu_count() or 1
+
+
 def cpu_cost(plan: DanPlan, batch: int, thread_count: int) -> float:
     """Estimated seconds of this kernel for layers 1.. of a training step on the CPU, on
     ``batch`` samples with ``thread_count`` threads.
@@ -43,7 +50,7 @@ def cpu_cost(plan: DanPlan, batch: int, thread_count: int) -> float:
     use every thread (up to the machine's cores); each layer after the first adds
     :data:`LAYER_SECONDS` of calls, which no thread count shortens.
     """
-    parallel = max(1, min(thread_count, os.cpu_count() or 1))
+    parallel = max(1, min(thread_count, cores()))
     packed = plan.blocks[-1][1] - plan.blocks[0][1]
     layers = len(plan.writes) - 1
     return PACKED_ENTRY_SECONDS * packed * batch / parallel + LAYER_SECONDS * layers

@@ -17,6 +17,7 @@ run (a different thread count may differ in the last bits, as BLAS does).
 from __future__ import annotations
 
 import importlib.util
+import os
 import threading
 import warnings
 from collections.abc import Iterator
@@ -177,11 +178,19 @@ _thread_safe: list[bool] = []  # [whether numba's threading layer is], once it i
 def _parallel(count: int) -> Iterator[None]:
     """Run numba's parallel loops on ``count`` threads (at most numba's pool).
 
-    numba's workqueue threading layer (the one left where neither TBB nor OpenMP is)
-    aborts the process when two Python threads launch parallel loops at once, so launches
-    are serialised unless the layer in use is known to be thread-safe.
+    numba's workqueue threading layer aborts the process when two Python threads launch
+    parallel loops at once, so launches are serialised unless the layer in use is known
+    to be thread-safe (TBB, OpenMP). A layer or an order the user set
+    (``NUMBA_THREADING_LAYER``, ``NUMBA_THREADING_LAYER_PRIORITY``) is kept; otherwise
+    the order is set as below.
     """
     numba = _kernels().numba
+    if not _thread_safe and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
+        # Before numba's threads start: TBB if there is one, else the workqueue, and
+        # OpenMP last. GNU OpenMP aborts a forked child that launches parallel loops (as
+        # a process pool of trials may), and its threads keep spinning after each loop on
+        # the cores torch's own OpenMP threads then need; the workqueue's threads sleep.
+        numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
     locked = not _thread_safe or not _thread_safe[0]
     if locked:
         _LAUNCH.acquire()
