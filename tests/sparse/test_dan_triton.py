@@ -151,8 +151,9 @@ class TestPacking:
         forward = packed.forward
         # Layer 1 (c: 2 edges, d: 1) is one tile of one chunk; layer 2 (e: 3 edges) a tile
         # of two chunks.
-        assert forward.vertex.tolist() == [2, 3, 4, -1]
-        assert forward.offset.tolist() == [0, 1, 3]
+        assert forward.count == 2  # and an empty tile at the end
+        assert forward.vertex.tolist() == [2, 3, 4, -1, -1, -1]
+        assert forward.offset.tolist() == [0, 1, 3, 3]
         # Chunks hold [k, slot]: c reads a, b; d reads a; e reads a, c, then d.
         a, b, c, d, e = 0, 1, 2, 3, 4
         assert forward.other.view(3, 2, 2).tolist() == [
@@ -163,13 +164,14 @@ class TestPacking:
         sources, targets = plan.edges_at(forward.position.view(3, 2, 2)[0, 0].numpy())
         assert (sources.tolist(), targets.tolist()) == ([a, a], [c, d])
         backward = packed.backward
-        # By out-degree within a layer: a (3 edges: 2 chunks), b; then c, d; then e (none).
-        assert backward.vertex.tolist() == [a, b, c, d, e, -1]
-        assert backward.offset.tolist() == [0, 2, 3, 3]
+        # The last layer first; by out-degree within a layer: e (no edges); c, d; a (3
+        # edges: 2 chunks), b.
+        assert backward.vertex.tolist() == [e, -1, c, d, a, b, -1, -1]
+        assert backward.offset.tolist() == [0, 0, 1, 3, 3]
         assert backward.other.view(3, 2, 2).tolist() == [
+            [[e, e], [-1, -1]],
             [[c, c], [d, -1]],
             [[e, -1], [-1, -1]],
-            [[e, e], [-1, -1]],
         ]
         assert sorted(packed.positions.tolist()) == sorted(plan.entries.tolist())
 
@@ -182,11 +184,21 @@ class TestPacking:
         packed = gpu.triton_edges(plan, active_edges(plan, mask), CPU)
         kept = [plan.entries[edges.index(edge)] for edge in [(0, 1), (0, 2)]]
         assert packed.positions.tolist() == kept
-        assert packed.forward.vertex.tolist() == [1, -1, 2, -1]
+        assert packed.forward.vertex.tolist() == [1, -1, 2, -1, -1, -1]
         assert packed.forward.other.view(-1, 2, 2)[:, 0].tolist() == [[0, -1], [0, -1]]
 
 
 class TestCostModel:
+    def test_the_walk_costs_once_per_wave_of_programs(self):
+        _, packed = self.packed(nx.path_graph(50, create_using=nx.DiGraph))
+        one_wave = gpu.cost(packed, 256, multiprocessors=132)
+        assert gpu.cost(packed, 512, multiprocessors=132) == pytest.approx(one_wave, rel=0.01)
+        # 132 * 4 programs of 64 samples fill one wave; one sample more starts a second.
+        full = 132 * 4 * 64
+        assert gpu.cost(packed, full + 1, multiprocessors=132) > 1.9 * (
+            gpu.cost(packed, full, multiprocessors=132) - gpu.LAUNCH_SECONDS
+        )
+
     @staticmethod
     def packed(structure: nx.DiGraph, features: int = 8) -> tuple[DanPlan, gpu.TritonEdges]:
         plan = DanPlan.from_structure(structure, features)
@@ -225,6 +237,14 @@ class TestRefusals:
         assert_unchanged(before, model)
         model.kernel = "auto"
         assert model._kernel_for(x) in ("compiled", "torch")
+
+    def test_other_devices_are_named(self):
+        model = MaskedDeepDAN(4, 2, nx.path_graph(5, create_using=nx.DiGraph), kernel="triton")
+        x = torch.empty(3, 4, device="meta")
+        with pytest.raises(ConfigError, match="runs on CUDA devices, not on meta"):
+            model._kernel_for(x)
+        model.kernel = "auto"
+        assert model._kernel_for(x) == "torch"
 
     def test_integer_dtypes_are_named(self):
         assert "float32" in gpu.unsupported(torch.zeros(2, dtype=torch.int64))

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pypaddle.sparse._dan_kernel import cuda_cost
 from pypaddle.sparse._dan_numba import ActiveEdges
 from pypaddle.sparse._dan_plan import DanPlan
 
@@ -33,6 +34,7 @@ __all__ = [
     "TritonDanSinks",
     "TritonEdges",
     "available",
+    "cost",
     "multiprocessors",
     "preferred",
     "triton_edges",
@@ -100,7 +102,8 @@ class Tiles:
     """Vertices in tiles of ``block_v`` rows of one layer each, and their edges in chunks.
 
     ``vertex[tile * block_v + slot]`` is a vertex position (-1 for an empty slot); tile
-    ``t`` owns chunks ``offset[t] .. offset[t + 1] - 1``; chunk ``c`` holds edge ``k`` of
+    ``t`` owns chunks ``offset[t] .. offset[t + 1] - 1``; ``count`` tiles, then an empty
+    one; chunk ``c`` holds edge ``k`` of
     slot ``s`` at ``(c * block_k + k) * block_v + s`` of ``other`` (the vertex at the other
     end, -1 where the slot has no ``k``-th edge) and ``position`` (its packed weight).
     """
@@ -118,8 +121,8 @@ class TritonEdges:
     """The active edges of layers ``1..`` packed for the Triton kernels, on one device.
 
     ``forward`` tiles the vertices of layers ``1..`` with their incoming edges, and
-    ``backward`` every vertex with its outgoing ones; ``targets``, ``sources`` and
-    ``positions`` list the edges themselves (for the weight gradients).
+    ``backward`` every vertex with its outgoing ones, the last layer first; ``targets``,
+    ``sources`` and ``positions`` list the edges themselves (for the weight gradients).
     """
 
     block_v: int
@@ -144,13 +147,17 @@ def _tiles(
     block_v: int,
     block_k: int,
     device: torch.device,
+    *,
+    last_layer_first: bool = False,
 ) -> Tiles:
-    """Tiles of ``vertices`` (ascending positions, layer by layer), each vertex's edges
-    being ``indptr[v]:indptr[v + 1]`` of ``other`` and ``positions``. Within a layer the
-    vertices go by descending degree, so that a tile's rows have similar counts of edges
-    and few slots of a chunk stay empty. Vectorised: no Python loop per vertex or edge."""
+    """Tiles of ``vertices`` (ascending positions), layer by layer in the order a kernel
+    walks them, each vertex's edges being ``indptr[v]:indptr[v + 1]`` of ``other`` and
+    ``positions``. Within a layer the vertices go by descending degree, so that a tile's
+    rows have similar counts of edges and few slots of a chunk stay empty. Vectorised: no
+    Python loop per vertex or edge."""
     degree = np.diff(indptr)
-    ordered = vertices[np.lexsort((-degree[vertices], layers[vertices]))]
+    walk = -layers[vertices] if last_layer_first else layers[vertices]
+    ordered = vertices[np.lexsort((-degree[vertices], walk))]
     layer = layers[ordered]
     starts = np.flatnonzero(np.r_[True, layer[1:] != layer[:-1]])
     sizes = np.diff(np.r_[starts, ordered.size])
@@ -160,9 +167,10 @@ def _tiles(
     tile = first_tile[group] + rank // block_v
     slot = rank % block_v
     count = int(first_tile[-1])
-    vertex = np.full(count * block_v, -1, dtype=np.int32)
+    # One empty tile more, at the end: a kernel loads the tile after each one it runs.
+    vertex = np.full((count + 1) * block_v, -1, dtype=np.int32)
     vertex[tile * block_v + slot] = ordered
-    chunks = np.zeros(count, dtype=np.int64)
+    chunks = np.zeros(count + 1, dtype=np.int64)
     np.maximum.at(chunks, tile, -(-degree[ordered] // block_k))
     offset = np.r_[0, np.cumsum(chunks)]
     tile_of = np.zeros(indptr.size - 1, dtype=np.int64)
@@ -215,6 +223,7 @@ def triton_edges(plan: DanPlan, edges: ActiveEdges, device: torch.device) -> Tri
             block_v,
             block_k,
             device,
+            last_layer_first=True,
         ),
         targets=torch.from_numpy(targets.astype(np.int32)).to(device),
         sources=torch.from_numpy(sources.astype(np.int32)).to(device),
@@ -231,12 +240,16 @@ def multiprocessors(device: torch.device) -> int:
     return int(torch.cuda.get_device_properties(device).multi_processor_count)
 
 
+def _block_for(batch: int, multiprocessors: int) -> int:
+    """Samples per program on a GPU: enough programs to fill it, as few as that takes."""
+    return 16 if batch <= 16 * multiprocessors else 32 if batch <= 32 * multiprocessors else 64
+
+
 def _batch_block(batch: int, device: torch.device) -> int:
-    """Samples per program: enough programs to fill the GPU, as few as that takes."""
+    """Samples per program on ``device`` (the interpreter: few programs run fastest)."""
     if device.type != "cuda":
         return _power_of_two(batch, 2, 128)
-    programs = multiprocessors(device)
-    return 16 if batch <= 16 * programs else 32 if batch <= 32 * programs else 64
+    return _block_for(batch, multiprocessors(device))
 
 
 def _warps(packed: TritonEdges, block_b: int) -> int:
@@ -245,20 +258,54 @@ def _warps(packed: TritonEdges, block_b: int) -> int:
     return max(1, min(4, packed.block_v * block_b // 128))
 
 
+# This kernel's costs on an H100/H200-class GPU, estimated (benchmarks/gpu.py measures
+# what they predict): seconds of launches and host work per training step; per tile a
+# program walks, the latency of a few dependent loads, a store and a barrier; per chunk of
+# edges, the latency of the gathers plus their bytes at one multiprocessor's share of the
+# cache bandwidth; and the weight gradients' reads, per active edge and sample, at the
+# memory bandwidth. Four programs share a multiprocessor.
+LAUNCH_SECONDS = 40e-6
+TILE_SECONDS = 0.6e-6
+CHUNK_SECONDS = 0.3e-6
+CACHE_BYTES_PER_SECOND = 40e9
+EDGE_SAMPLE_SECONDS = 8 / 2e12
+PROGRAMS_PER_MULTIPROCESSOR = 4
+
+
+def cost(packed: TritonEdges, batch: int, multiprocessors: int) -> float:
+    """Estimated seconds of this kernel for layers 1.. of a training step on ``batch``
+    samples on a GPU with ``multiprocessors`` streaming multiprocessors.
+
+    Every program walks every tile, forward and backward, so the walk costs the same
+    whatever the batch, until the programs (one per :func:`_batch_block` samples) need
+    more than one wave; the weight gradients grow with the edges and the batch.
+    """
+    block_b = _block_for(batch, multiprocessors)
+    programs = math.ceil(batch / block_b)
+    waves = math.ceil(programs / (PROGRAMS_PER_MULTIPROCESSOR * multiprocessors))
+    chunk_bytes = packed.block_k * packed.block_v * block_b * 4  # float32
+    chunk = CHUNK_SECONDS + chunk_bytes / CACHE_BYTES_PER_SECOND
+    tiles = packed.forward.count + packed.backward.count
+    chunks = packed.forward.chunks + packed.backward.chunks
+    edges = int(packed.positions.numel())
+    return (
+        LAUNCH_SECONDS
+        + waves * (TILE_SECONDS * tiles + chunk * chunks)
+        + EDGE_SAMPLE_SECONDS * edges * batch
+    )
+
+
 def preferred(
     plan: DanPlan, packed: TritonEdges, batch: int, *, multiprocessors: int = 132
 ) -> bool:
     """Whether this kernel should beat the torch one on ``batch`` samples on a GPU with
     ``multiprocessors`` streaming multiprocessors.
 
-    A cost estimate in microseconds for forward plus backward (layer 0 is the same
-    cuBLAS product in both and left out). The torch kernel: about 60 us of launches per
-    layer, plus its arithmetic over every packed entry, active or not, at ~25 TFLOP/s.
-    This kernel: ~40 us of launches, then each program walks every tile in turn, ~0.6 us
-    per tile plus ~0.3 us per chunk of edges, in as many waves as its programs need (four
-    to a multiprocessor), plus the weight gradients' reads at ~2 TB/s. Deep, narrow
-    graphs go to Triton; a few wide, dense layers to cuBLAS. The constants are estimates
-    for an H100/H200-class GPU that ``benchmarks/gpu.py`` is there to check.
+    Compares :func:`cost` with the torch kernel's :func:`._dan_kernel.cuda_cost` (layer 0
+    is the same cuBLAS product in both and left out). The torch kernel pays for every
+    layer in launches, and for every packed entry, active or not, in arithmetic; this
+    kernel pays for its walk over the tiles once per wave of programs, and for the active
+    edges only. Deep, narrow graphs go to Triton; a few wide, dense layers to cuBLAS.
 
     Examples
     --------
@@ -269,16 +316,7 @@ def preferred(
     >>> preferred(chain, packed, 256)
     True
     """
-    layers = len(plan.writes) - 1
-    packed_entries = plan.blocks[-1][1] - plan.blocks[0][1]
-    torch_us = 60.0 * layers + 6.0 * packed_entries * batch / 25e6
-    block_b = 16 if batch <= 16 * multiprocessors else 32 if batch <= 32 * multiprocessors else 64
-    waves = math.ceil(math.ceil(batch / block_b) / (4 * multiprocessors))
-    walk = 0.6 * (packed.forward.count + packed.backward.count)
-    walk += 0.3 * (packed.forward.chunks + packed.backward.chunks)
-    edges = int(packed.positions.numel())
-    triton_us = 40.0 + waves * walk + 8.0 * edges * batch / 2e6
-    return triton_us < torch_us
+    return cost(packed, batch, multiprocessors) < cuda_cost(plan, batch)
 
 
 # -- the autograd node ---------------------------------------------------------------------------

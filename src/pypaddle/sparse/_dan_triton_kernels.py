@@ -12,8 +12,8 @@ layer. The columns a program touches stay in its multiprocessor's caches for the
 this kernel is chosen for (Triton cannot index shared memory by a vertex number known only
 at run time, so the buffer is global memory, read back through L1/L2).
 
-The backward pass walks the tiles of the *reverse* graph (each vertex's outgoing edges)
-from the last layer to the first, pulling gradients from the vertices it feeds, so that
+The backward pass walks the tiles of the *reverse* graph (each vertex's outgoing edges,
+the last layer's tiles first), pulling gradients from the vertices it feeds, so that
 every sum has one writer and a fixed order: the results are deterministic. Weight
 gradients are one more launch over the edges, each a dot product over the batch.
 
@@ -58,12 +58,20 @@ def dan_forward(
     columns = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     column_ok = columns < batch
     slots = tl.arange(0, BLOCK_V)
+    # Each tile's vertices and chunk range are loaded during the tile before (they do not
+    # depend on activations), so that their latency hides behind its store and barrier;
+    # the packing ends with an empty tile, which the last tile loads.
+    next_rows = tl.load(tile_vertex + slots)
+    next_first = tl.load(tile_offset)
+    next_last = tl.load(tile_offset + 1)
     for tile in range(tiles):
-        rows = tl.load(tile_vertex + tile * BLOCK_V + slots)
-        row_ok = rows >= 0
-        rows = tl.maximum(rows, 0).to(tl.int64)
-        first = tl.load(tile_offset + tile)
-        last = tl.load(tile_offset + tile + 1)
+        row_ok = next_rows >= 0
+        rows = tl.maximum(next_rows, 0).to(tl.int64)
+        first = next_first
+        last = next_last
+        next_rows = tl.load(tile_vertex + (tile + 1) * BLOCK_V + slots)
+        next_first = tl.load(tile_offset + tile + 1)
+        next_last = tl.load(tile_offset + tile + 2)
         acc = tl.full([BLOCK_V, BLOCK_B], 0.0, ACC)
         acc += tl.load(bias + rows, mask=row_ok, other=0.0).to(ACC)[:, None]
         for chunk in range(first, last):
@@ -103,18 +111,22 @@ def dan_backward(
     BLOCK_B: tl.constexpr,
     ACC: tl.constexpr,
 ):
-    """``G`` from output gradients (nonzero at sinks) to pre-activation gradients, tiles
-    ``tiles - 1 .. 0`` of the reverse graph in turn."""
+    """``G`` from output gradients (nonzero at sinks) to pre-activation gradients, one
+    tile of the reverse graph after the other (the last layer's first)."""
     columns = tl.program_id(0) * BLOCK_B + tl.arange(0, BLOCK_B)
     column_ok = columns < batch
     slots = tl.arange(0, BLOCK_V)
-    for step in range(tiles):
-        tile = tiles - 1 - step
-        rows = tl.load(tile_vertex + tile * BLOCK_V + slots)
-        row_ok = rows >= 0
-        rows = tl.maximum(rows, 0).to(tl.int64)
-        first = tl.load(tile_offset + tile)
-        last = tl.load(tile_offset + tile + 1)
+    next_rows = tl.load(tile_vertex + slots)
+    next_first = tl.load(tile_offset)
+    next_last = tl.load(tile_offset + 1)
+    for tile in range(tiles):
+        row_ok = next_rows >= 0
+        rows = tl.maximum(next_rows, 0).to(tl.int64)
+        first = next_first
+        last = next_last
+        next_rows = tl.load(tile_vertex + (tile + 1) * BLOCK_V + slots)
+        next_first = tl.load(tile_offset + tile + 1)
+        next_last = tl.load(tile_offset + tile + 2)
         own = rows[:, None] * batch + columns[None, :]
         own_ok = row_ok[:, None] & column_ok
         acc = tl.load(G + own, mask=own_ok, other=0.0).to(ACC)
