@@ -135,7 +135,7 @@ class TestAgainstTorchKernel:
             assert torch.equal(grad, second[2][name]), name
 
     def test_auto_never_picks_it_on_the_cpu(self):
-        model = MaskedDeepDAN(8, 2, nx.path_graph(100, create_using=nx.DiGraph))
+        model = MaskedDeepDAN(8, 2, random_dag(10, 20, 0.3))
         assert model._kernel_for(torch.randn(4, 8)) in ("compiled", "torch")
 
 
