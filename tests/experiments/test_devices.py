@@ -548,6 +548,30 @@ class TestSpreadAndRay:
 
 
 class TestDistributed:
+    @pytest.mark.slow
+    def test_torchrun_on_cpus(self, tmp_path, tiny_config):
+        import os
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        from pypaddle.experiments.config import to_toml
+
+        (tmp_path / "e.toml").write_text(to_toml(tiny_config))
+        source = str(Path(__file__).resolve().parents[2] / "src")
+        environment = {**os.environ, "PYTHONPATH": os.pathsep.join([source, *sys.path])}
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+        command += ["--nproc-per-node", "2", "-m", "pypaddle.experiments.distributed"]
+        command += [str(tmp_path / "e.toml"), str(tmp_path / "out")]
+        finished = subprocess.run(command, env=environment, capture_output=True, timeout=600)
+        assert finished.returncode == 0, finished.stderr.decode()[-2000:]
+        result = json.loads((tmp_path / "out" / "result.json").read_text())
+        assert result["device"] == "cpu"
+        assert [len(record["mask_digests_per_rank"]) for record in result["rounds"]] == [2, 2, 2]
+        for record in result["rounds"]:
+            assert len(set(record["mask_digests_per_rank"])) == 1
+            assert len(set(record["weight_digests_per_rank"])) == 1
+
     def test_backend_by_device(self):
         assert ddp_backend(CPU) == "gloo"
         assert ddp_backend(torch.device("cuda", 0)) == "nccl"

@@ -191,8 +191,8 @@ def run_experiment(
 
     ``config`` is an :class:`ExperimentConfig`, a dict as read from TOML, or the path of
     a TOML file. Everything is validated and built before training starts. The same config
-    and seed give identical metrics on CPU (training runs on one torch thread; the caller's
-    random state and thread count are restored). ``out_dir`` may be new, empty, or hold
+    and seed give identical metrics on CPU (training runs on ``training.threads`` torch
+    threads, one by default; the caller's random state and thread count are restored). ``out_dir`` may be new, empty, or hold
     this same experiment (it is then run again); a folder holding anything else, or that
     another process is writing (each run locks its folder), is refused with a
     :class:`~pypaddle.errors.ConfigError` and nothing is written. Unless ``quiet``,
