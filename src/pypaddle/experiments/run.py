@@ -192,14 +192,14 @@ def run_experiment(
     ``config`` is an :class:`ExperimentConfig`, a dict as read from TOML, or the path of
     a TOML file. Everything is validated and built before training starts. The same config
     and seed give identical metrics on CPU (training runs on ``training.threads`` torch
-    threads, one by default; the caller's random state and thread count are restored). ``out_dir`` may be new, empty, or hold
-    this same experiment (it is then run again); a folder holding anything else, or that
-    another process is writing (each run locks its folder), is refused with a
-    :class:`~pypaddle.errors.ConfigError` and nothing is written. Unless ``quiet``,
-    progress bars and a summary table are shown (rich); when quiet, one line per round is
-    logged to the ``pypaddle.experiments`` logger. ``nproc > 1`` trains data-parallel
-    in that many processes (DDP: gloo on CPUs, NCCL and one GPU per process on GPUs; see
-    :mod:`pypaddle.experiments.distributed`).
+    threads, one by default; the caller's random state and thread count are restored).
+    ``out_dir`` may be new, empty, or hold this same experiment (it is then run again); a
+    folder holding anything else, or that another process is writing (each run locks its
+    folder), is refused with a :class:`~pypaddle.errors.ConfigError` and nothing is
+    written. Unless ``quiet``, progress bars and a summary table are shown (rich); when
+    quiet, one line per round is logged to the ``pypaddle.experiments`` logger.
+    ``nproc > 1`` trains data-parallel in that many processes (DDP: gloo on CPUs, NCCL
+    and one GPU per process on GPUs; see :mod:`pypaddle.experiments.distributed`).
 
     The experiment trains on ``training.device`` (``"auto"``: the first CUDA GPU when
     torch sees one, else the CPU) in ``training.precision`` on ``training.threads`` torch
