@@ -99,7 +99,13 @@ class TestRecordedByEveryRun:
             **tiny_config,
             "model": {
                 "name": "dan",
-                "structure": {"generator": "watts_strogatz", "n": 24, "k": 4, "p": 0.2},
+                "structure": {
+                    "generator": "small_world_layered",
+                    "layers": 3,
+                    "width": 8,
+                    "neighbours": 3,
+                    "p": 0.2,
+                },
             },
             "training": {**tiny_config["training"], "epochs": 1},
             "sparsify": {**tiny_config["sparsify"], "rounds": 1, "layers": "structure"},

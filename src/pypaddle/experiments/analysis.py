@@ -472,10 +472,19 @@ def write_analysis(analysis: SweepAnalysis, folder: str | Path) -> list[Path]:
         atomic_write_text(temporary / "analysis.txt", analysis.text() + "\n")
         names = ["analysis.json", "correlations.csv", "analysis.txt"]
         if analysis.measures:
-            path = plots.plot_target_against_measures(
-                analysis.table, analysis.measures, analysis.target, temporary / "x.png"
+            notes = {
+                entry["measure"]: f"rho {_signed(entry['rho'])} "
+                f"[{_signed(entry['low'])}, {_signed(entry['high'])}]"
+                for entry in analysis.correlations
+            }
+            plots.plot_target_against_measures(
+                analysis.table,
+                analysis.measures,
+                analysis.target,
+                temporary / "accuracy_vs_measures.png",
+                notes=notes,
             )
-            names.append(path.rename(temporary / "accuracy_vs_measures.png").name)
+            names.append("accuracy_vs_measures.png")
         if {"clustering", "path_length"} <= set(analysis.measures):
             plots.plot_clustering_path_length(
                 analysis.table, analysis.target, temporary / "clustering_path_length.png"

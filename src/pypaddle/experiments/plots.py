@@ -186,12 +186,18 @@ def _target_label(target: str) -> tuple[str, float]:
 
 
 def plot_target_against_measures(
-    table: Mapping[str, Sequence[Any]], measures: Sequence[str], target: str, path: str | Path
+    table: Mapping[str, Sequence[Any]],
+    measures: Sequence[str],
+    target: str,
+    path: str | Path,
+    *,
+    notes: Mapping[str, str] | None = None,
 ) -> Path:
     """Accuracy (or ``target``) against each measure: a point per setting at the means over
     its seeds, error bars one standard deviation over them (both axes); a panel per measure.
 
-    ``table`` maps ``setting``, ``target`` and every measure to one value per trial.
+    ``table`` maps ``setting``, ``target`` and every measure to one value per trial;
+    ``notes`` (measure -> text, e.g. its rank correlation) titles the panels.
     """
     path = Path(path)
     columns = min(4, len(measures))
@@ -220,6 +226,8 @@ def plot_target_against_measures(
             alpha=0.8,
         )
         axes.set_xlabel(measure.replace("_", " "))
+        if notes and measure in notes:
+            axes.set_title(notes[measure], fontsize=9)
         axes.grid(True, alpha=0.3)
     for axes in grid[:, 0]:
         axes.set_ylabel(label)
