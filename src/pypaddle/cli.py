@@ -187,13 +187,21 @@ def run(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="Log lines instead of progress bars and tables.")
     ] = False,
+    no_tensorboard: Annotated[
+        bool,
+        typer.Option(
+            "--no-tensorboard",
+            help="Write no TensorBoard event files (by default <out>/tensorboard gets them as "
+            "the config's evaluation.tensorboard says; unset: if the extra is installed).",
+        ),
+    ] = False,
 ) -> None:
     """Run one experiment: train, sparsify in rounds, write metrics, checkpoints, plots.
 
     The config is checked completely before anything trains. The output folder gets the
     resolved `config.toml`, `metrics.jsonl`, `summary.csv`, `result.json`, checkpoints
-    with masks, the structures as GraphML and PNG plots. A folder holding a different
-    experiment is refused.
+    with masks, the structures as GraphML, PNG plots and TensorBoard event files. A folder
+    holding a different experiment is refused.
     """
     _log_to_stderr(quiet)
     with _answering():
@@ -211,7 +219,15 @@ def run(
         folder = out
         if folder is None:
             folder = named_folder(parent, config.name, what="experiment")
-        run_experiment(config, folder, quiet=quiet, nproc=nproc, device=device, precision=precision)
+        run_experiment(
+            config,
+            folder,
+            quiet=quiet,
+            nproc=nproc,
+            device=device,
+            precision=precision,
+            tensorboard=not no_tensorboard,
+        )
 
 
 @app.command()

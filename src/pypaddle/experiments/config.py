@@ -84,6 +84,11 @@ class EvaluationOptions:
         help="GraphML of the prior and of every round, of the last round, or none",
     )
     plots: bool = option(True, help="draw the PNG plots at the end")
+    tensorboard: bool | None = option(
+        None,
+        help="TensorBoard event files in tensorboard/ (unset: if the tensorboard extra is "
+        "installed)",
+    )
 
 
 @dataclass(frozen=True)

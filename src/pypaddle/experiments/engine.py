@@ -37,6 +37,7 @@ from pypaddle._core.files import atomic_write_text, atomic_write_with
 from pypaddle.data import Split
 from pypaddle.errors import ConfigError
 from pypaddle.experiments._progress import Progress
+from pypaddle.experiments._tensorboard import make_recorder
 from pypaddle.experiments._training import evaluate, loss_function, train_epoch
 from pypaddle.experiments.config import ExperimentConfig, TrainingOptions
 from pypaddle.experiments.devices import Placement
@@ -329,19 +330,27 @@ def execute(
     *,
     rank: int = 0,
     world: int = 1,
+    tensorboard: bool = False,
 ) -> list[dict[str, Any]]:
     """Train ``prepared`` on its placement's device and, on the first process, write the
     folder's files; return the rounds.
 
     The caller seeds torch (``torch.manual_seed(config.seed)``) and, for ``world > 1``,
-    has joined the process group.
+    has joined the process group. ``tensorboard``: write TensorBoard event files too
+    (:mod:`pypaddle.experiments._tensorboard`).
     """
     started = time.perf_counter()
     device = prepared.placement.device
     prepared = prepared.to(device)
     sync = Sync(rank, world, device)
     writing = sync.lead
-    recorder = Recorder(out_dir / METRICS_NAME if writing else None)
+    drawn = prepared.model.current_structure if prepared.config.evaluation.plots else None
+    recorder = make_recorder(
+        out_dir / METRICS_NAME if writing else None,
+        prepared.model.module,
+        drawn,
+        tensorboard=tensorboard,
+    )
     try:
         rounds = Rounds(
             prepared,

@@ -10,6 +10,8 @@
     structures/*.graphml   the structure the model was built from and after the last round
                            (or after every round: evaluation.structures = "rounds")
     plots/*.png            learning curves, accuracy vs density, the structure, degrees
+    tensorboard/           TensorBoard event files of the same records (if the tensorboard
+                           extra is installed; evaluation.tensorboard, --no-tensorboard)
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pypaddle._core.files import atomic_write_text
 from pypaddle.errors import ConfigError, PaddleError
 from pypaddle.experiments._files import FolderLock, check_output_folder, lock_folder
 from pypaddle.experiments._progress import Progress, progress_bars, rich_console
+from pypaddle.experiments._tensorboard import tensorboard_enabled
 from pypaddle.experiments.config import ExperimentConfig, load_config, parse_config, to_toml
 from pypaddle.experiments.devices import Placement, placement, rank_device
 from pypaddle.experiments.distributed import launch
@@ -186,6 +189,7 @@ def run_experiment(
     nproc: int = 1,
     device: str | None = None,
     precision: str | None = None,
+    tensorboard: bool = True,
 ) -> list[dict[str, Any]]:
     """Run one experiment and write its folder; return one record per round.
 
@@ -208,6 +212,11 @@ def run_experiment(
     it or more threads than cores is a :class:`~pypaddle.errors.ConfigError` before
     anything is written.
 
+    TensorBoard event files are written into ``out_dir/tensorboard`` as
+    ``evaluation.tensorboard`` says (unset: if the tensorboard extra is installed);
+    ``tensorboard=False`` (``--no-tensorboard``) writes none without changing the
+    experiment (``config.toml`` stays the same).
+
     Examples
     --------
     >>> import tempfile
@@ -223,6 +232,7 @@ def run_experiment(
         raise ConfigError(f"nproc = {nproc!r} must be an int >= 1")
     out_dir = Path(out_dir)
     config = _as_config(config, device=device, precision=precision)
+    board = tensorboard_enabled(config.evaluation.tensorboard, allowed=tensorboard)
     console = rich_console(quiet)
     prepared, lock = _claim(config, out_dir, nproc)
     config = prepared.config
@@ -231,7 +241,7 @@ def run_experiment(
         if nproc > 1:
             launch(
                 train_rank,
-                (config.to_dict(), out_dir),
+                (config.to_dict(), out_dir, board),
                 nproc,
                 preload=__name__,
                 device=here.device,
@@ -245,7 +255,7 @@ def run_experiment(
                 progress_bars(console) as bars,
             ):
                 torch.manual_seed(config.seed)
-                rounds = execute(prepared, out_dir, bars)
+                rounds = execute(prepared, out_dir, bars, tensorboard=board)
     if console is not None:
         console.print(results_table(rounds, title=f"{config.name} (seed {config.seed})"))
         for problem in prepared.model.prior_problems:  # also in result.json
@@ -254,9 +264,12 @@ def run_experiment(
     return rounds
 
 
-def train_rank(rank: int, world: int, config: dict[str, Any], out_dir: Path) -> None:
+def train_rank(
+    rank: int, world: int, config: dict[str, Any], out_dir: Path, tensorboard: bool = False
+) -> None:
     """One process of a data-parallel run, in a joined process group: build, train, and on
-    rank 0 write the folder (which :func:`claim_folder` has claimed).
+    rank 0 write the folder (which :func:`claim_folder` has claimed), with TensorBoard
+    event files if ``tensorboard``.
 
     On GPUs the process trains on ``cuda:LOCAL_RANK`` (under ``torchrun``; ``cuda:rank``
     for the processes of ``pypaddle run --nproc``)."""
@@ -268,4 +281,4 @@ def train_rank(rank: int, world: int, config: dict[str, Any], out_dir: Path) -> 
     prepared = dataclasses.replace(prepared, placement=here)
     with here.threads_scope():
         torch.manual_seed(prepared.config.seed)
-        execute(prepared, out_dir, Progress(), rank=rank, world=world)
+        execute(prepared, out_dir, Progress(), rank=rank, world=world, tensorboard=tensorboard)
