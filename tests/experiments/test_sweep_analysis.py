@@ -395,3 +395,35 @@ class TestEndToEnd:
         result = runner.invoke(app, ["analyse", str(tmp_path / "trials")])
         assert result.exit_code == 2
         assert "has no sweep.toml" in result.output
+
+
+class TestAnalyseCommand:
+    def test_on_a_finished_sweep_folder(self, tmp_path):
+        folder = fabricate_sweep(tmp_path / "sweep", linear_trials(6, 2))
+        result = CliRunner().invoke(app, ["analyse", str(folder), "--structure", "final"])
+        assert result.exit_code == 0, result.output
+        assert "against the measures of the final structure: 12 finished trials" in result.output
+        assert f"wrote {folder / 'analysis'}" in result.output
+        data = json.loads((folder / "analysis" / "analysis.json").read_text())
+        assert (data["structure"], data["trials"]) == ("final", 12)
+
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [
+            (["nowhere"], "does not exist"),
+            (["sweep", "--structure", "posterior"], "structure = 'posterior' is not allowed"),
+            (["sweep", "--seed", "-1"], "greater than or equal to 0"),
+            (["empty"], "is no pypaddle sweep folder"),
+        ],
+    )
+    def test_bad_input_is_one_line_and_writes_nothing(self, tmp_path, arguments, message):
+        fabricate_sweep(tmp_path / "sweep", linear_trials(3, 2))
+        (tmp_path / "empty").mkdir()
+        before = tree(tmp_path)
+        arguments = [str(tmp_path / arguments[0]), *arguments[1:]]
+        result = CliRunner().invoke(app, ["analyse", *arguments])
+        assert result.exit_code == 2
+        assert message in result.output
+        assert "Traceback" not in result.output
+        assert tree(tmp_path) == before
+        assert not (tmp_path / "sweep" / "analysis").exists()
