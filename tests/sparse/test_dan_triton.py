@@ -53,7 +53,9 @@ def run(model: MaskedDeepDAN, x: torch.Tensor, weights: torch.Tensor):
     return output.detach(), x.grad, {name: p.grad for name, p in model.named_parameters()}
 
 
-def assert_kernels_agree(model: MaskedDeepDAN, x: torch.Tensor, seed: int) -> None:
+def assert_kernels_agree(
+    model: MaskedDeepDAN, x: torch.Tensor, seed: int, tolerance: float | None = None
+) -> None:
     reference = copy.deepcopy(model)
     reference.kernel = "torch"
     model.kernel = "triton"
@@ -63,11 +65,12 @@ def assert_kernels_agree(model: MaskedDeepDAN, x: torch.Tensor, seed: int) -> No
     )
     output, input_grad, grads = run(model, x, weights)
     expected_output, expected_input_grad, expected_grads = run(reference, x, weights)
-    torch.testing.assert_close(output, expected_output)
-    torch.testing.assert_close(input_grad, expected_input_grad)
+    close = {} if tolerance is None else {"rtol": tolerance, "atol": tolerance}
+    torch.testing.assert_close(output, expected_output, **close)
+    torch.testing.assert_close(input_grad, expected_input_grad, **close)
     assert grads.keys() == expected_grads.keys()
     for name, grad in grads.items():
-        torch.testing.assert_close(grad, expected_grads[name], msg=name)
+        torch.testing.assert_close(grad, expected_grads[name], msg=name, **close)
     assert bool((grads["hidden_weight"][~model.hidden_mask] == 0).all())
     assert bool((grads["hidden_bias"][~model.hidden_bias_mask] == 0).all())
 
@@ -90,6 +93,13 @@ class TestAgainstTorchKernel:
         model = MaskedDeepDAN(5, 3, structure, activation=activation).to(dtype)
         x = torch.randn(batch, 5, dtype=dtype, generator=torch.Generator().manual_seed(seed))
         assert_kernels_agree(model, x, seed)
+
+    @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+    def test_half_precision_sums_in_float32(self, dtype):
+        torch.manual_seed(10)
+        model = MaskedDeepDAN(4, 2, random_dag(10, 16, 0.3)).to(dtype)
+        x = torch.randn(6, 4, generator=torch.Generator().manual_seed(10)).to(dtype)
+        assert_kernels_agree(model, x, 10, tolerance=3e-2)
 
     @pytest.mark.parametrize("seed", [5, 6])
     def test_pruned_weights_and_biases(self, seed):

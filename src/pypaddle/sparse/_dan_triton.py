@@ -252,10 +252,12 @@ def _batch_block(batch: int, device: torch.device) -> int:
     return _block_for(batch, multiprocessors(device))
 
 
-def _warps(packed: TritonEdges, block_b: int) -> int:
-    """Warps per program: about four elements of a tile each, one to four warps (one warp
-    for the narrow tiles of deep graphs, whose barriers then cost next to nothing)."""
-    return max(1, min(4, packed.block_v * block_b // 128))
+def _launch(packed: TritonEdges, block_b: int) -> dict[str, int]:
+    """Launch options of the two walks. Warps: about four elements of a tile each, one to
+    four (one warp for the narrow tiles of deep graphs, whose barriers then cost next to
+    nothing). One stage: Triton must not software-pipeline a walk, whose loads of a tile
+    read what the tile before it stored (the barrier between them is the ordering)."""
+    return {"num_warps": max(1, min(4, packed.block_v * block_b // 128)), "num_stages": 1}
 
 
 # This kernel's costs on an H100/H200-class GPU, estimated (benchmarks/gpu.py measures
@@ -366,7 +368,7 @@ class TritonDanSinks(torch.autograd.Function):
                 packed.forward.offset, packed.forward.other, packed.forward.position,
                 packed.forward.count, batch, ACTIVATION=_CODES[activation],
                 BLOCK_V=packed.block_v, BLOCK_K=packed.block_k, BLOCK_B=block_b,
-                ACC=kernels.accumulator(features.dtype), num_warps=_warps(packed, block_b),
+                ACC=kernels.accumulator(features.dtype), **_launch(packed, block_b),
             )  # fmt: skip
         ctx.plan, ctx.activation, ctx.packed = plan, activation, packed
         ctx.save_for_backward(
@@ -400,7 +402,7 @@ class TritonDanSinks(torch.autograd.Function):
                 packed.backward.other, packed.backward.position, packed.backward.count, batch,
                 ACTIVATION=_CODES[ctx.activation], BLOCK_V=packed.block_v,
                 BLOCK_K=packed.block_k, BLOCK_B=block_b, ACC=accumulator,
-                num_warps=_warps(packed, block_b),
+                **_launch(packed, block_b),
             )  # fmt: skip
             edges = int(packed.positions.numel())
             if edges:
