@@ -8,6 +8,7 @@ vertex), over three seeds each, and prints the test accuracies. A few minutes on
 
     PYTHONPATH=src python benchmarks/deep_dan_init.py            # the 32 x 16 nets
     PYTHONPATH=src python benchmarks/deep_dan_init.py --quick    # one seed, one structure
+    PYTHONPATH=src python benchmarks/deep_dan_init.py --batch-norm   # + normalization="batch"
 
 Not part of ``make bench`` (it measures learning, not speed).
 """
@@ -27,14 +28,18 @@ from pypaddle.sparse import MaskedDeepDAN
 EPOCHS, LEARNING_RATE, BATCH = 15, 1e-3, 32
 
 
-def accuracy(init: str, seed: int, neighbours: int, p: float) -> float:
+def accuracy(init: str, seed: int, neighbours: int, p: float, normalization: str | None) -> float:
     """Test accuracy of a 32 x 16 small-world DAN trained from ``init``."""
     split = digits(seed=0)
     torch.manual_seed(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", StructureWarning)
         model = MaskedDeepDAN(
-            64, 10, small_world_layered(32, 16, neighbours, p, seed=seed), init=init
+            64,
+            10,
+            small_world_layered(32, 16, neighbours, p, seed=seed),
+            init=init,
+            normalization=normalization,
         )
     optimizer = torch.optim.Adam(model.parameters(), LEARNING_RATE)
     for _ in range(EPOCHS):
@@ -47,6 +52,7 @@ def accuracy(init: str, seed: int, neighbours: int, p: float) -> float:
             )
             loss.backward()
             optimizer.step()
+    model.eval()
     with torch.no_grad():
         predicted = model(split.x_test).argmax(1)
     return float((predicted == split.y_test).float().mean())
@@ -55,18 +61,24 @@ def accuracy(init: str, seed: int, neighbours: int, p: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed, one structure")
-    quick = parser.parse_args().quick
+    parser.add_argument("--batch-norm", action="store_true", help='add normalization="batch"')
+    arguments = parser.parse_args()
+    quick = arguments.quick
+    variants: list[tuple[str, str | None]] = [("legacy", None), ("fan_in", None)]
+    if arguments.batch_norm:
+        variants.append(("fan_in", "batch"))
     torch.set_num_threads(1)
     structures = [(8, 0.1)] if quick else [(8, 0.1), (4, 0.1), (8, 0.0)]
     seeds = [0] if quick else [0, 1, 2]
     print(f"digits, 32 x 16 small_world_layered, {EPOCHS} epochs Adam {LEARNING_RATE}")
-    print(f"{'neighbours, p':>14} {'init':>7}  test accuracy per seed        mean")
+    print(f"{'neighbours, p':>14} {'init':>9}  test accuracy per seed        mean")
     for neighbours, p in structures:
-        for init in ("legacy", "fan_in"):
-            scores = [accuracy(init, seed, neighbours, p) for seed in seeds]
+        for init, normalization in variants:
+            scores = [accuracy(init, seed, neighbours, p, normalization) for seed in seeds]
+            name = init if normalization is None else f"{init}+bn"
             shown = "  ".join(f"{score:5.1%}" for score in scores)
             mean = sum(scores) / len(scores)
-            print(f"{f'{neighbours}, {p}':>14} {init:>7}  {shown:28} {mean:5.1%}", flush=True)
+            print(f"{f'{neighbours}, {p}':>14} {name:>9}  {shown:28} {mean:5.1%}", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ import networkx as nx
 import pytest
 
 from pypaddle.errors import ConfigError, StructureWarning
-from pypaddle.experiments import run_experiment
+from pypaddle.experiments import parse_config, run_experiment
 from pypaddle.experiments.models import check_generator, structure
+from pypaddle.experiments.run import prepare
 from pypaddle.graph import barabasi_albert, to_dag, watts_strogatz
 
 
@@ -123,3 +124,29 @@ class TestTheRunSaysWhy:
             run_experiment(config, tmp_path / "random", quiet=True)
         result = json.loads((tmp_path / "random" / "result.json").read_text())
         assert result["structure_problems"]["prior"] == []
+
+
+class TestDanKeys:
+    @pytest.mark.parametrize(
+        ("keys", "expected"),
+        [
+            ({}, ("fan_in", None)),
+            ({"init": "legacy", "normalization": "batch"}, ("legacy", "batch")),
+            ({"normalization": "layer"}, ("fan_in", "layer")),
+        ],
+    )
+    def test_init_and_normalization_reach_the_model(self, keys, expected):
+        config = {
+            "model": {
+                "name": "dan",
+                "structure": {"generator": "small_world_layered", "layers": 3, "width": 8},
+                **keys,
+            }
+        }
+        model = prepare(config).model.module
+        assert (model.init, model.normalization) == expected
+
+    @pytest.mark.parametrize(("key", "value"), [("init", "he"), ("normalization", "group")])
+    def test_unknown_values_are_refused_at_load(self, key, value):
+        with pytest.raises(ConfigError, match=rf"model\.{key}"):
+            parse_config({"model": {"name": "dan", key: value}})

@@ -226,3 +226,65 @@ class TestStructureWarning:
             "connections: their weights never affect the loss; prune them away or use a "
             "structure where every vertex lies on a path from the inputs to the outputs"
         ]
+
+
+class TestNormalization:
+    def test_batch_normalises_each_vertex_and_runs_the_module_path(self):
+        structure = pg.small_world_layered(3, 5, 2, 0.3, seed=0)
+        model = built(4, 2, structure, normalization="batch")
+        assert model.normalization == "batch"
+        assert model.use_layer_norm is False
+        assert [type(norm) for norm in model.layer_norms] == [nn.BatchNorm1d] * 3
+        assert [norm.num_features for norm in model.layer_norms] == list(model.plan.widths)
+        inputs = torch.randn(8, 4)
+        for kernel in ("auto", "torch", "compiled"):
+            model.kernel = kernel
+            assert model._kernel_for(inputs) == "modules"
+
+    def test_fresh_batch_norm_in_eval_mode_is_the_identity(self):
+        structure = pg.small_world_layered(4, 6, 3, 0.3, seed=1)
+        plain = built(5, 3, structure, seed=2)
+        normed = built(5, 3, structure, seed=2, normalization="batch")
+        normed.eval()
+        inputs = torch.randn(7, 5)
+        torch.testing.assert_close(normed(inputs), plain(inputs), atol=1e-4, rtol=1e-4)
+
+    def test_a_layer_of_one_vertex_keeps_its_signal_under_batch_but_not_layer_norm(self):
+        chain = nx.path_graph(4, create_using=nx.DiGraph)  # four layers of one vertex
+        inputs = torch.randn(16, 3)
+        layer = built(3, 2, chain, normalization="layer")
+        batch = built(3, 2, chain, normalization="batch")
+        # a LayerNorm over one vertex outputs its shift whatever the input
+        assert float(layer(inputs).std(0).max()) < 1e-6
+        assert float(batch(inputs).std(0).min()) > 1e-3
+
+    def test_use_layer_norm_is_layer_normalization(self):
+        model = built(4, 2, nx.DiGraph([(0, 1)]), use_layer_norm=True)
+        assert (model.normalization, model.use_layer_norm) == ("layer", True)
+        assert type(model.layer_norms[0]) is nn.LayerNorm
+
+    @pytest.mark.parametrize(
+        ("arguments", "message"),
+        [
+            ({"normalization": "group"}, "unknown normalization 'group'"),
+            ({"normalization": True}, "unknown normalization True"),
+            ({"normalization": "batch", "use_layer_norm": True}, "two normalisations"),
+        ],
+    )
+    def test_bad_normalization_is_refused(self, arguments, message):
+        with pytest.raises(ConfigError, match=message):
+            MaskedDeepDAN(4, 2, nx.DiGraph([(0, 1)]), **arguments)
+
+    def test_compaction_keeps_every_vertex_of_a_batch_normalised_layer(self):
+        from pypaddle.deploy import compact
+
+        structure = pg.small_world_layered(3, 6, 3, 0.3, seed=3)
+        model = built(4, 2, structure, normalization="batch")
+        with torch.no_grad():
+            model.hidden_mask[model.plan.blocks[1][0] : model.plan.blocks[1][0] + 9] = False
+            for norm in model.layer_norms:
+                norm.running_mean.uniform_(-1, 1)
+                norm.weight.uniform_(0.5, 2)
+        model.eval()
+        inputs = torch.randn(5, 4)
+        torch.testing.assert_close(compact(model)(inputs), model(inputs))

@@ -112,7 +112,8 @@ def compact_dan(model: MaskedDeepDAN) -> CompactDAN:
     plan = model.plan  # layer ranges, what each reads, the sinks: one source of truth
     vertices = plan.vertices
     read_from = [low for low, _ in plan.reads]
-    pinned = model.use_layer_norm  # a LayerNorm reads every vertex of its layer
+    # A LayerNorm reads every vertex of its layer; a BatchNorm has one entry per vertex.
+    pinned = model.use_layer_norm or getattr(model, "normalization", None) is not None
     layers = cast(list[DanLayer], list(model.layers_main_hidden))
     masks = [layer.mask.detach().cpu() for layer in layers]
     pairs = [masked_weight_and_bias(layer) for layer in layers]

@@ -303,6 +303,16 @@ class DanOptions:
     )
     activation: str = option("relu", choices=tuple(ACTIVATIONS))
     use_layer_norm: bool = False
+    normalization: str = option(
+        "none",
+        choices=("none", "layer", "batch"),
+        help="'batch': BatchNorm per vertex, for deep narrow graphs (runs the module path)",
+    )
+    init: str = option(
+        "fan_in",
+        choices=("fan_in", "legacy"),
+        help="'fan_in': He per vertex over its active fan-in; 'legacy': the old uniform start",
+    )
 
     def check(self, path: str) -> None:
         """Check the structure table when the config is loaded (a GraphML file is read)."""
@@ -318,6 +328,8 @@ def _dan(options: DanOptions, *, split: Split, seed: int) -> BuiltModel:
         graph,
         use_layer_norm=options.use_layer_norm,
         activation=ACTIVATIONS[options.activation],
+        init=options.init,
+        normalization=None if options.normalization == "none" else options.normalization,
     )
     return BuiltModel(
         model,

@@ -185,7 +185,9 @@ def parse_sweep(table: dict[str, Any], *, base: Path | None = None) -> SweepSpec
             overrides.update({key: _draw(spec, key, rng) for key, spec in options.random.items()})
             config = copy.deepcopy(experiment)
             for key, value in overrides.items():
-                _set_dotted(config, key, value)
+                # a copy: a later key may edit inside it ("model.structure", then
+                # "model.structure.order"), which must not change the grid's values
+                _set_dotted(config, key, copy.deepcopy(value))
             try:
                 resolved = parse_config(config, base=experiment_base).to_dict()
             except ConfigError as error:

@@ -83,7 +83,8 @@ class MaskedDeepDAN(MaskedModel):
         Any directed acyclic graph with at least one vertex (e.g. a
         :class:`~pypaddle.graph.CachedLayeredGraph`). Labels may be any hashables.
     use_layer_norm : bool
-        Normalise each layer's pre-activations with a ``LayerNorm``.
+        Normalise each layer's pre-activations with a ``LayerNorm`` (the same as
+        ``normalization="layer"``).
     activation : nn.Module, nn.Module class or callable
         The activation of every vertex (``nn.ReLU`` by default).
     kernel : {"auto", "compiled", "torch", "modules", "triton"}
@@ -103,6 +104,14 @@ class MaskedDeepDAN(MaskedModel):
         threads), triton or torch on CUDA (likewise); and the module path while a hidden
         layer has forward hooks (the kernels run the layers without calling them, so
         only that path calls their hooks). All give the same outputs and gradients.
+    normalization : {None, "layer", "batch"}
+        What normalises the pre-activations of every layer, if anything: ``"layer"`` a
+        ``LayerNorm`` over the layer's vertices; ``"batch"`` a ``BatchNorm1d``, which
+        normalises each vertex on its own over the batch, with a learned scale and shift
+        per vertex. ``"batch"`` is the one for deep, narrow graphs: a layer of a DAN may
+        hold a single vertex, whose ``LayerNorm`` output is a constant. Either runs the
+        hidden layers on the module path (``kernel`` is then ignored: neither compiled
+        kernel normalises), and ``compact`` keeps every vertex of a normalised layer.
     init : {"fan_in", "legacy"}
         How the hidden weights start. ``"fan_in"`` (the default): He initialisation per
         vertex, each vertex's incoming weights drawn uniformly with standard deviation
@@ -162,6 +171,7 @@ class MaskedDeepDAN(MaskedModel):
         activation: Any = nn.ReLU,
         kernel: str = "auto",
         init: str = "fan_in",
+        normalization: str | None = None,
     ) -> None:
         super().__init__()
         # Everything is checked, and the plan made, before the first attribute is set.
@@ -169,6 +179,7 @@ class MaskedDeepDAN(MaskedModel):
         num_classes = check_size(num_classes, "num_classes")
         _check_kernel(kernel)
         use_layer_norm = check_flag(use_layer_norm, "use_layer_norm")
+        normalization = _check_normalization(normalization, use_layer_norm)
         activation_module = resolve_activation(activation)
         init = check_init(init)
         plan = DanPlan.from_structure(structure, features)
@@ -176,7 +187,8 @@ class MaskedDeepDAN(MaskedModel):
         self.input_shape = shape
         self.in_features = features
         self.num_classes = num_classes
-        self.use_layer_norm = use_layer_norm
+        self.use_layer_norm = normalization == "layer"
+        self.normalization = normalization
         self._plan = plan
         self.layer_widths = plan.widths
         self._vertex_data = [(vertex, dict(data)) for vertex, data in structure.nodes(data=True)]
@@ -193,7 +205,7 @@ class MaskedDeepDAN(MaskedModel):
             DanLayer(self, layer) for layer in range(len(plan.widths))
         )
         self.layer_norms = nn.ModuleList(
-            nn.LayerNorm(width) if self.use_layer_norm else nn.Identity() for width in plan.widths
+            _NORMALIZATIONS[normalization](width) for width in plan.widths
         )
         self.activation = activation_module
         self.kernel = kernel
@@ -298,7 +310,7 @@ class MaskedDeepDAN(MaskedModel):
         if (
             kernel == "modules"
             or type(self.activation) not in FAST_ACTIVATIONS
-            or self.use_layer_norm
+            or self.normalization is not None
             or torch.jit.is_tracing()
             or torch.compiler.is_compiling()
         ):
@@ -514,6 +526,27 @@ class MaskedDeepDAN(MaskedModel):
                 "vertices (e.g. with networkx.relabel_nodes) to include inputs and outputs"
             )
         return structure_from_positions(vertices, labels, edges)
+
+
+_NORMALIZATIONS: dict[str | None, Any] = {
+    None: lambda width: nn.Identity(),
+    "layer": nn.LayerNorm,
+    "batch": nn.BatchNorm1d,
+}
+
+
+def _check_normalization(normalization: Any, use_layer_norm: bool) -> str | None:
+    if normalization not in ("layer", "batch", None) or isinstance(normalization, bool):
+        raise ConfigError(
+            f"unknown normalization {normalization!r}; choose None, 'layer' (LayerNorm per "
+            "layer) or 'batch' (BatchNorm per vertex, for deep narrow graphs)"
+        )
+    if use_layer_norm and normalization not in (None, "layer"):
+        raise ConfigError(
+            f"use_layer_norm=True and normalization={normalization!r} ask for two "
+            "normalisations; give one of them"
+        )
+    return "layer" if use_layer_norm else normalization
 
 
 def _check_kernel(kernel: Any) -> None:
