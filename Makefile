@@ -5,14 +5,16 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.pypaddle-installed
 OUT ?= demo-output
 
-.PHONY: setup demo test test-fast bench lint format dist clean
+.PHONY: setup demo test test-fast bench lint format docs dist clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	# The CPU build of torch first, pinned, so that the project's range finds it installed.
+	# torch first, pinned, so that the project's range finds it installed. pip picks the
+	# build for the platform (on Linux from the public index that is the CUDA build); for a
+	# CPU-only .venv, install torch from https://download.pytorch.org/whl/cpu before this.
 	$(BIN)/python -m pip install torch==2.13.0
 	$(BIN)/python -m pip install -e '.[all,dev]'
 	touch $(STAMP)
@@ -20,10 +22,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/pypaddle demo --out $(OUT)
 
+# The whole suite: with the slow tests, which include the strict build of the docs site.
 test: lint
 	$(BIN)/python -m pytest -n 2 -q
 
-# Every test not marked slow: under a minute on two cores.
+# Every test not marked slow.
 test-fast: lint
 	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
@@ -44,10 +47,14 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
+# The documentation site into site/; --strict fails on a broken link or cross-reference.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 dist: $(STAMP)
 	rm -rf dist
 	$(BIN)/python -m build
 	$(BIN)/twine check --strict dist/*
 
 clean:
-	rm -rf $(VENV) dist build demo-output .pytest_cache
+	rm -rf $(VENV) dist build demo-output site .pytest_cache

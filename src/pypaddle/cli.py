@@ -39,6 +39,7 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode="markdown",
 )
+"""The ``pypaddle`` command as a Typer application (``pypaddle.cli.main`` runs it)."""
 
 
 def _print_version(value: bool) -> None:

@@ -93,6 +93,7 @@ KINDS: dict[str, ModuleKind] = _kinds(
     ModuleKind("move", "move", None, None),
     ModuleKind("structure", "structure", None, None),
 )
+"""Every module kind by name; :func:`register_kind` takes one of these names."""
 
 
 def _torch_types(names: str) -> list[type]:

@@ -43,6 +43,7 @@ __all__ = ["BACKENDS", "check_trials", "local_devices", "ray_devices", "run_loca
 
 LOG = logging.getLogger("pypaddle.experiments")
 BACKENDS = ("local", "ray")
+"""Where a sweep's trials can run: a local process pool or Ray tasks."""
 # A trial whose process dies (killed, out of memory) is run again, at most this many
 # times in all; the other trials are not affected.
 MAX_ATTEMPTS = 3

@@ -47,6 +47,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TrainingOptions:
+    """The ``[training]`` table: optimizer, learning rate, epochs, batch size."""
+
     optimizer: str = option("adam", choices=("adam", "adamw", "sgd"))
     learning_rate: float = option(1e-3, above=0.0)
     epochs: int = option(10, minimum=1)
@@ -76,6 +78,8 @@ class TrainingOptions:
 
 @dataclass(frozen=True)
 class EvaluationOptions:
+    """The ``[evaluation]`` table: what is evaluated and written during a run."""
+
     every_epoch: bool = option(True, help="evaluate on the test set after every epoch")
     checkpoints: bool = option(True, help="save the model with its masks after every round")
     structures: str = option(

@@ -80,6 +80,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "elu": nn.ELU,
     "leaky_relu": nn.LeakyReLU,
 }
+"""Activation modules by the name a config gives (``model.activation``)."""
 
 
 STRUCTURES: dict[str, Callable[..., nx.Graph]] = {
@@ -274,6 +275,8 @@ def _edge_layers(layers: nn.ModuleList) -> list[MaskableModule]:
 
 @dataclass(frozen=True)
 class FfnOptions:
+    """Options of ``model.name = "ffn"``: a :class:`~pypaddle.sparse.MaskedDeepFFN`."""
+
     hidden_layers: list[int] = option([100], minimum=1)
     activation: str = option("relu", choices=tuple(ACTIVATIONS))
     use_layer_norm: bool = False
@@ -298,6 +301,9 @@ def _ffn(options: FfnOptions, *, split: Split, seed: int) -> BuiltModel:
 
 @dataclass(frozen=True)
 class DanOptions:
+    """Options of ``model.name = "dan"``: a :class:`~pypaddle.sparse.MaskedDeepDAN` built
+    from ``structure``."""
+
     structure: dict = option(
         {"generator": "watts_strogatz", "n": 64, "k": 4, "p": 0.3}, path=("graphml",)
     )
@@ -353,6 +359,8 @@ def _image_shape(split: Split, model: str) -> tuple[int, int, int]:
 
 @dataclass(frozen=True)
 class CnnOptions:
+    """Options of ``model.name = "cnn"``: a :class:`~pypaddle.sparse.MaskedConvNet` or a preset."""
+
     preset: str = option("custom", choices=("custom", "lenet5", "vgg11", "vgg13", "vgg16"))
     blocks: list[int | str] = option([16, "M", 32, "M"], help='channels, or "M"/"A" pooling')
     hidden_layers: list[int] = option([64], minimum=1)
@@ -416,6 +424,8 @@ _RECURRENT = {"lstm": MaskedLSTM, "gru": MaskedGRU, "rnn": MaskedRNN}
 
 @dataclass(frozen=True)
 class RnnOptions:
+    """Options of ``model.name = "rnn"``: a masked LSTM, GRU or RNN reading samples row by row."""
+
     cell: str = option("lstm", choices=tuple(_RECURRENT))
     hidden_size: int = option(64, minimum=1)
     num_layers: int = option(1, minimum=1)
@@ -444,6 +454,8 @@ _CELLS = {"conv_bn_relu": conv_bn_relu_cell, "separable_conv": separable_conv_ce
 
 @dataclass(frozen=True)
 class CellsOptions:
+    """Options of ``model.name = "cells"``: a :class:`~pypaddle.sparse.DeepCellDAN`."""
+
     structure: dict = option(
         {"generator": "watts_strogatz", "n": 16, "k": 4, "p": 0.75}, path=("graphml",)
     )

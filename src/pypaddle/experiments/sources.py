@@ -48,6 +48,8 @@ _TEST_FRACTION: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class DigitsOptions:
+    """Options of ``data.name = "digits"``: scikit-learn's bundled 8x8 digits."""
+
     test_fraction: float = option(0.25, **_TEST_FRACTION)
     image: bool = option(False, help="samples as 1x8x8 images (for cnn and cells models)")
 
@@ -64,6 +66,8 @@ def _digits(options: DigitsOptions, *, seed: int) -> Split:
 
 @dataclass(frozen=True)
 class FunctionOptions:
+    """Options of ``data.name = "function"``: a function landscape to regress."""
+
     function: str | list[str] = option("sphere", choices=tuple(LANDSCAPES))
     dimension: int = option(2, minimum=1)
     samples: int = option(1000, minimum=2)
@@ -93,6 +97,8 @@ def _function(options: FunctionOptions, *, seed: int) -> Split:
 
 @dataclass(frozen=True)
 class IdxOptions:
+    """Options of ``data.name = "idx"``: IDX image and label files (MNIST and relatives)."""
+
     train_images: str = option(path=True)
     train_labels: str = option(path=True)
     test_images: str = option(path=True)
@@ -122,6 +128,8 @@ def _idx(options: IdxOptions, *, seed: int) -> Split:
 
 @dataclass(frozen=True)
 class NpzOptions:
+    """Options of ``data.name = "npz"``: arrays of a NumPy ``.npz`` archive."""
+
     path: str = option(path=True)
     keys: list[str] = option(["x_train", "y_train", "x_test", "y_test"])
     scale: float = option(1.0, above=0.0, help="features are divided by this")

@@ -24,6 +24,7 @@ from pypaddle.prune.select import (
 __all__ = ["SCOPES", "compute_masks", "importance", "prune"]
 
 SCOPES = ("global", "layer")
+"""Where one threshold applies: over the whole model (``"global"``) or per layer."""
 
 # How many groups to remove from a scope unit (the whole model for the global scope, a
 # target for the layer scope), given its index and how many of its groups are active now.

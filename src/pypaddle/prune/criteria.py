@@ -430,6 +430,7 @@ CRITERIA: dict[str, type] = {
     "taylor": Taylor,
     "synflow": SynFlow,
 }
+"""The built-in criteria by the name :func:`~pypaddle.prune.prune` takes."""
 
 
 def resolve_criterion(criterion: Any, options: dict[str, Any]) -> Scores:

@@ -38,6 +38,7 @@ from pypaddle.prune.select import lowest
 __all__ = ["DISTRIBUTIONS", "SET", "RigL", "layer_densities", "reset_optimizer_state"]
 
 DISTRIBUTIONS = ("uniform", "erk")
+"""How SET and RigL spread a density over layers: the same everywhere, or Erdős–Rényi-Kernel."""
 
 
 def layer_densities(
@@ -48,6 +49,8 @@ def layer_densities(
     ``"erk"`` gives layer ``l`` the density ``eps * sum(shape) / prod(shape)`` (capped at
     1; layers that would exceed it are kept dense and ``eps`` is solved again for the rest).
 
+    Examples
+    --------
     >>> layer_densities([(100, 10), (10, 100)], 0.5)
     [0.5, 0.5]
     >>> [round(d, 3) for d in layer_densities([(300, 64), (100, 300), (10, 100)], 0.1, "erk")]

@@ -44,6 +44,7 @@ GRANULARITIES = (
     '("block", h, w)',
     '("n:m", n, m)',
 )
+"""The groups pruning removes (the orders of sparsity), as ``granularity`` takes them."""
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ VGG_BLOCKS: dict[int, tuple[Block, ...]] = {
         *(512, 512, 512, 512, "M", 512, 512, 512, 512, "M"),
     ),
 }
+"""The convolution blocks of VGG 11, 13, 16 and 19: channels, ``"M"`` for max pooling."""
 _POOLS = {"M": nn.MaxPool2d, "A": nn.AvgPool2d}
 
 

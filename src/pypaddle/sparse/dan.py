@@ -47,6 +47,7 @@ from pypaddle.sparse.masked import _as_bool_mask as as_bool_mask
 __all__ = ["KERNELS", "MaskedDeepDAN"]
 
 KERNELS = ("auto", "compiled", "torch", "modules", "triton")
+"""What can run a DAN's hidden layers (``MaskedDeepDAN(kernel=...)``)."""
 
 _MISSING = object()
 

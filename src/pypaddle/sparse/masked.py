@@ -504,6 +504,7 @@ class MaskedLinearLayer(nn.Linear, MaskableModule):
 
 
 MaskedLinear = MaskedLinearLayer
+"""The name pypaddle 0.3 also used for :class:`MaskedLinearLayer`: the same class."""
 
 
 def maskable_layers(model: nn.Module) -> list[MaskableModule]:
