@@ -79,11 +79,27 @@ def _covered_by(module: ModuleType, name: str, parent: ModuleType) -> bool:
     return any(getattr(parent, other, None) is target for other in getattr(parent, "__all__", []))
 
 
+def shadowed(package: str) -> set[str]:
+    """Names a package exports that are also the names of its submodules.
+
+    ``pypaddle.data`` exports the function ``digits`` from its submodule ``digits``; reading
+    the source, griffe takes ``pypaddle.data.digits`` for the submodule and renders nothing
+    for the function, so such names are documented under their submodule's path.
+    """
+    modules = set(public_modules())
+    return {name for name in exported(package) if f"{package}.{name}" in modules}
+
+
 def _uncovered(module_name: str, page_module: str) -> list[str]:
     """Names of ``module_name``'s ``__all__`` not already documented on ``page_module``'s page."""
     module = importlib.import_module(module_name)
     parent = importlib.import_module(page_module)
-    return [name for name in exported(module_name) if not _covered_by(module, name, parent)]
+    hidden = shadowed(page_module)
+    return [
+        name
+        for name in exported(module_name)
+        if name in hidden or not _covered_by(module, name, parent)
+    ]
 
 
 def _block(identifier: str, members: list[str] | None = None, heading: int = 2) -> str:
@@ -107,7 +123,8 @@ def api_page(short: str) -> str:
         missing = _uncovered(submodule, name)
         if missing:
             parts.append(
-                f"## `{submodule}`\n\nNames of this module that `{name}` does not re-export.\n"
+                f"## `{submodule}`\n\nNames of this module that `{name}` does not re-export "
+                "(or that share their name with a submodule).\n"
             )
             parts.append(_block(submodule, members=missing, heading=3))
     return "\n".join(parts)

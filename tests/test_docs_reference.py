@@ -42,8 +42,11 @@ def _documented_objects() -> dict[int, str]:
             module = importlib.import_module(match.group("identifier"))
             found[id(module)] = page
             members = re.findall(r"^ {8}- (\S+)$", match.group("options"), re.MULTILINE)
+            # griffe renders no object for a name its package shares with a submodule
+            hidden = set() if members else gen_reference.shadowed(module.__name__)
             for name in members or getattr(module, "__all__", []):
-                found[id(getattr(module, name))] = page
+                if name not in hidden:
+                    found[id(getattr(module, name))] = page
     return found
 
 
