@@ -8,6 +8,7 @@ reference; every ``pypaddle.x.y`` a page names exists; and the site builds with
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 import re
@@ -79,7 +80,7 @@ def test_every_config_key_is_in_the_configuration_reference():
     reference = gen_reference.config_reference()
     missing = []
     for cls in option_classes():
-        for field in cls.__dataclass_fields__:
+        for field in (field.name for field in dataclasses.fields(cls)):
             if not re.search(rf"`[a-z_.]*\b{field}` \|", reference):
                 missing.append(f"{cls.__name__}.{field}")
     assert missing == []

@@ -228,21 +228,29 @@ class VisionOptions:
 
 @dataclass(frozen=True)
 class MnistOptions(VisionOptions):
+    """Options of ``data.name = "mnist"``: MNIST in torchvision's layout under ``root``."""
+
     dataset: ClassVar[str] = "mnist"
 
 
 @dataclass(frozen=True)
 class FashionMnistOptions(VisionOptions):
+    """Options of ``data.name = "fashion_mnist"``: Fashion-MNIST under ``root``."""
+
     dataset: ClassVar[str] = "fashion_mnist"
 
 
 @dataclass(frozen=True)
 class Cifar10Options(VisionOptions):
+    """Options of ``data.name = "cifar10"``: CIFAR-10 under ``root``."""
+
     dataset: ClassVar[str] = "cifar10"
 
 
 @dataclass(frozen=True)
 class Cifar100Options(VisionOptions):
+    """Options of ``data.name = "cifar100"``: CIFAR-100 under ``root``."""
+
     dataset: ClassVar[str] = "cifar100"
     labels: str = option("fine", choices=("fine", "coarse"), help="100 fine or 20 coarse classes")
 
