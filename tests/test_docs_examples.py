@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -44,3 +46,24 @@ def test_skip_marker_and_ellipsis(tmp_path):
     )
     assert [example.skip for example in examples(page)] == [True, False]
     assert run_page(page, tmp_path) == 1
+
+
+def _toml_blocks():
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for number, block in enumerate(re.findall(r"^```toml\n(.*?)^```", text, re.S | re.M)):
+            yield pytest.param(block, id=f"{page.relative_to(ROOT / 'docs')}-{number}")
+
+
+@pytest.mark.parametrize("block", list(_toml_blocks()))
+def test_config_examples_are_valid(block):
+    """Every TOML block on a page is a valid experiment config or sweep (nothing runs)."""
+    from pypaddle.experiments import examples, parse_config
+    from pypaddle.experiments.sweep import parse_sweep
+
+    table = tomllib.loads(block)
+    if "sweep" in table:
+        spec = parse_sweep(table, base=examples.folder())
+        assert spec.trials
+    else:
+        parse_config(table)

@@ -47,7 +47,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TrainingOptions:
-    """The ``[training]`` table: optimizer, learning rate, epochs, batch size."""
+    """The ``[training]`` table: optimizer, learning rate, epochs, batch size, device."""
 
     optimizer: str = option("adam", choices=("adam", "adamw", "sgd"))
     learning_rate: float = option(1e-3, above=0.0)

@@ -49,7 +49,10 @@ __all__ = [
 ]
 
 DEVICE_FORMS = ("auto", "cpu", "cuda", "cuda:N")
+"""The forms a device name may take in a config (``cuda:N`` with N a visible GPU)."""
+
 PRECISIONS = ("32", "bf16")
+"""The training precisions: float32, or bfloat16 autocast."""
 _FORMS_TEXT = "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N' (N: a visible GPU)"
 
 
