@@ -55,6 +55,7 @@ __all__ = [
 ]
 
 ANALYSIS_FOLDER = "analysis"
+"""The folder of a sweep that its analysis is written into."""
 # Fewer trials than this with a value: no correlation, no regression.
 MIN_TRIALS = 4
 _FOLDS = 5

@@ -28,6 +28,7 @@ __all__ = [
 # The structures whose measures an experiment records: the one it was built from, and the
 # one it ended with (after pruning).
 STRUCTURES = ("prior", "final")
+"""The structures whose measures an experiment records: the prior and the final (pruned) one."""
 
 
 def epoch_record(

@@ -13,6 +13,7 @@ __all__ = ["SWEEP_NAME", "SweepSpec", "Trial"]
 
 # The file that identifies a sweep's folder: its name and trials (see SweepSpec.identity).
 SWEEP_NAME = "sweep.toml"
+"""The file that identifies a sweep folder: its name and trials."""
 
 
 @dataclass(frozen=True)

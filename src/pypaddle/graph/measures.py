@@ -52,10 +52,13 @@ MEASURES = (
     "small_world_sigma",
     "small_world_omega",
 )
+"""The names :func:`graph_measures` returns, in its order."""
 # graph_measures(): path lengths are exact up to this many vertices, estimated above.
 EXACT_PATH_LIMIT = 1000
+"""Path lengths are exact up to this many vertices and estimated above it."""
 # graph_measures(): the small-world coefficients' null models are drawn up to this many vertices.
 SMALL_WORLD_LIMIT = 1000
+"""The small-world coefficients null models are drawn up to this many vertices."""
 _COUNTS = frozenset(
     ("vertices", "edges", "depth", "width", "sources", "sinks", "isolated", "components")
 ) | {"in_degree_max", "out_degree_max"}
