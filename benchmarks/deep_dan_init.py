@@ -8,7 +8,7 @@ vertex), over three seeds each, and prints the test accuracies. A few minutes on
 
     PYTHONPATH=src python benchmarks/deep_dan_init.py            # the 32 x 16 nets
     PYTHONPATH=src python benchmarks/deep_dan_init.py --quick    # one seed, one structure
-    PYTHONPATH=src python benchmarks/deep_dan_init.py --batch-norm   # + normalization="batch"
+    PYTHONPATH=src python benchmarks/deep_dan_init.py --normalization layer  # + that row
 
 Not part of ``make bench`` (it measures learning, not speed).
 """
@@ -61,24 +61,26 @@ def accuracy(init: str, seed: int, neighbours: int, p: float, normalization: str
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one seed, one structure")
-    parser.add_argument("--batch-norm", action="store_true", help='add normalization="batch"')
+    parser.add_argument(
+        "--normalization", choices=("layer", "batch"), help="add fan_in with this normalization"
+    )
     arguments = parser.parse_args()
     quick = arguments.quick
     variants: list[tuple[str, str | None]] = [("legacy", None), ("fan_in", None)]
-    if arguments.batch_norm:
-        variants.append(("fan_in", "batch"))
+    if arguments.normalization is not None:
+        variants.append(("fan_in", arguments.normalization))
     torch.set_num_threads(1)
     structures = [(8, 0.1)] if quick else [(8, 0.1), (4, 0.1), (8, 0.0)]
     seeds = [0] if quick else [0, 1, 2]
     print(f"digits, 32 x 16 small_world_layered, {EPOCHS} epochs Adam {LEARNING_RATE}")
-    print(f"{'neighbours, p':>14} {'init':>9}  test accuracy per seed        mean")
+    print(f"{'neighbours, p':>14} {'init':>12}  test accuracy per seed        mean")
     for neighbours, p in structures:
         for init, normalization in variants:
             scores = [accuracy(init, seed, neighbours, p, normalization) for seed in seeds]
-            name = init if normalization is None else f"{init}+bn"
+            name = init if normalization is None else f"{init}+{normalization}"
             shown = "  ".join(f"{score:5.1%}" for score in scores)
             mean = sum(scores) / len(scores)
-            print(f"{f'{neighbours}, {p}':>14} {name:>9}  {shown:28} {mean:5.1%}", flush=True)
+            print(f"{f'{neighbours}, {p}':>14} {name:>12}  {shown:28} {mean:5.1%}", flush=True)
 
 
 if __name__ == "__main__":

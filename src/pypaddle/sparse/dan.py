@@ -109,10 +109,13 @@ class MaskedDeepDAN(MaskedModel):
         What normalises the pre-activations of every layer, if anything: ``"layer"`` a
         ``LayerNorm`` over the layer's vertices; ``"batch"`` a ``BatchNorm1d``, which
         normalises each vertex on its own over the batch, with a learned scale and shift
-        per vertex. ``"batch"`` is the one for deep, narrow graphs: a layer of a DAN may
-        hold a single vertex, whose ``LayerNorm`` output is a constant. Either runs the
-        hidden layers on the module path (``kernel`` is then ignored: neither compiled
-        kernel normalises), and ``compact`` keeps every vertex of a normalised layer.
+        per vertex, also where a layer holds a single vertex (whose ``LayerNorm`` output
+        is a constant). Either runs the hidden layers on the module path (``kernel`` is
+        then ignored: no kernel normalises), and ``compact`` keeps every vertex of a
+        normalised layer. Measured on the 32 x 16 small-world DAN of ``init`` (one seed,
+        15 epochs): none 82 %, ``"layer"`` 80 %, ``"batch"`` 32 % (batch norm in deep
+        nets without shortcuts blows gradients up at the start, Yang et al. 2019); the
+        per-vertex init, not a normalisation, is what makes deep graphs train here.
     init : {"fan_in", "legacy"}
         How the hidden weights start. ``"fan_in"`` (the default): He initialisation per
         vertex, each vertex's incoming weights drawn uniformly with standard deviation
