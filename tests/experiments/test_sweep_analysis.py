@@ -29,6 +29,7 @@ from pypaddle.experiments.analysis import (
 from pypaddle.experiments.config import to_toml
 from pypaddle.experiments.records import measure_columns, measures_record
 from pypaddle.experiments.sweep import parse_sweep, run_sweep
+from pypaddle.experiments.sweep_report import SweepResults
 from pypaddle.graph import graph_measures, read, write
 from pypaddle.graph.measures import MEASURES
 
@@ -369,7 +370,13 @@ class TestEndToEnd:
             },
             "experiment": experiment,
         }
-        run_sweep(parse_sweep(sweep), tmp_path, workers=1, quiet=True)
+        results = run_sweep(parse_sweep(sweep), tmp_path, workers=1, quiet=True)
+        assert isinstance(results, SweepResults)
+        assert len(results) == 8
+        assert all(result["measures"]["prior"]["edges"] > 0 for result in results)
+        assert results.analysis.to_dict()["trials"] == 8
+        assert "<table>" in results._repr_html_()
+        assert "Spearman" in results._repr_html_()
         with (tmp_path / "trials.csv").open() as handle:
             rows = list(csv.DictReader(handle))
         assert len(rows) == 8
@@ -395,6 +402,38 @@ class TestEndToEnd:
         result = runner.invoke(app, ["analyse", str(tmp_path / "trials")])
         assert result.exit_code == 2
         assert "has no sweep.toml" in result.output
+
+
+class TestSweepResults:
+    def make(self, analysis):
+        rows = [
+            {"trial": 0, "seed": 0, "density": 0.5, "accuracy": 0.91234, "status": "done"},
+            {"trial": 1, "seed": 1, "status": "failed: " + "x" * 80},
+        ]
+        results = [{"id": "a", "final": {"accuracy": 0.91234}}]
+        return SweepResults(
+            results, title="sweep s: 1 of 2", keys=["seed"], rows=rows, analysis=analysis
+        )
+
+    def test_is_the_list_of_results(self):
+        results = self.make(None)
+        assert results == [{"id": "a", "final": {"accuracy": 0.91234}}]
+        assert results.analysis is None
+
+    def test_table_has_a_row_per_trial(self, analysis):
+        results = self.make(analysis)
+        lines = str(results).splitlines()
+        assert lines[0].split() == ["trial", "seed", "density", "accuracy", "test_loss", "status"]
+        assert lines[2].split() == ["0", "0", "0.5", "0.9123", "done"]
+        assert lines[3].endswith("failed: " + "x" * 32)
+        html = results._repr_html_()
+        assert html.startswith("<p><b>sweep s: 1 of 2</b></p><table>")
+        assert html.count("<tr>") == 3
+        assert analysis.text().splitlines()[0] in html
+        plain = results.to_dict()
+        assert plain["trials"][0]["accuracy"] == 0.91234
+        assert plain["analysis"] == analysis.to_dict()
+        assert json.loads(json.dumps(plain)) == plain
 
 
 class TestAnalyseCommand:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pypaddle.errors import ConfigError
+if TYPE_CHECKING:
+    from pypaddle._core.reports import Report
 
-__all__ = ["Progress", "progress_bars", "rich_console"]
+__all__ = ["Progress", "progress_bars", "rich_console", "rich_table"]
 
 
 class Progress:
@@ -50,11 +51,20 @@ def progress_bars(console: Any) -> Iterator[Progress]:
 def rich_console(quiet: bool) -> Any:
     if quiet:
         return None
-    try:
-        from rich.console import Console
-    except ImportError:
-        raise ConfigError(
-            "the progress bars and tables need rich, which is not installed; install "
-            "it with: pip install 'pypaddle[cli]' (or pass quiet=True)"
-        ) from None
+    from rich.console import Console
+
     return Console()
+
+
+def rich_table(report: Report) -> Any:
+    """A report's table (:meth:`~pypaddle._core.reports.Report.table_cells`) as a rich
+    table, titled with the report's ``title`` when it has one."""
+    from rich.table import Table
+
+    cells = report.table_cells()
+    table = Table(title=getattr(report, "title", None))
+    for i, column in enumerate(cells.header):
+        table.add_column(column, justify="right" if cells.alignment(i) == "r" else "left")
+    for row in [*cells.rows, *cells.footer]:
+        table.add_row(*row)
+    return table

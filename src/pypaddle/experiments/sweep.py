@@ -34,7 +34,7 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,6 +46,9 @@ from pypaddle.experiments._files import check_output_folder, lock_folder
 from pypaddle.experiments.config import parse_config, read_toml, to_toml
 from pypaddle.experiments.options import option, parse_options
 from pypaddle.experiments.trials import SWEEP_NAME, SweepSpec, Trial
+
+if TYPE_CHECKING:
+    from pypaddle.experiments.sweep_report import SweepResults
 
 __all__ = ["SweepSpec", "Trial", "load_sweep", "parse_sweep", "run_sweep"]
 
@@ -274,8 +277,10 @@ def run_sweep(
     workers: int | None = None,
     quiet: bool = False,
     device: str | None = None,
-) -> list[dict[str, Any]]:
-    """Run every unfinished trial of a sweep, then write its report; return the results.
+) -> SweepResults:
+    """Run every unfinished trial of a sweep, then write its report; return the results
+    (:class:`~pypaddle.experiments.sweep_report.SweepResults`: a list of the finished
+    trials' results that prints, and shows in Jupyter, as a table with the analysis).
 
     ``backend`` is ``"local"`` (a pool of ``workers`` processes, the sweep's
     ``sweep.workers`` by default) or ``"ray"`` (Ray tasks; ``address`` of an existing
@@ -295,7 +300,7 @@ def run_sweep(
     GPUs. Devices are checked (this machine's, for the local pool) before any trial starts.
     """
     from pypaddle.experiments import backends
-    from pypaddle.experiments._progress import rich_console
+    from pypaddle.experiments._progress import rich_console, rich_table
     from pypaddle.experiments.analysis import ANALYSIS_FOLDER
     from pypaddle.experiments.sweep_report import write_sweep_report
 
@@ -367,7 +372,7 @@ def run_sweep(
             ) from None
         report = write_sweep_report(spec, results, failures, out_dir)
     if console is not None:
-        console.print(report.table)
+        console.print(rich_table(report))
         if report.analysis is not None:
             console.print(report.analysis.text(), markup=False, highlight=False)
         console.print(
@@ -379,4 +384,4 @@ def run_sweep(
             f"{len(failures)} of {len(spec.trials)} trials failed (trial {first[0]}: "
             f"{first[1]}); the finished ones are kept, re-run the sweep to retry the others"
         )
-    return results
+    return report

@@ -5,16 +5,17 @@ trial and round, one comparing plot, and the analysis of accuracy against the me
 from __future__ import annotations
 
 import csv
+import html
 import io
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from pypaddle._core.files import atomic_path, atomic_write_text
+from pypaddle._core.reports import Report, TableCells
 from pypaddle.experiments.analysis import (
     ANALYSIS_FOLDER,
     FinishedTrial,
@@ -25,11 +26,9 @@ from pypaddle.experiments.analysis import (
 from pypaddle.experiments.records import measure_columns
 
 if TYPE_CHECKING:
-    from rich.table import Table
-
     from pypaddle.experiments.trials import SweepSpec
 
-__all__ = ["SweepReport", "plot_sweep", "write_sweep_report"]
+__all__ = ["SweepResults", "plot_sweep", "write_sweep_report"]
 
 _ROUND_COLUMNS = ("round", "density", "edges", "accuracy", "test_loss", "train_loss")
 
@@ -87,13 +86,64 @@ def plot_sweep(rows: Sequence[Mapping[str, Any]], keys: Sequence[str], path: Pat
     return path
 
 
-@dataclass
-class SweepReport:
-    """What :func:`write_sweep_report` made: a rich table of the trials (None without rich)
-    and the analysis of the finished trials (None without any)."""
+_SHOWN = ("density", "accuracy", "test_loss", "status")
 
-    table: Table | None
-    analysis: SweepAnalysis | None
+
+class SweepResults(list[dict[str, Any]], Report):
+    """What :func:`~pypaddle.experiments.sweep.run_sweep` returns: the results of the
+    finished trials (a list of their ``result.json`` dicts, as before), that is also a
+    report.
+
+    ``str(results)`` and Jupyter show a table with a row per trial (its swept values, final
+    density, accuracy, test loss and status) and, below it in Jupyter, the summary of the
+    analysis; :attr:`analysis` holds the analysis itself (``None`` without a finished
+    trial) and :meth:`to_dict` both as plain data.
+    """
+
+    def __init__(
+        self,
+        results: Sequence[Mapping[str, Any]],
+        *,
+        title: str,
+        keys: Sequence[str],
+        rows: Sequence[Mapping[str, Any]],
+        analysis: SweepAnalysis | None,
+    ) -> None:
+        super().__init__(dict(result) for result in results)
+        self.title = title
+        self.keys = list(keys)
+        self.rows = [dict(row) for row in rows]
+        self.analysis = analysis
+
+    def to_dict(self) -> dict[str, Any]:
+        """The title, a row per trial and the analysis, as plain data."""
+        return {
+            "title": self.title,
+            "trials": self.rows,
+            "analysis": None if self.analysis is None else self.analysis.to_dict(),
+        }
+
+    def table_cells(self) -> TableCells:
+        """A row per trial: its number, swept values, density, accuracy, loss, status."""
+        columns = ["trial", *self.keys, *_SHOWN]
+
+        def cell(row: Mapping[str, Any], column: str) -> str:
+            value = row.get(column, "")
+            if isinstance(value, float):
+                return f"{value:.4g}"
+            return str(value)[:40] if column == "status" else str(value)
+
+        return TableCells(
+            [column.rsplit(".", 1)[-1] for column in columns],
+            [[cell(row, column) for column in columns] for row in self.rows],
+            align="r" * (len(columns) - 1) + "l",
+        )
+
+    def _repr_html_(self) -> str:
+        parts = [f"<p><b>{html.escape(self.title)}</b></p>", super()._repr_html_()]
+        if self.analysis is not None:
+            parts.append(f"<pre>{html.escape(self.analysis.text())}</pre>")
+        return "".join(parts)
 
 
 def write_sweep_report(
@@ -101,8 +151,9 @@ def write_sweep_report(
     results: Sequence[Mapping[str, Any]],
     failures: Mapping[str, str],
     out_dir: Path,
-) -> SweepReport:
-    """Write ``trials.csv``, ``rounds.csv``, ``report.png`` and the analysis.
+) -> SweepResults:
+    """Write ``trials.csv``, ``rounds.csv``, ``report.png`` and the analysis; return
+    ``results`` as :class:`SweepResults` (a row per trial, the analysis).
 
     ``trials.csv`` has the graph measures of each trial's prior and final structure as
     columns ``prior.<measure>`` and ``final.<measure>`` (empty where undefined); the
@@ -155,27 +206,5 @@ def write_sweep_report(
     if finished:
         analysis = analyse_trials(finished)
         write_analysis(analysis, out_dir / ANALYSIS_FOLDER)
-    return SweepReport(_table(spec, keys, trial_rows, len(results)), analysis)
-
-
-def _table(
-    spec: SweepSpec, keys: list[str], trial_rows: list[dict[str, Any]], done: int
-) -> Table | None:
-    try:
-        from rich.table import Table
-    except ImportError:  # pragma: no cover - rich comes with the cli extra
-        return None
-    table = Table(title=f"sweep {spec.name}: {done} of {len(spec.trials)} trials done")
-    for column in ("trial", *keys, "density", "accuracy", "test_loss", "status"):
-        table.add_column(column.rsplit(".", 1)[-1], justify="right")
-    for row in trial_rows:
-        row = {**row, "status": row["status"][:40]}
-        table.add_row(
-            *(
-                f"{row[column]:.4g}"
-                if isinstance(row.get(column), float)
-                else str(row.get(column, ""))
-                for column in ("trial", *keys, "density", "accuracy", "test_loss", "status")
-            )
-        )
-    return table
+    title = f"sweep {spec.name}: {len(results)} of {len(spec.trials)} trials done"
+    return SweepResults(results, title=title, keys=keys, rows=trial_rows, analysis=analysis)
