@@ -15,6 +15,7 @@ before the first use), which is how the test suite checks them without a GPU.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import warnings
@@ -252,6 +253,12 @@ def _batch_block(batch: int, device: torch.device) -> int:
     return _block_for(batch, multiprocessors(device))
 
 
+def _current(device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """``device`` made the current CUDA device while a kernel launches: Triton launches on
+    the current device, whichever device the tensors are on."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
+
+
 def _launch(packed: TritonEdges, block_b: int) -> dict[str, int]:
     """Launch options of the two walks. Warps: about four elements of a tile each, one to
     four (one warp for the narrow tiles of deep graphs, whose barriers then cost next to
@@ -363,13 +370,14 @@ class TritonDanSinks(torch.autograd.Function):
         _activate_(activations[:first_rows], activation)
         block_b = _batch_block(batch, features.device)
         if packed.forward.count and batch:
-            kernels.jitted().forward[(math.ceil(batch / block_b),)](
-                activations, masked_bias, weight, packed.forward.vertex,
-                packed.forward.offset, packed.forward.other, packed.forward.position,
-                packed.forward.count, batch, ACTIVATION=_CODES[activation],
-                BLOCK_V=packed.block_v, BLOCK_K=packed.block_k, BLOCK_B=block_b,
-                ACC=kernels.accumulator(features.dtype), **_launch(packed, block_b),
-            )  # fmt: skip
+            with _current(features.device):
+                kernels.jitted().forward[(math.ceil(batch / block_b),)](
+                    activations, masked_bias, weight, packed.forward.vertex,
+                    packed.forward.offset, packed.forward.other, packed.forward.position,
+                    packed.forward.count, batch, ACTIVATION=_CODES[activation],
+                    BLOCK_V=packed.block_v, BLOCK_K=packed.block_k, BLOCK_B=block_b,
+                    ACC=kernels.accumulator(features.dtype), **_launch(packed, block_b),
+                )  # fmt: skip
         ctx.plan, ctx.activation, ctx.packed = plan, activation, packed
         ctx.save_for_backward(
             features, activations, first, weight, sink_index, weight_mask, bias_mask
@@ -396,24 +404,25 @@ class TritonDanSinks(torch.autograd.Function):
             grads.index_copy_(0, sink_index, grad_sinks.t().to(grads.dtype))
         weight_grad = torch.zeros_like(weight)
         if batch:
-            block_b = _batch_block(batch, activations.device)
-            kernels.jitted().backward[(math.ceil(batch / block_b),)](
-                activations, grads, weight, packed.backward.vertex, packed.backward.offset,
-                packed.backward.other, packed.backward.position, packed.backward.count, batch,
-                ACTIVATION=_CODES[ctx.activation], BLOCK_V=packed.block_v,
-                BLOCK_K=packed.block_k, BLOCK_B=block_b, ACC=accumulator,
-                **_launch(packed, block_b),
-            )  # fmt: skip
-            edges = int(packed.positions.numel())
-            if edges:
-                block_e, block_b = _EDGE_BLOCKS[activations.device.type == "cuda"]
-                sums = torch.float64 if activations.dtype == torch.float64 else torch.float32
-                partial = activations.new_empty(edges, block_b, dtype=sums)
-                kernels.jitted().edge_grads[(math.ceil(edges / block_e),)](
-                    activations, grads, packed.targets, packed.sources, partial, edges, batch,
-                    BLOCK_E=block_e, BLOCK_B=block_b, ACC=accumulator,
+            with _current(activations.device):
+                block_b = _batch_block(batch, activations.device)
+                kernels.jitted().backward[(math.ceil(batch / block_b),)](
+                    activations, grads, weight, packed.backward.vertex, packed.backward.offset,
+                    packed.backward.other, packed.backward.position, packed.backward.count, batch,
+                    ACTIVATION=_CODES[ctx.activation], BLOCK_V=packed.block_v,
+                    BLOCK_K=packed.block_k, BLOCK_B=block_b, ACC=accumulator,
+                    **_launch(packed, block_b),
                 )  # fmt: skip
-                weight_grad[packed.positions] = partial.sum(1).to(weight_grad.dtype)
+                edges = int(packed.positions.numel())
+                if edges:
+                    block_e, block_b = _EDGE_BLOCKS[activations.device.type == "cuda"]
+                    sums = torch.float64 if activations.dtype == torch.float64 else torch.float32
+                    partial = activations.new_empty(edges, block_b, dtype=sums)
+                    kernels.jitted().edge_grads[(math.ceil(edges / block_e),)](
+                        activations, grads, packed.targets, packed.sources, partial, edges, batch,
+                        BLOCK_E=block_e, BLOCK_B=block_b, ACC=accumulator,
+                    )  # fmt: skip
+                    weight_grad[packed.positions] = partial.sum(1).to(weight_grad.dtype)
         first_rows, first_block = plan.writes[0][1], plan.blocks[0][1]
         first_grads = grads[:first_rows]
         torch.mm(first_grads, features, out=weight_grad[:first_block].view(first_rows, -1))
