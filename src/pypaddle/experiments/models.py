@@ -41,6 +41,7 @@ from pypaddle.graph import (
     small_world_layered,
     to_dag,
     watts_strogatz,
+    ws_flex,
 )
 from pypaddle.graph import read as read_structure
 from pypaddle.sparse import (
@@ -53,9 +54,12 @@ from pypaddle.sparse import (
     MaskedLinearLayer,
     MaskedLSTM,
     MaskedRNN,
+    RelationalCNN,
+    RelationalMLP,
     conv_bn_relu_cell,
     masked_lenet5,
     masked_vgg,
+    matched_width,
     separable_conv_cell,
 )
 
@@ -67,8 +71,11 @@ __all__ = [
     "CnnOptions",
     "DanOptions",
     "FfnOptions",
+    "RelationalCnnOptions",
+    "RelationalMlpOptions",
     "RnnOptions",
     "SequenceClassifier",
+    "relational_graph",
     "structure",
 ]
 
@@ -90,6 +97,7 @@ STRUCTURES: dict[str, Callable[..., nx.Graph]] = {
     "random_layered": random_layered,
     "complete_layered": complete_layered,
     "small_world_layered": small_world_layered,
+    "ws_flex": ws_flex,
 }
 """Structure generators by name: keyword parameters from the config, ``seed`` from the run.
 
@@ -480,3 +488,146 @@ def _cells(options: CellsOptions, *, split: Split, seed: int) -> BuiltModel:
         output_channels=options.output_channels,
     )
     return BuiltModel(model, graph, current_structure=model.cell_structure)
+
+
+# -- relational networks (You et al. 2020) ------------------------------------------------
+def relational_graph(table: dict[str, Any], *, seed: int, path: str = "model.graph") -> nx.Graph:
+    """The undirected relational graph a ``{generator = ..., **parameters}`` table names.
+
+    Any generator a structure may name (``"ws_flex"``, ``"watts_strogatz"``,
+    ``"networkx.<name>"``, ...); a directed result gives its undirected skeleton. A
+    generator's ``seed`` defaults to the experiment's.
+
+    Examples
+    --------
+    >>> graph = relational_graph({"generator": "ws_flex", "n": 16, "k": 4.5, "p": 0.0}, seed=0)
+    >>> graph.is_directed(), graph.number_of_nodes(), graph.number_of_edges()
+    (False, 16, 36)
+    """
+    name, parameters = check_generator(table, path)
+    generator = _generator(name)
+    if generator is None:  # pragma: no cover - check_generator refused it already
+        raise ConfigError(f"{path}.generator = {name!r} is not allowed")
+    if "seed" in inspect.signature(generator).parameters:
+        parameters.setdefault("seed", seed)
+    try:
+        generated = generator(**parameters)
+    except (nx.NetworkXError, TypeError, ValueError) as error:
+        raise ConfigError(f"{path}: {name}({parameters}) failed: {error}") from None
+    return nx.Graph(generated)
+
+
+def _relational_built(model: RelationalMLP | RelationalCNN) -> BuiltModel:
+    """A relational model's structure is its relational graph, oriented by label so that it
+    is a DAG (GraphML, drawings); its undirected measures are You et al.'s C and L."""
+    return BuiltModel(
+        model,
+        to_dag(model.graph),
+        _edge_layers(nn.ModuleList(model.relational_layers)),
+        lambda: to_dag(model.relational_graph()),
+    )
+
+
+_GRAPH_DEFAULT = {"generator": "ws_flex", "n": 16, "k": 6.0, "p": 0.3}
+_GRAPH_HELP = "the relational graph: {generator = 'ws_flex', n = ..., k = ..., p = ...} or any"
+_WIDTH_HELP = "units per hidden layer (with match_width: the width of the dense baseline)"
+_MATCH_HELP = "choose the width at which the model has the dense baseline's parameter count"
+_UNEVEN_HELP = "allow widths that the node count does not divide (the first nodes own one more)"
+
+
+@dataclass(frozen=True)
+class RelationalMlpOptions:
+    graph: dict = option(_GRAPH_DEFAULT, help=_GRAPH_HELP + " structure generator")
+    width: int = option(64, minimum=1, help=_WIDTH_HELP)
+    layers: int = option(3, minimum=1, help="relational layers (rounds of message exchange)")
+    match_width: bool = option(False, help=_MATCH_HELP)
+    uneven: bool = option(False, help=_UNEVEN_HELP)
+    activation: str = option("relu", choices=tuple(ACTIVATIONS))
+    use_layer_norm: bool = False
+
+    def check(self, path: str) -> None:
+        """Check the graph table when the config is loaded."""
+        check_generator(self.graph, f"{path}.graph")
+
+
+@MODELS.add(
+    "relational_mlp",
+    RelationalMlpOptions,
+    description="RelationalMLP: hidden layers exchange messages on a graph (You et al. 2020)",
+)
+def _relational_mlp(options: RelationalMlpOptions, *, split: Split, seed: int) -> BuiltModel:
+    graph = relational_graph(options.graph, seed=seed)
+    width = options.width
+    if options.match_width:
+        width = matched_width(
+            graph,
+            width,
+            inputs=split.num_features,
+            outputs=split.num_outputs,
+            layers=options.layers,
+            norm=options.use_layer_norm,
+            uneven=options.uneven,
+        )
+    model = RelationalMLP(
+        split.input_shape,
+        split.num_outputs,
+        graph,
+        width,
+        layers=options.layers,
+        uneven=options.uneven,
+        use_layer_norm=options.use_layer_norm,
+        activation=ACTIVATIONS[options.activation],
+    )
+    return _relational_built(model)
+
+
+@dataclass(frozen=True)
+class RelationalCnnOptions:
+    graph: dict = option(_GRAPH_DEFAULT, help=_GRAPH_HELP + " structure generator")
+    width: int = option(32, minimum=1, help=_WIDTH_HELP)
+    layers: int = option(3, minimum=1, help="relational convs (rounds of message exchange)")
+    kernel_size: int = option(3, minimum=1)
+    pool_after: list[int] = option([], minimum=0, help="relational layers followed by 2x2 pooling")
+    batch_norm: bool = False
+    match_width: bool = option(False, help=_MATCH_HELP)
+    uneven: bool = option(False, help=_UNEVEN_HELP)
+    activation: str = option("relu", choices=tuple(ACTIVATIONS))
+
+    def check(self, path: str) -> None:
+        """Check the graph table when the config is loaded."""
+        check_generator(self.graph, f"{path}.graph")
+
+
+@MODELS.add(
+    "relational_cnn",
+    RelationalCnnOptions,
+    description="RelationalCNN: conv channels exchange messages on a graph (You et al. 2020)",
+)
+def _relational_cnn(options: RelationalCnnOptions, *, split: Split, seed: int) -> BuiltModel:
+    shape = _image_shape(split, "relational_cnn")
+    graph = relational_graph(options.graph, seed=seed)
+    width = options.width
+    if options.match_width:
+        width = matched_width(
+            graph,
+            width,
+            inputs=shape[0],
+            outputs=split.num_outputs,
+            layers=options.layers,
+            kernel_size=options.kernel_size,
+            norm=options.batch_norm,
+            uneven=options.uneven,
+        )
+    model = RelationalCNN(
+        shape,
+        split.num_outputs,
+        graph,
+        width,
+        layers=options.layers,
+        kernel_size=options.kernel_size,
+        pool_after=options.pool_after,
+        batch_norm=options.batch_norm,
+        uneven=options.uneven,
+        activation=ACTIVATIONS[options.activation],
+    )
+    return _relational_built(model)

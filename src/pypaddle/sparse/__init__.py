@@ -33,6 +33,7 @@ from pypaddle.sparse.deep_rnn import (
 from pypaddle.sparse.ffn import MaskedDeepFFN
 from pypaddle.sparse.masked import MaskableModule, MaskedLinear, MaskedLinearLayer, maskable_layers
 from pypaddle.sparse.recurrent import MaskedGRU, MaskedLSTM, MaskedRNN
+from pypaddle.sparse.relational import RelationalCNN, RelationalMLP, matched_width, relational_mask
 
 __all__ = [
     "VGG_BLOCKS",
@@ -57,6 +58,8 @@ __all__ = [
     "MaskedLinearLayer",
     "MaskedRNN",
     "MaskedRecurrentLayer",
+    "RelationalCNN",
+    "RelationalMLP",
     "SeparableConvCell",
     "activation_gain",
     "bipartite_connectivity",
@@ -65,7 +68,9 @@ __all__ = [
     "maskable_layers",
     "masked_lenet5",
     "masked_vgg",
+    "matched_width",
     "relational_connectivity",
+    "relational_mask",
     "relational_structure",
     "separable_conv_cell",
 ]
