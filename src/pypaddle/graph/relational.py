@@ -2,9 +2,9 @@
 
 A relational graph is an undirected graph whose vertices each own a block of neurons or
 channels; a relational network exchanges messages along its edges in every layer (see
-:mod:`pypaddle.sparse.relational`). You et al. sample such graphs with *WS-flex*, a Watts–Strogatz generator whose average degree
-``k`` may be any real number, and describe each by its average clustering coefficient
-``C`` and average shortest-path length ``L``.
+:mod:`pypaddle.sparse.relational`). You et al. sample such graphs with *WS-flex*, a
+Watts–Strogatz generator whose average degree ``k`` may be any real number, and describe
+each by its average clustering coefficient ``C`` and average shortest-path length ``L``.
 """
 
 from __future__ import annotations
