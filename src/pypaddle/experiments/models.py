@@ -510,6 +510,8 @@ def relational_graph(table: dict[str, Any], *, seed: int, path: str = "model.gra
         raise ConfigError(f"{path}.generator = {name!r} is not allowed")
     if "seed" in inspect.signature(generator).parameters:
         parameters.setdefault("seed", seed)
+    if name.startswith("networkx."):
+        parameters.pop("order", None)  # an orientation means nothing to the skeleton
     try:
         generated = generator(**parameters)
     except (nx.NetworkXError, TypeError, ValueError) as error:
