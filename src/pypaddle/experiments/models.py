@@ -539,6 +539,12 @@ _UNEVEN_HELP = "allow widths that the node count does not divide (the first node
 
 @dataclass(frozen=True)
 class RelationalMlpOptions:
+    """Options of ``model.name = "relational_mlp"``: a
+    :class:`~pypaddle.sparse.RelationalMLP` on the graph that the ``graph`` table names
+    (its undirected skeleton; seeded by the experiment unless the table gives a seed),
+    ``width`` units per hidden layer or, with ``match_width``, the width at which it has
+    the parameter count of the dense MLP that is ``width`` wide."""
+
     graph: dict = option(_GRAPH_DEFAULT, help=_GRAPH_HELP + " structure generator")
     width: int = option(64, minimum=1, help=_WIDTH_HELP)
     layers: int = option(3, minimum=1, help="relational layers (rounds of message exchange)")
@@ -585,6 +591,11 @@ def _relational_mlp(options: RelationalMlpOptions, *, split: Split, seed: int) -
 
 @dataclass(frozen=True)
 class RelationalCnnOptions:
+    """Options of ``model.name = "relational_cnn"``: a
+    :class:`~pypaddle.sparse.RelationalCNN` on the ``graph`` table's graph, with the keys
+    of ``relational_mlp`` and the conv's ``kernel_size``, ``pool_after`` and
+    ``batch_norm``; it needs images (``data.image = true`` for the digits)."""
+
     graph: dict = option(_GRAPH_DEFAULT, help=_GRAPH_HELP + " structure generator")
     width: int = option(32, minimum=1, help=_WIDTH_HELP)
     layers: int = option(3, minimum=1, help="relational convs (rounds of message exchange)")
