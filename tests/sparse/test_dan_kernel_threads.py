@@ -247,6 +247,7 @@ class TestAutoWeighsTheThreads:
         monkeypatch.setattr(torch, "get_num_threads", lambda: 16)
         assert model._kernel_for(x) == "torch"
 
+    @pytest.mark.filterwarnings("ignore::pypaddle.errors.StructureWarning")  # a chain, on purpose
     def test_a_deep_narrow_graph_stays_compiled_on_any_thread_count(self, monkeypatch):
         model = MaskedDeepDAN(8, 2, nx.path_graph(60, create_using=nx.DiGraph))
         x = torch.randn(256, 8)

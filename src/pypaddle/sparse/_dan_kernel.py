@@ -86,6 +86,8 @@ def _relu_(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.clamp_min_(0)
 
 
+_relu_backward = torch.ops.aten.threshold_backward.grad_input
+
 _ACTIVATE_IN_PLACE = {
     "relu": _relu_,
     "tanh": torch.Tensor.tanh_,
@@ -95,9 +97,8 @@ _ACTIVATE_IN_PLACE = {
 
 
 def _derivative(kind: str, out: torch.Tensor) -> torch.Tensor | None:
-    """The activation's derivative at every vertex, from the activation's output."""
-    if kind == "relu":
-        return torch.sign(out)  # outputs are >= 0: 1 where active, 0 where not
+    """The activation's derivative at every vertex, from the activation's output (None for
+    the identity, and for ReLU, whose gradients are gated layer by layer instead)."""
     if kind == "tanh":
         return 1 - out * out
     if kind == "sigmoid":
@@ -165,6 +166,8 @@ class DanSinks(torch.autograd.Function):
             grad = grads[start:end]
             if derivative is not None:
                 grad.mul_(derivative[start:end])
+            elif ctx.activation == "relu":  # zero where the output is not > 0, in one pass
+                _relu_backward(grad, activations[start:end], 0, grad_input=grad)
             if layer > 0:
                 grads[low:high].addmm_(blocks[layer].t(), grad)
         first_start, first_end = plan.writes[0]
