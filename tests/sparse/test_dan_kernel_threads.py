@@ -148,11 +148,18 @@ class TestDeterminism:
         for one, other in zip(first, second):
             assert torch.equal(one, other)
 
-    def test_numba_runs_on_torchs_thread_count(self):
-        numba = compiled._kernels().numba
-        structure = STRUCTURES["gnp"]()
-        _run(structure, "compiled", 2)
-        assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
+    def test_the_blocks_run_on_as_many_threads(self, monkeypatch):
+        seen = []
+        real = compiled._in_blocks
+
+        def spy(function, bounds, arguments):
+            seen.append(bounds.size - 1)
+            real(function, bounds, arguments)
+
+        monkeypatch.setattr(compiled, "_in_blocks", spy)
+        _run(STRUCTURES["gnp"](), "compiled", 3)
+        assert seen == [3, 3]  # forward and backward
+        assert compiled._pool(2)._max_workers >= 2
 
     def test_python_threads_may_run_models_at_once(self):
         torch.set_num_threads(2)
@@ -226,7 +233,7 @@ class TestAutoWeighsTheThreads:
                 torch_kernel.PACKED_ENTRY_SECONDS * packed * 256 / blas
                 + torch_kernel.LAYER_SECONDS * layers
             )
-        pool = compiled._kernels().numba.config.NUMBA_NUM_THREADS
+        pool = compiled.cores()
         assert compiled.cost(edges, 256, 1) == pytest.approx(compiled.ENTRY_SECONDS * active * 256)
         count = compiled.blocks(256, 4)
         assert compiled.cost(edges, 256, 4) == pytest.approx(

@@ -8,7 +8,8 @@ Forward and backward each make a handful of calls whatever the depth of the grap
 
 On several threads (torch's thread count, ``torch.get_num_threads()``) the batch is cut
 into one block of samples per thread, and every block runs the whole graph, forward and
-backward, on its own thread (numba ``prange``, numba's thread count set to match). Weight
+backward, on its own thread (the compiled loops release the GIL and run on a pool of
+Python threads; numba's own ``prange`` compiled them without vectorising them). Weight
 and bias gradients sum over the samples: each block keeps its own partial sums, added in
 block order afterwards, so the same thread count gives bit-identical results, run after
 run (a different thread count may differ in the last bits, as BLAS does).
@@ -20,8 +21,8 @@ import importlib.util
 import os
 import threading
 import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pypaddle.sparse._dan_kernel import cpu_cost
+from pypaddle.sparse._dan_kernel import cores, cpu_cost
 from pypaddle.sparse._dan_plan import DanPlan
 
 __all__ = [
@@ -99,11 +100,11 @@ def cost(edges: ActiveEdges, batch: int, thread_count: int) -> float:
 
     Each active entry costs :data:`ENTRY_SECONDS` per sample. The work is split into
     :func:`blocks` blocks of samples, one per thread, so it divides by the blocks that can
-    run at once (no more than the threads of numba's pool), and more than one block adds
-    :data:`LAUNCH_SECONDS` for starting the threads.
+    run at once (no more than the machine's cores), and more than one block adds
+    :data:`LAUNCH_SECONDS` for handing blocks to the threads.
     """
     count = blocks(batch, thread_count)
-    parallel = min(count, _kernels().numba.config.NUMBA_NUM_THREADS)
+    parallel = min(count, cores())
     active = int(edges[0][-1])
     return ENTRY_SECONDS * active * batch / parallel + (LAUNCH_SECONDS if count > 1 else 0.0)
 
@@ -170,38 +171,34 @@ def block_bounds(batch: int, count: int) -> np.ndarray:
     return np.concatenate(([0], inner.astype(np.int64), [batch])).astype(np.int64)
 
 
-_LAUNCH = threading.Lock()
-_thread_safe: list[bool] = []  # [whether numba's threading layer is], once it is known
+_POOL: list[tuple[int, int, ThreadPoolExecutor]] = []  # [(process, workers, pool)]
+_POOL_LOCK = threading.Lock()
 
 
-@contextmanager
-def _parallel(count: int) -> Iterator[None]:
-    """Run numba's parallel loops on ``count`` threads (at most numba's pool).
+def _pool(workers: int) -> ThreadPoolExecutor:
+    """A pool of at least ``workers`` threads of this process (a forked child makes its own)."""
+    with _POOL_LOCK:
+        if _POOL and (_POOL[0][0] != os.getpid() or _POOL[0][1] < workers):
+            _POOL.pop()  # threads of the parent (after a fork) are gone; or too few
+        if not _POOL:
+            _POOL.append((os.getpid(), workers, ThreadPoolExecutor(workers, "pypaddle-dan")))
+        return _POOL[0][2]
 
-    numba's workqueue threading layer aborts the process when two Python threads launch
-    parallel loops at once, so launches are serialised unless the layer in use is known
-    to be thread-safe (TBB, OpenMP). A layer or an order the user set
-    (``NUMBA_THREADING_LAYER``, ``NUMBA_THREADING_LAYER_PRIORITY``) is kept; otherwise
-    the order is set as below.
-    """
-    numba = _kernels().numba
-    if not _thread_safe and "NUMBA_THREADING_LAYER_PRIORITY" not in os.environ:
-        # Before numba's threads start: TBB if there is one, else the workqueue, and
-        # OpenMP last. GNU OpenMP aborts a forked child that launches parallel loops (as
-        # a process pool of trials may), and its threads keep spinning after each loop on
-        # the cores torch's own OpenMP threads then need; the workqueue's threads sleep.
-        numba.config.THREADING_LAYER_PRIORITY = ["tbb", "workqueue", "omp"]
-    locked = not _thread_safe or not _thread_safe[0]
-    if locked:
-        _LAUNCH.acquire()
-    try:
-        numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
-        yield
-        if not _thread_safe:
-            _thread_safe.append(numba.threading_layer() in ("tbb", "omp"))
-    finally:
-        if locked:
-            _LAUNCH.release()
+
+def _in_blocks(
+    function: Callable[..., None], bounds: np.ndarray, arguments: Callable[[int], tuple]
+) -> None:
+    """``function(*arguments(k), low, high)`` for every block ``k``, one thread each (the
+    compiled loops release the GIL); block 0 runs on the calling thread."""
+    count = bounds.size - 1
+    pool = _pool(count - 1)
+    futures = [
+        pool.submit(function, *arguments(k), int(bounds[k]), int(bounds[k + 1]))
+        for k in range(1, count)
+    ]
+    function(*arguments(0), int(bounds[0]), int(bounds[1]))
+    for future in futures:
+        future.result()
 
 
 class CompiledDanSinks(torch.autograd.Function):
@@ -247,10 +244,8 @@ class CompiledDanSinks(torch.autograd.Function):
             kernels.activate_rows(h, 0, first_rows, code)
             kernels.forward_rows(h, first_rows, *edges, w, b, code)
         else:
-            with _parallel(count):
-                kernels.forward_blocks(
-                    h, first_rows, *edges, w, b, code, block_bounds(batch, count)
-                )
+            bounds = block_bounds(batch, count)
+            _in_blocks(kernels.forward_block, bounds, lambda k: (h, first_rows, *edges, w, b, code))
         ctx.plan, ctx.code, ctx.edges, ctx.blocks = plan, code, edges, count
         ctx.first = first
         ctx.save_for_backward(features, weight, sink_index, weight_mask, bias_mask, activations)
@@ -285,13 +280,14 @@ class CompiledDanSinks(torch.autograd.Function):
             edge_grads = np.empty((count, edges[1].size), dtype=h.dtype)
             bias_grads = np.empty((count, plan.vertices), dtype=h.dtype)
             bounds = block_bounds(h.shape[1], count)
-            with _parallel(count):
-                kernels.backward_blocks(
-                    h, g, first_rows, *edges, w, code, edge_grads, bias_grads, bounds
-                )
-                kernels.reduce_blocks(
-                    edge_grads, bias_grads, edges[2], weight_grad.numpy(), bias_grad.numpy()
-                )
+            _in_blocks(
+                kernels.backward_block,
+                bounds,
+                lambda k: (h, g, first_rows, *edges, w, code, edge_grads[k], bias_grads[k]),
+            )
+            kernels.reduce_blocks(
+                edge_grads, bias_grads, edges[2], weight_grad.numpy(), bias_grad.numpy()
+            )
         first_grads = grads[:first_rows]
         torch.mm(first_grads, features, out=weight_grad[:first_block].view(first_rows, -1))
         if weight_mask is not None:

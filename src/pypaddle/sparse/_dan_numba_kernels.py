@@ -7,8 +7,9 @@ reverse. Within a layer no vertex reads another, so vertex order is layer order.
 Activation codes: 0 identity, 1 ReLU, 2 tanh, 3 sigmoid.
 
 The samples of a batch are independent, so the batch is cut into blocks of columns
-(``bounds``: block ``k`` is columns ``bounds[k]:bounds[k + 1]``) and each block runs the
-whole graph on its own thread (``*_blocks``, numba ``prange``). A weight's gradient sums
+(block ``k`` is columns ``bounds[k]:bounds[k + 1]``) and each block runs the whole graph
+on its own thread (``*_block``: compiled without the GIL, called from a pool of Python
+threads; numba's ``prange`` compiled these loops without vectorising them). A weight's gradient sums
 over every sample, so each block writes its own partial sums (one per active edge and per
 vertex) and :func:`reduce_blocks` adds them up in block order: the result depends on the
 blocks, never on which thread ran which or when. One block runs the same loops serially
@@ -24,10 +25,10 @@ import numpy as np
 
 __all__ = [
     "activate_rows",
-    "backward_blocks",
+    "backward_block",
     "backward_rows",
     "derivative_rows",
-    "forward_blocks",
+    "forward_block",
     "forward_rows",
     "reduce_blocks",
 ]
@@ -66,6 +67,40 @@ def _derivative(g: np.ndarray, h: np.ndarray, code: int) -> None:
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def _activate_at(H: np.ndarray, v: int, low: int, high: int, code: int) -> None:
+    """:func:`_activate` of ``H[v, low:high]``, indexed in place (no slice: a slice's
+    reference count is one shared counter that threads would contend for)."""
+    if code == 1:
+        for b in range(low, high):
+            if H[v, b] < 0:
+                H[v, b] = 0
+    elif code == 2:
+        for b in range(low, high):
+            H[v, b] = math.tanh(H[v, b])
+    elif code == 3:
+        for b in range(low, high):
+            H[v, b] = 1 / (1 + math.exp(-H[v, b]))
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def _derivative_at(g: np.ndarray, H: np.ndarray, v: int, low: int, code: int) -> None:
+    """``g *= act'(z)`` from the outputs ``H[v, low:low + g.size]``, indexed in place."""
+    low_, width = np.uint64(low), np.uint64(g.shape[0])
+    if code == 1:
+        for b in range(width):
+            if H[v, low_ + b] <= 0:
+                g[b] = 0
+    elif code == 2:
+        for b in range(width):
+            h = H[v, low_ + b]
+            g[b] *= 1 - h * h
+    elif code == 3:
+        for b in range(width):
+            h = H[v, low_ + b]
+            g[b] *= h * (1 - h)
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
 def activate_rows(H: np.ndarray, start: int, end: int, code: int) -> None:
     for v in range(start, end):
         _activate(H[v], code)
@@ -92,18 +127,21 @@ def _forward_columns(
 ) -> None:
     """Columns ``low:high`` of vertices ``start..``: bias plus active incoming edges, then
     activation."""
-    width = high - low
-    z = np.empty(width, dtype=H.dtype)  # its own array, so the loops below vectorise
+    # Unsigned column indices: numba then knows they are not negative (no wraparound
+    # test per element), so the loops over the block's columns vectorise.
+    low_, width = np.uint64(low), np.uint64(high - low)
+    z = np.empty(high - low, dtype=H.dtype)  # its own array, so the loops below vectorise
     for v in range(start, H.shape[0]):
         for b in range(width):
             z[b] = bias[v]
         for e in range(indptr[v], indptr[v + 1]):
             w = weight[positions[e]]
-            h = H[sources[e], low:high]
+            u = sources[e]
             for b in range(width):
-                z[b] += w * h[b]
+                z[b] += w * H[u, low_ + b]
         _activate(z, code)
-        H[v, low:high] = z
+        for b in range(width):
+            H[v, low_ + b] = z[b]
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
@@ -121,8 +159,8 @@ def forward_rows(
     _forward_columns(H, start, indptr, sources, positions, weight, bias, code, 0, H.shape[1])
 
 
-@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
-def forward_blocks(
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def forward_block(
     H: np.ndarray,
     start: int,
     indptr: np.ndarray,
@@ -131,15 +169,14 @@ def forward_blocks(
     weight: np.ndarray,
     bias: np.ndarray,
     code: int,
-    bounds: np.ndarray,
+    low: int,
+    high: int,
 ) -> None:
-    """As :func:`forward_rows`, a block of columns per thread; rows ``:start`` hold
-    pre-activations on entry and are activated here too."""
-    for k in numba.prange(bounds.size - 1):
-        low, high = bounds[k], bounds[k + 1]
-        for v in range(start):
-            _activate(H[v, low:high], code)
-        _forward_columns(H, start, indptr, sources, positions, weight, bias, code, low, high)
+    """As :func:`forward_rows`, for columns ``low:high`` only (one block of samples); rows
+    ``:start`` hold pre-activations on entry and are activated here too."""
+    for v in range(start):
+        _activate_at(H, v, low, high, code)
+    _forward_columns(H, start, indptr, sources, positions, weight, bias, code, low, high)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
@@ -163,26 +200,25 @@ def _backward_columns(
     pushed to the vertices it reads, and gives ``bias_grad[v]`` and, for its active edge
     ``e``, ``edge_grad[e]`` (or ``edge_grad[positions[e]]`` if ``packed``), sums over
     these columns."""
-    width = high - low
-    g = np.empty(width, dtype=H.dtype)  # its own array, so the loops below vectorise
+    low_, width = np.uint64(low), np.uint64(high - low)  # unsigned: see _forward_columns
+    g = np.empty(high - low, dtype=H.dtype)  # its own array, so the loops below vectorise
     for v in range(H.shape[0] - 1, start - 1, -1):
-        g[:] = G[v, low:high]
-        _derivative(g, H[v, low:high], code)
-        G[v, low:high] = g
+        for b in range(width):
+            g[b] = G[v, low_ + b]
+        _derivative_at(g, H, v, low, code)
         total = 0.0
         for b in range(width):
+            G[v, low_ + b] = g[b]
             total += g[b]
         bias_grad[v] = total
         for e in range(indptr[v], indptr[v + 1]):
             u = sources[e]
-            h = H[u, low:high]
-            pushed = G[u, low:high]
             w = weight[positions[e]]
             dot = 0.0
             for b in range(width):
-                dot += g[b] * h[b]
+                dot += g[b] * H[u, low_ + b]
             for b in range(width):
-                pushed[b] += w * g[b]
+                G[u, low_ + b] += w * g[b]
             edge_grad[positions[e] if packed else e] = dot
 
 
@@ -209,8 +245,8 @@ def backward_rows(
     )  # fmt: skip
 
 
-@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
-def backward_blocks(
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def backward_block(
     H: np.ndarray,
     G: np.ndarray,
     start: int,
@@ -219,30 +255,37 @@ def backward_blocks(
     positions: np.ndarray,
     weight: np.ndarray,
     code: int,
-    edge_grads: np.ndarray,
-    bias_grads: np.ndarray,
-    bounds: np.ndarray,
+    edge_grad: np.ndarray,
+    bias_grad: np.ndarray,
+    low: int,
+    high: int,
 ) -> None:
-    """As :func:`backward_rows`, a block of columns per thread, and rows ``:start`` become
-    pre-activation gradients too. Block ``k`` writes its partial sums to
-    ``edge_grads[k]`` (per active edge) and ``bias_grads[k]`` (per vertex)."""
-    for k in numba.prange(bounds.size - 1):
-        low, high = bounds[k], bounds[k + 1]
-        _backward_columns(
-            H, G, start, indptr, sources, positions, weight, code, edge_grads[k],
-            bias_grads[k], low, high, False,
-        )  # fmt: skip
-        bias_grad = bias_grads[k]
-        for v in range(start):
-            g = G[v, low:high]
-            _derivative(g, H[v, low:high], code)
-            total = 0.0
-            for b in range(high - low):
-                total += g[b]
-            bias_grad[v] = total
+    """As :func:`backward_rows`, for columns ``low:high`` only (one block of samples), and
+    rows ``:start`` become pre-activation gradients too. The block's partial sums go to
+    ``edge_grad`` (per active edge) and ``bias_grad`` (per vertex)."""
+    _backward_columns(
+        H, G, start, indptr, sources, positions, weight, code, edge_grad, bias_grad, low,
+        high, False,
+    )  # fmt: skip
+    for v in range(start):
+        total = 0.0
+        if code == 1:
+            for b in range(low, high):
+                if H[v, b] <= 0:
+                    G[v, b] = 0
+                total += G[v, b]
+        else:
+            for b in range(low, high):
+                h = H[v, b]
+                if code == 2:
+                    G[v, b] *= 1 - h * h
+                elif code == 3:
+                    G[v, b] *= h * (1 - h)
+                total += G[v, b]
+        bias_grad[v] = total
 
 
-@numba.njit(cache=True, nogil=True, parallel=True, fastmath=_FAST)
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
 def reduce_blocks(
     edge_grads: np.ndarray,
     bias_grads: np.ndarray,
@@ -251,14 +294,14 @@ def reduce_blocks(
     bias_grad: np.ndarray,
 ) -> None:
     """``weight_grad[positions[e]]`` and ``bias_grad[v]``: the blocks' partial sums added
-    in block order (the same order whatever thread adds them)."""
+    in block order."""
     blocks = edge_grads.shape[0]
-    for e in numba.prange(positions.size):
+    for e in range(positions.size):
         total = edge_grads[0, e]
         for k in range(1, blocks):
             total += edge_grads[k, e]
         weight_grad[positions[e]] = total
-    for v in numba.prange(bias_grad.size):
+    for v in range(bias_grad.size):
         total = bias_grads[0, v]
         for k in range(1, blocks):
             total += bias_grads[k, v]
