@@ -89,6 +89,23 @@ def test_every_config_key_is_in_the_configuration_reference():
     )
 
 
+def test_every_config_key_has_help_text():
+    """The reference's help column is read from ``option(..., help=...)``; a key without it
+    would show an empty cell (and its ConfigErrors would not say what it means)."""
+    classes = option_classes()
+    assert len(classes) >= 15
+    empty = sorted(
+        f"{cls.__module__}.{cls.__name__}.{field.name}"
+        for cls in classes
+        for field in dataclasses.fields(cls)
+        if not str(field.metadata.get("help", "")).strip()
+    )
+    assert empty == [], f"config keys without help text: {empty}"
+    reference = gen_reference.config_reference()
+    assert "| `training.epochs` | int | `10` | >= 1 | passes over the training set" in reference
+    assert not re.search(r"^\| `[^`]+` \|.*\| *\|$", reference, re.MULTILINE)
+
+
 def test_every_dotted_name_on_a_page_exists():
     pages = [*(ROOT / "docs").rglob("*.md"), ROOT / "CONTRIBUTING.md", ROOT / "CHANGELOG.md"]
     references = {match for page in pages for match in DOTTED.findall(page.read_text())}

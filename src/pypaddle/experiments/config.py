@@ -12,10 +12,10 @@ Examples
 >>> config = parse_config({"seed": 1, "model": {"name": "ffn", "hidden_layers": [32]}})
 >>> config.model.name, config.model.options.hidden_layers, config.training.epochs
 ('ffn', [32], 10)
->>> parse_config({"training": {"epochs": "ten"}})
+>>> parse_config({"training": {"epochs": "ten"}})  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
-pypaddle.errors.ConfigError: training.epochs = 'ten' has the wrong type; give an int
+pypaddle.errors.ConfigError: training.epochs = 'ten' has the wrong type; give an int (passes ...)
 """
 
 from __future__ import annotations
@@ -49,12 +49,33 @@ __all__ = [
 class TrainingOptions:
     """The ``[training]`` table: optimizer, learning rate, epochs, batch size, device."""
 
-    optimizer: str = option("adam", choices=("adam", "adamw", "sgd"))
-    learning_rate: float = option(1e-3, above=0.0)
-    epochs: int = option(10, minimum=1)
-    batch_size: int = option(32, minimum=1)
-    weight_decay: float = option(0.0, minimum=0.0)
-    momentum: float = option(0.0, minimum=0.0, below=1.0, help="sgd only")
+    optimizer: str = option(
+        "adam",
+        choices=("adam", "adamw", "sgd"),
+        help="the optimizer: Adam, AdamW with decoupled weight decay, or SGD; a fresh one "
+        "each round",
+    )
+    learning_rate: float = option(1e-3, above=0.0, help="the optimizer's step size, lr")
+    epochs: int = option(
+        10,
+        minimum=1,
+        help="passes over the training set in round 0; later rounds train the method's "
+        "retrain_epochs",
+    )
+    batch_size: int = option(
+        32,
+        minimum=1,
+        help="training samples per optimizer step (shared out over the processes of "
+        "data-parallel training)",
+    )
+    weight_decay: float = option(
+        0.0,
+        minimum=0.0,
+        help="the optimizer's weight decay factor (decoupled for AdamW); 0: none",
+    )
+    momentum: float = option(
+        0.0, minimum=0.0, below=1.0, help="SGD's momentum factor; 0: none (Adam ignores it)"
+    )
     device: str = option(
         "auto",
         check=check_device_name,
@@ -140,9 +161,20 @@ class ExperimentConfig:
 
 @dataclass(frozen=True)
 class _TopLevel:
-    name: str = "experiment"
-    seed: int = option(0, minimum=0, check=check_seed)
-    description: str = ""
+    name: str = option(
+        "experiment",
+        help="the experiment's name: the title of its results table and plots, kept in its results",
+    )
+    seed: int = option(
+        0,
+        minimum=0,
+        check=check_seed,
+        help="seeds everything random in a run: data split, structure generator, initial "
+        "weights, batch order, random pruning",
+    )
+    description: str = option(
+        "", help="free text kept with the config (config.toml); the run does not read it"
+    )
 
 
 _TABLES = ("data", "model", "training", "sparsify", "evaluation")

@@ -53,6 +53,11 @@ __all__ = ["Context", "Sparsifier"]
 
 LAYER_CHOICES = ("all", "structure")
 CRITERION_CHOICES = ("magnitude", "random", "snip", "taylor", "synflow")
+_LAYERS_HELP = (
+    "the masked layers the method works on: 'all', or only the 'structure' layers (those "
+    "whose mask entries are the model's graph edges)"
+)
+_RETRAIN_HELP = "epochs of retraining after each pruning"
 
 
 @dataclass
@@ -112,13 +117,23 @@ def _none(options: NoneOptions) -> Sparsifier:
 class _Selection:
     """How weights are chosen: the options every pruning method shares."""
 
-    criterion: str = option("magnitude", choices=CRITERION_CHOICES)
-    scope: str = option("global", choices=SCOPES)
+    criterion: str = option(
+        "magnitude",
+        choices=CRITERION_CHOICES,
+        help="the score that decides which weights go (lowest first): |w|, random, SNIP, "
+        "Taylor (Optimal Brain Damage) or SynFlow; see pypaddle.prune.criteria",
+    )
+    scope: str = option(
+        "global",
+        choices=SCOPES,
+        help="'global': one threshold over all pruned layers; 'layer': each layer loses the "
+        "fraction on its own",
+    )
     granularity: str | list = option(
         "weight",
         help='"weight", "neuron", "input", "filter", "kernel", ["block", h, w], ["n:m", n, m]',
     )
-    layers: str = option("all", choices=LAYER_CHOICES)
+    layers: str = option("all", choices=LAYER_CHOICES, help=_LAYERS_HELP)
 
     def check(self, path: str) -> None:
         granularity = self.granularity
@@ -178,7 +193,7 @@ _AMOUNT: dict[str, Any] = {
 @dataclass(frozen=True)
 class OneShotOptions(_Selection):
     amount: float = option(0.5, **_AMOUNT)
-    retrain_epochs: int = option(1, minimum=0)
+    retrain_epochs: int = option(1, minimum=0, help=_RETRAIN_HELP)
 
 
 class _OneShot(_Selector):
@@ -199,8 +214,17 @@ METHODS.add("one_shot", OneShotOptions, description="train, prune once, retrain"
 class _RoundsOptions(_Selection):
     """How many rounds and how much each removes: iterative pruning and lottery tickets."""
 
-    rounds: int = option(3, minimum=1)
-    amount: float | None = option(None, **_AMOUNT)
+    rounds: int = option(
+        3, minimum=1, help="rounds of pruning (each retrained) after the first training"
+    )
+    amount: float | None = option(
+        None,
+        **{
+            **_AMOUNT,
+            "help": "fraction of the active weights removed in each round (not set: 0.5, or "
+            "what density needs)",
+        },
+    )
     density: float | None = option(None, above=0.0, below=1.0, help="density after all rounds")
 
     def check(self, path: str) -> None:
@@ -214,7 +238,7 @@ class _RoundsOptions(_Selection):
 
 @dataclass(frozen=True)
 class IterativeOptions(_RoundsOptions):
-    retrain_epochs: int = option(1, minimum=0)
+    retrain_epochs: int = option(1, minimum=0, help=_RETRAIN_HELP)
 
 
 class _Iterative(_Selector):
@@ -238,7 +262,9 @@ METHODS.add("iterative", IterativeOptions, description="rounds of pruning, each 
 
 @dataclass(frozen=True)
 class LotteryOptions(_RoundsOptions):
-    retrain_epochs: int | None = option(None, minimum=0, help="default: training.epochs")
+    retrain_epochs: int | None = option(
+        None, minimum=0, help=_RETRAIN_HELP + ", after rewinding (not set: training.epochs)"
+    )
 
 
 class _Lottery(_Iterative):
@@ -319,11 +345,22 @@ METHODS.add("gradual", GradualOptions, description="prune while training (Zhu & 
 @dataclass(frozen=True)
 class DynamicOptions:
     density: float = option(0.1, above=0.0, maximum=1.0, help="fraction of weights kept")
-    distribution: str = option("erk", choices=DISTRIBUTIONS)
-    drop_fraction: float = option(0.3, above=0.0, maximum=1.0)
+    distribution: str = option(
+        "erk",
+        choices=DISTRIBUTIONS,
+        help="how the density is spread over the layers: 'uniform' (the same in each) or "
+        "'erk' (Erdős–Rényi-Kernel: denser where a layer has few weights for its size)",
+    )
+    drop_fraction: float = option(
+        0.3,
+        above=0.0,
+        maximum=1.0,
+        help="fraction of each layer's active weights moved per update: this at the start, "
+        "decaying to 0 with a cosine by end",
+    )
     update_frequency: int = option(100, minimum=1, help="steps between mask updates")
     end: float = option(0.75, above=0.0, maximum=1.0, help="fraction of steps with updates")
-    layers: str = option("all", choices=LAYER_CHOICES)
+    layers: str = option("all", choices=LAYER_CHOICES, help=_LAYERS_HELP)
 
 
 class _Dynamic(Sparsifier):

@@ -89,6 +89,12 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 """Activation modules by the name a config gives (``model.activation``)."""
 
+_ACTIVATION_HELP = "the activation of the hidden layers"
+_STRUCTURE_HELP = (
+    "the DAG the model is built on: {graphml = 'file'} or {generator = '...', and its "
+    "parameters} (a generator's seed defaults to the experiment's)"
+)
+
 
 STRUCTURES: dict[str, Callable[..., nx.Graph]] = {
     "erdos_renyi": erdos_renyi,
@@ -285,9 +291,13 @@ def _edge_layers(layers: nn.ModuleList) -> list[MaskableModule]:
 class FfnOptions:
     """Options of ``model.name = "ffn"``: a :class:`~pypaddle.sparse.MaskedDeepFFN`."""
 
-    hidden_layers: list[int] = option([100], minimum=1)
-    activation: str = option("relu", choices=tuple(ACTIVATIONS))
-    use_layer_norm: bool = False
+    hidden_layers: list[int] = option(
+        [100], minimum=1, help="the width of each hidden layer, in order"
+    )
+    activation: str = option("relu", choices=tuple(ACTIVATIONS), help=_ACTIVATION_HELP)
+    use_layer_norm: bool = option(
+        False, help="a LayerNorm after each hidden linear layer, before the activation"
+    )
 
 
 @MODELS.add("ffn", FfnOptions, description="MaskedDeepFFN: a masked feed-forward network")
@@ -313,10 +323,17 @@ class DanOptions:
     from ``structure``."""
 
     structure: dict = option(
-        {"generator": "watts_strogatz", "n": 64, "k": 4, "p": 0.3}, path=("graphml",)
+        {"generator": "watts_strogatz", "n": 64, "k": 4, "p": 0.3},
+        path=("graphml",),
+        help=_STRUCTURE_HELP + ", one neuron per vertex",
     )
-    activation: str = option("relu", choices=tuple(ACTIVATIONS))
-    use_layer_norm: bool = False
+    activation: str = option(
+        "relu", choices=tuple(ACTIVATIONS), help="the activation of every vertex"
+    )
+    use_layer_norm: bool = option(
+        False,
+        help="a LayerNorm over each layer's pre-activations (the same as normalization = 'layer')",
+    )
     normalization: str = option(
         "none",
         choices=("none", "layer", "batch"),
@@ -369,13 +386,22 @@ def _image_shape(split: Split, model: str) -> tuple[int, int, int]:
 class CnnOptions:
     """Options of ``model.name = "cnn"``: a :class:`~pypaddle.sparse.MaskedConvNet` or a preset."""
 
-    preset: str = option("custom", choices=("custom", "lenet5", "vgg11", "vgg13", "vgg16"))
+    preset: str = option(
+        "custom",
+        choices=("custom", "lenet5", "vgg11", "vgg13", "vgg16"),
+        help="'custom': built from blocks, hidden_layers and kernel_size; 'lenet5' and the "
+        "VGGs have their fixed layout",
+    )
     blocks: list[int | str] = option([16, "M", 32, "M"], help='channels, or "M"/"A" pooling')
-    hidden_layers: list[int] = option([64], minimum=1)
-    kernel_size: int = option(3, minimum=1)
-    batch_norm: bool = False
+    hidden_layers: list[int] = option(
+        [64], minimum=1, help="widths of the classifier's hidden layers after the convs (custom)"
+    )
+    kernel_size: int = option(3, minimum=1, help="side of the square conv kernels (custom)")
+    batch_norm: bool = option(False, help="a BatchNorm after each conv (custom and VGG)")
     width: float = option(0.25, above=0.0, help="channel scale of the VGG presets")
-    activation: str = option("relu", choices=tuple(ACTIVATIONS))
+    activation: str = option(
+        "relu", choices=tuple(ACTIVATIONS), help="the activation after every conv and hidden layer"
+    )
 
 
 @MODELS.add("cnn", CnnOptions, description="MaskedConvNet: masked conv blocks and a classifier")
@@ -434,9 +460,13 @@ _RECURRENT = {"lstm": MaskedLSTM, "gru": MaskedGRU, "rnn": MaskedRNN}
 class RnnOptions:
     """Options of ``model.name = "rnn"``: a masked LSTM, GRU or RNN reading samples row by row."""
 
-    cell: str = option("lstm", choices=tuple(_RECURRENT))
-    hidden_size: int = option(64, minimum=1)
-    num_layers: int = option(1, minimum=1)
+    cell: str = option(
+        "lstm", choices=tuple(_RECURRENT), help="the recurrent layer: LSTM, GRU or a plain RNN"
+    )
+    hidden_size: int = option(
+        64, minimum=1, help="units of the recurrent state (the head reads it)"
+    )
+    num_layers: int = option(1, minimum=1, help="recurrent layers stacked on each other")
     steps: int = option(8, minimum=1, help="the features of a sample are read as this many rows")
 
 
@@ -465,11 +495,19 @@ class CellsOptions:
     """Options of ``model.name = "cells"``: a :class:`~pypaddle.sparse.DeepCellDAN`."""
 
     structure: dict = option(
-        {"generator": "watts_strogatz", "n": 16, "k": 4, "p": 0.75}, path=("graphml",)
+        {"generator": "watts_strogatz", "n": 16, "k": 4, "p": 0.75},
+        path=("graphml",),
+        help=_STRUCTURE_HELP + ", one conv cell per vertex",
     )
-    cell: str = option("conv_bn_relu", choices=tuple(_CELLS))
-    kernel_size: int = option(3, minimum=1)
-    output_channels: int = option(32, minimum=1)
+    cell: str = option(
+        "conv_bn_relu",
+        choices=tuple(_CELLS),
+        help="the cell of every vertex: conv, BatchNorm, ReLU or a separable conv (RandWire's)",
+    )
+    kernel_size: int = option(3, minimum=1, help="side of each cell's square conv kernel")
+    output_channels: int = option(
+        32, minimum=1, help="channels of the masked 1x1 conv that merges the sinks' outputs"
+    )
 
     def check(self, path: str) -> None:
         """Check the structure table when the config is loaded, as a DAN's."""
@@ -550,8 +588,10 @@ class RelationalMlpOptions:
     layers: int = option(3, minimum=1, help="relational layers (rounds of message exchange)")
     match_width: bool = option(False, help=_MATCH_HELP)
     uneven: bool = option(False, help=_UNEVEN_HELP)
-    activation: str = option("relu", choices=tuple(ACTIVATIONS))
-    use_layer_norm: bool = False
+    activation: str = option("relu", choices=tuple(ACTIVATIONS), help=_ACTIVATION_HELP)
+    use_layer_norm: bool = option(
+        False, help="a LayerNorm after each hidden layer, before the activation"
+    )
 
     def check(self, path: str) -> None:
         """Check the graph table when the config is loaded."""
@@ -599,12 +639,14 @@ class RelationalCnnOptions:
     graph: dict = option(_GRAPH_DEFAULT, help=_GRAPH_HELP + " structure generator")
     width: int = option(32, minimum=1, help=_WIDTH_HELP)
     layers: int = option(3, minimum=1, help="relational convs (rounds of message exchange)")
-    kernel_size: int = option(3, minimum=1)
+    kernel_size: int = option(3, minimum=1, help="side of every conv's square kernel")
     pool_after: list[int] = option([], minimum=0, help="relational layers followed by 2x2 pooling")
-    batch_norm: bool = False
+    batch_norm: bool = option(False, help="a BatchNorm after every conv, before the activation")
     match_width: bool = option(False, help=_MATCH_HELP)
     uneven: bool = option(False, help=_UNEVEN_HELP)
-    activation: str = option("relu", choices=tuple(ACTIVATIONS))
+    activation: str = option(
+        "relu", choices=tuple(ACTIVATIONS), help="the activation after every conv"
+    )
 
     def check(self, path: str) -> None:
         """Check the graph table when the config is loaded."""

@@ -68,12 +68,18 @@ def _digits(options: DigitsOptions, *, seed: int) -> Split:
 class FunctionOptions:
     """Options of ``data.name = "function"``: a function landscape to regress."""
 
-    function: str | list[str] = option("sphere", choices=tuple(LANDSCAPES))
-    dimension: int = option(2, minimum=1)
-    samples: int = option(1000, minimum=2)
-    low: float = -5.0
-    high: float = 5.0
-    noise: float = option(0.0, minimum=0.0)
+    function: str | list[str] = option(
+        "sphere",
+        choices=tuple(LANDSCAPES),
+        help="the landscape to regress, or a list of them (one output each)",
+    )
+    dimension: int = option(2, minimum=1, help="the number of inputs n")
+    samples: int = option(1000, minimum=2, help="samples drawn, test ones included")
+    low: float = option(-5.0, help="lower end of the box [low, high]^n the inputs are drawn from")
+    high: float = option(5.0, help="upper end of that box (above low)")
+    noise: float = option(
+        0.0, minimum=0.0, help="standard deviation of Gaussian noise added to the targets"
+    )
     test_fraction: float = option(0.25, **_TEST_FRACTION)
     path: str | None = option(None, path=True, help="a FunctionDataset.save file to use instead")
 
@@ -95,14 +101,17 @@ def _function(options: FunctionOptions, *, seed: int) -> Split:
     return dataset.split(test_fraction=options.test_fraction, seed=seed)
 
 
+_IDX_HELP = " (gzipped or not; relative to the config file)"
+
+
 @dataclass(frozen=True)
 class IdxOptions:
     """Options of ``data.name = "idx"``: IDX image and label files (MNIST and relatives)."""
 
-    train_images: str = option(path=True)
-    train_labels: str = option(path=True)
-    test_images: str = option(path=True)
-    test_labels: str = option(path=True)
+    train_images: str = option(path=True, help="IDX file of the training images" + _IDX_HELP)
+    train_labels: str = option(path=True, help="IDX file of the training labels" + _IDX_HELP)
+    test_images: str = option(path=True, help="IDX file of the test images" + _IDX_HELP)
+    test_labels: str = option(path=True, help="IDX file of the test labels" + _IDX_HELP)
     scale: float = option(255.0, above=0.0, help="pixel values are divided by this")
 
 
@@ -130,8 +139,11 @@ def _idx(options: IdxOptions, *, seed: int) -> Split:
 class NpzOptions:
     """Options of ``data.name = "npz"``: arrays of a NumPy ``.npz`` archive."""
 
-    path: str = option(path=True)
-    keys: list[str] = option(["x_train", "y_train", "x_test", "y_test"])
+    path: str = option(path=True, help="the .npz archive (relative to the config file)")
+    keys: list[str] = option(
+        ["x_train", "y_train", "x_test", "y_test"],
+        help="the archive's names of the train inputs, train labels, test inputs, test labels",
+    )
     scale: float = option(1.0, above=0.0, help="features are divided by this")
 
 
@@ -155,18 +167,68 @@ class Mnist1dOptions:
     """MNIST-1D's arguments, named as the ``mnist1d`` package names them; the paper's
     defaults. ``seed`` fixes the data set (42: the published one), not the experiment."""
 
-    num_samples: int = option(_DEFAULTS["num_samples"], minimum=10, help="10 classes")
-    train_split: float = option(_DEFAULTS["train_split"], above=0.0, below=1.0)
-    template_len: int = option(_DEFAULTS["template_len"], minimum=1)
-    padding: list[int] = option(list(_DEFAULTS["padding"]), minimum=0, help="[low, high]")
-    scale_coeff: float = option(_DEFAULTS["scale_coeff"], minimum=0.0, below=2.0)
-    max_translation: int = option(_DEFAULTS["max_translation"], minimum=1)
-    corr_noise_scale: float = option(_DEFAULTS["corr_noise_scale"], minimum=0.0)
-    iid_noise_scale: float = option(_DEFAULTS["iid_noise_scale"], minimum=0.0)
-    shear_scale: float = option(_DEFAULTS["shear_scale"], minimum=0.0)
-    shuffle_seq: bool = option(_DEFAULTS["shuffle_seq"], help="permute the time steps")
-    final_seq_length: int = option(_DEFAULTS["final_seq_length"], minimum=2)
-    seed: int = option(_DEFAULTS["seed"], minimum=0, maximum=2**32 - 1, help="of the data")
+    num_samples: int = option(
+        _DEFAULTS["num_samples"],
+        minimum=10,
+        help="samples in all, num_samples // 10 of each of the 10 classes",
+    )
+    train_split: float = option(
+        _DEFAULTS["train_split"],
+        above=0.0,
+        below=1.0,
+        help="fraction of the shuffled samples that train; the rest test",
+    )
+    template_len: int = option(
+        _DEFAULTS["template_len"],
+        minimum=1,
+        help="points a digit template is stretched to (plus the padding's high end)",
+    )
+    padding: list[int] = option(
+        list(_DEFAULTS["padding"]),
+        minimum=0,
+        help="[low, high]: each template gets a random number of zeros in this range appended",
+    )
+    scale_coeff: float = option(
+        _DEFAULTS["scale_coeff"],
+        minimum=0.0,
+        below=2.0,
+        help="random amplitude scaling: a signal is multiplied by 1 + scale_coeff * (u - 0.5), "
+        "u uniform in [0, 1)",
+    )
+    max_translation: int = option(
+        _DEFAULTS["max_translation"],
+        minimum=1,
+        help="a signal is shifted circularly by a random 0 to max_translation - 1 points",
+    )
+    corr_noise_scale: float = option(
+        _DEFAULTS["corr_noise_scale"],
+        minimum=0.0,
+        help="scale of the smoothed (correlated) Gaussian noise that fills a signal's zeros",
+    )
+    iid_noise_scale: float = option(
+        _DEFAULTS["iid_noise_scale"],
+        minimum=0.0,
+        help="standard deviation of independent Gaussian noise added to every point",
+    )
+    shear_scale: float = option(
+        _DEFAULTS["shear_scale"],
+        minimum=0.0,
+        help="a random linear trend of slope in [-shear_scale/2, shear_scale/2) is subtracted",
+    )
+    shuffle_seq: bool = option(
+        _DEFAULTS["shuffle_seq"], help="permute the time steps (the same way in every sample)"
+    )
+    final_seq_length: int = option(
+        _DEFAULTS["final_seq_length"],
+        minimum=2,
+        help="points of each signal after resampling: the number of features",
+    )
+    seed: int = option(
+        _DEFAULTS["seed"],
+        minimum=0,
+        maximum=2**32 - 1,
+        help="seed of the data set (42: the published one), not the experiment's",
+    )
 
     def check(self, path: str) -> None:
         """Check the padding pair when the config is loaded."""

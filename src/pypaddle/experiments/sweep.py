@@ -60,19 +60,32 @@ MAX_TRIALS = 100_000
 
 @dataclass(frozen=True)
 class _SweepOptions:
-    name: str = "sweep"
+    name: str = option(
+        "sweep",
+        help="the sweep's name, in its progress and sweep.toml (a folder of a sweep with "
+        "another name or other trials is refused)",
+    )
     base: str | None = option(None, path=True, help="the base experiment's TOML file")
-    samples: int = option(1, minimum=1)
-    seed: int = option(0, minimum=0, check=check_seed)
-    workers: int = option(2, minimum=1)
+    samples: int = option(1, minimum=1, help="draws of [sweep.random] per grid point")
+    seed: int = option(0, minimum=0, check=check_seed, help="seed of the [sweep.random] draws")
+    workers: int = option(
+        2,
+        minimum=1,
+        help="trials run at once (the local pool; a local Ray gets this many CPUs); "
+        "--workers overrides it",
+    )
     cpus_per_trial: float = option(1.0, above=0.0, help="CPUs a Ray task asks for per trial")
     gpus_per_trial: float = option(
         0.0,
         minimum=0.0,
         help="GPUs a Ray task asks for per trial; a fraction (0.5) shares a GPU between trials",
     )
-    grid: dict = option({})
-    random: dict = option({})
+    grid: dict = option(
+        {}, help="dotted config key -> list of values; every combination is a grid point"
+    )
+    random: dict = option(
+        {}, help="dotted config key -> one distribution, drawn samples times per grid point"
+    )
 
 
 def _set_dotted(table: dict[str, Any], key: str, value: Any) -> None:
