@@ -120,7 +120,7 @@ class Table:
         shared = {label: rows for label, rows in ratios.items() if len(rows) > 1}
         if not shared:
             return
-        width = 24
+        width = 30
         header = "".join(f"{f'{count} thread(s)':>{width}}" for count in counts)
         print(f"\nratios by torch thread count\n{'benchmark':<68}{header}  goal")
         for label, rows in shared.items():

@@ -34,6 +34,13 @@ def _restore_threads():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def _share_any_work(monkeypatch, request):
+    """The graphs here are small: share their work between threads all the same."""
+    if request.node.name != "test_too_little_work_is_not_shared":
+        monkeypatch.setattr(compiled, "MIN_SHARED_SECONDS", 0.0)
+
+
 def layered_with_skips(widths, density, skip_density, seed):
     """Consecutive layers joined with ``density``, every earlier layer with ``skip_density``;
     every vertex after the first layer keeps an edge from the layer before it."""
@@ -204,6 +211,12 @@ class TestBlocks:
         assert (sizes > 0).all()
         assert (bounds[1:-1] % compiled.BLOCK_ALIGN == 0).all()
         assert sizes.max() - sizes.min() <= compiled.BLOCK_ALIGN + batch % compiled.BLOCK_ALIGN
+
+    def test_too_little_work_is_not_shared(self):
+        enough = int(compiled.MIN_SHARED_SECONDS / compiled.ENTRY_SECONDS / 256) + 1
+        assert compiled.blocks(256, 4, active=enough) == 4
+        assert compiled.blocks(256, 4, active=enough // 2) == 1
+        assert compiled.blocks(256, 4) == 4
 
     def test_torch_threads_are_the_default(self, monkeypatch):
         monkeypatch.setattr(torch, "get_num_threads", lambda: 5)

@@ -92,6 +92,9 @@ def supports(features: torch.Tensor) -> bool:
 # (three launches per training step, when the batch is cut into more than one block).
 ENTRY_SECONDS = 0.32e-9
 LAUNCH_SECONDS = 40e-6
+# Less work than this (by the estimate above) is not shared between threads: handing
+# blocks over would cost more than it saves.
+MIN_SHARED_SECONDS = 4 * LAUNCH_SECONDS
 
 
 def cost(edges: ActiveEdges, batch: int, thread_count: int) -> float:
@@ -103,9 +106,9 @@ def cost(edges: ActiveEdges, batch: int, thread_count: int) -> float:
     run at once (no more than the machine's cores), and more than one block adds
     :data:`LAUNCH_SECONDS` for handing blocks to the threads.
     """
-    count = blocks(batch, thread_count)
-    parallel = min(count, cores())
     active = int(edges[0][-1])
+    count = blocks(batch, thread_count, active)
+    parallel = min(count, cores())
     return ENTRY_SECONDS * active * batch / parallel + (LAUNCH_SECONDS if count > 1 else 0.0)
 
 
@@ -156,11 +159,15 @@ def threads() -> int:
     return max(1, torch.get_num_threads())
 
 
-def blocks(batch: int, thread_count: int | None = None) -> int:
+def blocks(batch: int, thread_count: int | None = None, active: int | None = None) -> int:
     """How many blocks of columns ``batch`` samples are cut into for ``thread_count``
     threads (torch's by default): one per thread, each at least :data:`BLOCK_ALIGN`
-    samples. The results depend on this number alone, not on the scheduling."""
+    samples, and only one where the graph's ``active`` edges make too little work to
+    share (under :data:`MIN_SHARED_SECONDS` by the cost model). The results depend on
+    this number alone, not on the scheduling."""
     thread_count = threads() if thread_count is None else thread_count
+    if active is not None and ENTRY_SECONDS * active * batch < MIN_SHARED_SECONDS:
+        return 1
     return max(1, min(thread_count, batch // BLOCK_ALIGN))
 
 
@@ -233,7 +240,7 @@ class CompiledDanSinks(torch.autograd.Function):
             first = first * weight_mask[:first_block].view(first_rows, -1)
         masked_bias = bias if bias_mask is None else bias * bias_mask
         batch = features.shape[0]
-        count = blocks(batch)
+        count = blocks(batch, active=int(edges[0][-1]))
         # Allocated by torch: aligned as its BLAS expects, so that results do not vary.
         activations = features.new_empty(plan.vertices, batch)
         torch.addmm(
