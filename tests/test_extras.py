@@ -69,3 +69,14 @@ def test_ray_backend_names_the_extra(monkeypatch, tmp_path):
     with pytest.raises(MissingExtraError, match=r"--backend ray needs ray.*pypaddle\[ray\]"):
         run_ray([], tmp_path, workers=1, done=lambda *args: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_all_leaves_out_what_must_match_the_machine():
+    # torchvision must match the installed torch build (pip would otherwise replace a CPU
+    # torch by the index's CUDA build); triton has Linux wheels only.
+    everything = PYPROJECT["project"]["optional-dependencies"]["all"][0]
+    assert "vision" not in everything
+    assert "gpu" not in everything
+    dev = " ".join(PYPROJECT["project"]["optional-dependencies"]["dev"])
+    assert "torchvision" not in dev
+    assert "vision" not in dev

@@ -9,10 +9,12 @@ feature needs at once, so that one message lists all that is missing and the one
 from __future__ import annotations
 
 import importlib.util
+import warnings
+from collections.abc import Callable
 
 from pypaddle.errors import MissingExtraError
 
-__all__ = ["EXTRAS", "missing", "require"]
+__all__ = ["EXTRAS", "missing", "require", "usable"]
 
 # extra -> the modules it installs (import names).
 EXTRAS: dict[str, tuple[str, ...]] = {
@@ -58,3 +60,25 @@ def require(*extras: str, what: str) -> None:
             f"not installed; install everything it needs with: "
             f"pip install 'pypaddle[{','.join(absent)}]'"
         )
+
+
+def usable(module: str, load: Callable[[], object], *, fallback: str) -> bool:
+    """Whether the optional ``module`` is installed and ``load()`` (which imports what
+    needs it) works.
+
+    An installed module that fails to load (say, built for another numpy) is not usable:
+    a ``RuntimeWarning`` names the error and ``fallback``, what runs instead.
+    """
+    if importlib.util.find_spec(module) is None:
+        return False
+    try:
+        load()
+    except Exception as error:  # any failure of a broken install, not only ImportError
+        warnings.warn(
+            f"{module} is installed but cannot be used ({type(error).__name__}: {error}); "
+            f"{fallback}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return False
+    return True

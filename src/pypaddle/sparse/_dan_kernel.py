@@ -143,9 +143,7 @@ class DanSinks(torch.autograd.Function):
         ctx.plan = plan
         ctx.activation = activation
         ctx.save_for_backward(features, activations, masked, sink_index, weight_mask, bias_mask)
-        if plan.sink_range is not None:
-            return activations[plan.sink_range[0] : plan.sink_range[1]].t()
-        return activations.index_select(0, sink_index).t()
+        return plan.sink_rows(activations, sink_index).t()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -155,11 +153,7 @@ class DanSinks(torch.autograd.Function):
         blocks = plan.layer_weights(masked)
         # Gradients with respect to each vertex's pre-activation, once its layer's turn
         # comes; until then, with respect to its output.
-        grads = torch.zeros_like(activations)
-        if plan.sink_range is not None:
-            grads[plan.sink_range[0] : plan.sink_range[1]] = grad_sinks.t()
-        else:
-            grads.index_copy_(0, sink_index, grad_sinks.t())
+        grads = plan.sink_gradients(activations, grad_sinks, sink_index)
         derivative = _derivative(ctx.activation, activations)
         for layer in range(len(plan.writes) - 1, -1, -1):
             (low, high), (start, end) = plan.reads[layer], plan.writes[layer]

@@ -17,10 +17,8 @@ run (a different thread count may differ in the last bits, as BLAS does).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
-import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -30,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pypaddle._core import extras
 from pypaddle.sparse._dan_kernel import cores, cpu_cost
 from pypaddle.sparse._dan_plan import DanPlan
 
@@ -60,19 +59,7 @@ def available() -> bool:
     pypaddle is. A numba that is installed but fails to import (say, built for another
     numpy) gets a warning naming the error, and the torch kernel runs instead.
     """
-    if importlib.util.find_spec("numba") is None:
-        return False
-    try:
-        _kernels()
-    except Exception as error:  # any failure of a broken install, not only ImportError
-        warnings.warn(
-            f"numba is installed but cannot be used ({type(error).__name__}: {error}); "
-            "MaskedDeepDAN falls back to its torch kernel",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return False
-    return True
+    return extras.usable("numba", _kernels, fallback="MaskedDeepDAN falls back to its torch kernel")
 
 
 @cache
@@ -256,11 +243,7 @@ class CompiledDanSinks(torch.autograd.Function):
         ctx.plan, ctx.code, ctx.edges, ctx.blocks = plan, code, edges, count
         ctx.first = first
         ctx.save_for_backward(features, weight, sink_index, weight_mask, bias_mask, activations)
-        if plan.sink_range is not None:
-            sinks = activations[plan.sink_range[0] : plan.sink_range[1]]
-        else:
-            sinks = activations.index_select(0, sink_index)
-        return sinks.t().contiguous()
+        return plan.sink_rows(activations, sink_index).t().contiguous()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -268,11 +251,7 @@ class CompiledDanSinks(torch.autograd.Function):
         plan: DanPlan = ctx.plan
         features, weight, sink_index, weight_mask, bias_mask, activations = ctx.saved_tensors
         kernels, code, count, edges = _kernels(), ctx.code, ctx.blocks, ctx.edges
-        grads = torch.zeros_like(activations)
-        if plan.sink_range is not None:
-            grads[plan.sink_range[0] : plan.sink_range[1]] = grad_sinks.t()
-        else:
-            grads.index_copy_(0, sink_index, grad_sinks.t().to(grads.dtype))
+        grads = plan.sink_gradients(activations, grad_sinks, sink_index)
         weight_grad = torch.zeros_like(weight)
         bias_grad = torch.empty(plan.vertices, dtype=weight.dtype)
         first_rows, first_block = plan.writes[0][1], plan.blocks[0][1]

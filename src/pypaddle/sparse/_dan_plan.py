@@ -238,6 +238,25 @@ class DanPlan:
             for (start, end), width, columns in zip(self.blocks, self.widths, self.columns)
         ]
 
+    def sink_rows(self, activations: torch.Tensor, sink_index: torch.Tensor) -> torch.Tensor:
+        """The sinks' rows of vertex-major ``activations`` (a view when the sinks are one
+        range; ``sink_index`` lists their rows otherwise)."""
+        if self.sink_range is not None:
+            return activations[self.sink_range[0] : self.sink_range[1]]
+        return activations.index_select(0, sink_index)
+
+    def sink_gradients(
+        self, like: torch.Tensor, grad_sinks: torch.Tensor, sink_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Zeros shaped as vertex-major ``like``, with ``grad_sinks`` (samples x sinks)
+        written into the sinks' rows: where a kernel's backward starts."""
+        grads = torch.zeros_like(like)
+        if self.sink_range is not None:
+            grads[self.sink_range[0] : self.sink_range[1]] = grad_sinks.t()
+        else:
+            grads.index_copy_(0, sink_index, grad_sinks.t().to(grads.dtype))
+        return grads
+
     # -- identity ---------------------------------------------------------------------------
     def _layout(self) -> tuple[Any, ...]:
         return (self.features, self.labels, self.widths, self.first_blocks, self.sinks)

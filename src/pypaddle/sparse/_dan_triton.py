@@ -16,9 +16,7 @@ before the first use), which is how the test suite checks them without a GPU.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import math
-import warnings
 from dataclasses import dataclass
 from functools import cache
 from types import ModuleType
@@ -27,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pypaddle._core import extras
 from pypaddle.sparse._dan_kernel import cuda_cost
 from pypaddle.sparse._dan_numba import ActiveEdges
 from pypaddle.sparse._dan_plan import DanPlan
@@ -55,19 +54,7 @@ def available() -> bool:
     triton is imported on the first call, not when pypaddle is. A triton that is
     installed but fails to import gets a warning naming the error.
     """
-    if importlib.util.find_spec("triton") is None:
-        return False
-    try:
-        _kernels()
-    except Exception as error:  # any failure of a broken install, not only ImportError
-        warnings.warn(
-            f"triton is installed but cannot be used ({type(error).__name__}: {error}); "
-            "MaskedDeepDAN runs its torch kernel instead",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-        return False
-    return True
+    return extras.usable("triton", _kernels, fallback="MaskedDeepDAN runs its torch kernel instead")
 
 
 @cache
@@ -382,9 +369,7 @@ class TritonDanSinks(torch.autograd.Function):
         ctx.save_for_backward(
             features, activations, first, weight, sink_index, weight_mask, bias_mask
         )
-        if plan.sink_range is not None:
-            return activations[plan.sink_range[0] : plan.sink_range[1]].t()
-        return activations.index_select(0, sink_index).t()
+        return plan.sink_rows(activations, sink_index).t()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
@@ -397,11 +382,7 @@ class TritonDanSinks(torch.autograd.Function):
         batch = activations.shape[1]
         # Output gradients at the sinks; the kernel turns every row into the gradient of
         # its vertex's pre-activation.
-        grads = torch.zeros_like(activations)
-        if plan.sink_range is not None:
-            grads[plan.sink_range[0] : plan.sink_range[1]] = grad_sinks.t()
-        else:
-            grads.index_copy_(0, sink_index, grad_sinks.t().to(grads.dtype))
+        grads = plan.sink_gradients(activations, grad_sinks, sink_index)
         weight_grad = torch.zeros_like(weight)
         if batch:
             with _current(activations.device):
