@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -274,6 +275,39 @@ class TestAnalyseSweepFolder:
             "final"
         )
         assert not [p for p in folder.iterdir() if p.name.startswith(".analysis")]
+
+    @pytest.mark.parametrize("where", ["the sweep", "its parent", "a folder of other files"])
+    def test_force_replaces_only_an_analysis(self, tmp_path, where):
+        folder = fabricate_sweep(tmp_path / "sweep", linear_trials(5, 2))
+        (tmp_path / "notes").mkdir()
+        (tmp_path / "notes" / "mine.txt").write_text("keep me")
+        out = {
+            "the sweep": folder,
+            "its parent": tmp_path,
+            "a folder of other files": tmp_path / "notes",
+        }[where]
+        before = tree(tmp_path)
+        with pytest.raises(ConfigError, match="holds files that are not an analysis"):
+            analyse_sweep(folder, out=out, force=True, resamples=100)
+        with pytest.raises(ConfigError, match="holds files that are not an analysis"):
+            write_analysis(analyse_trials(linear_trials(5, 2), resamples=100), out)
+        assert tree(tmp_path) == before
+
+    def test_a_failed_replace_puts_the_old_analysis_back(self, tmp_path, monkeypatch):
+        folder = fabricate_sweep(tmp_path / "sweep", linear_trials(5, 2))
+        analyse_sweep(folder, resamples=100)
+        before = tree(folder)
+        real = os.replace
+
+        def failing(source, target):
+            if str(source).endswith(".tmp"):
+                raise OSError("disk full")
+            real(source, target)
+
+        monkeypatch.setattr(os, "replace", failing)
+        with pytest.raises(OSError, match="disk full"):
+            analyse_sweep(folder, force=True, structure="final", resamples=100)
+        assert tree(folder) == before
 
     def test_out_elsewhere(self, tmp_path):
         folder = fabricate_sweep(tmp_path / "sweep", linear_trials(5, 2))

@@ -426,9 +426,40 @@ def analyse_trials(
     )
 
 
+# What write_analysis writes: the only files a folder it replaces may hold.
+_ANALYSIS_FILES = frozenset(
+    {
+        "analysis.json",
+        "correlations.csv",
+        "analysis.txt",
+        "accuracy_vs_measures.png",
+        "clustering_path_length.png",
+    }
+)
+
+
+def _check_replaceable(folder: Path) -> None:
+    """Refuse to replace ``folder`` unless it is new, empty or holds an analysis only."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"analysis folder {str(folder)!r} is a file; give a folder with --out")
+    foreign = (
+        sorted(p.name for p in folder.iterdir() if p.name not in _ANALYSIS_FILES)
+        if (folder.is_dir())
+        else []
+    )
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise ConfigError(
+            f"{str(folder)!r} holds files that are not an analysis ({shown}); an analysis "
+            "replaces only a folder of its own files: give a new or empty folder with --out "
+            "(nothing was written)"
+        )
+
+
 @contextlib.contextmanager
 def _replacing_folder(folder: Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``folder``; on success it becomes ``folder`` whole."""
+    """Yield a temporary folder beside ``folder``; on success it becomes ``folder`` whole
+    (an old ``folder`` is put back if that last step fails)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
     try:
@@ -439,7 +470,12 @@ def _replacing_folder(folder: Path) -> Iterator[Path]:
                 tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".old", dir=folder.parent)
             )
             os.replace(folder, old / folder.name)
-        os.replace(temporary, folder)
+        try:
+            os.replace(temporary, folder)
+        except BaseException:
+            if old is not None:
+                os.replace(old / folder.name, folder)
+            raise
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
     finally:
@@ -458,6 +494,7 @@ def write_analysis(analysis: SweepAnalysis, folder: str | Path) -> list[Path]:
     from pypaddle.experiments import plots
 
     folder = Path(folder)
+    _check_replaceable(folder)
     names: list[str] = []
     with _replacing_folder(folder) as temporary:
         atomic_write_text(
@@ -609,8 +646,7 @@ def analyse_sweep(
     folder = Path(results_dir)
     finished_trials(folder)  # every refusal before the lock (which makes a missing folder)
     target = Path(out) if out is not None else folder / ANALYSIS_FOLDER
-    if target.exists() and not target.is_dir():
-        raise ConfigError(f"analysis folder {str(target)!r} is a file; give a folder with --out")
+    _check_replaceable(target)
     if target.is_dir() and any(target.iterdir()) and not force:
         raise ConfigError(
             f"{str(target)!r} already holds an analysis; pass --force to replace it or "
