@@ -546,6 +546,21 @@ class TestSpreadAndRay:
         assert calls == {}
         assert not (tmp_path / "sweep").exists()
 
+    def test_ray_refuses_a_numbered_gpu_past_the_first(self, tmp_path, monkeypatch):
+        calls = self._fake_ray(monkeypatch)
+        spec = parse_sweep(
+            {
+                "sweep": {"grid": {"seed": [0]}, "gpus_per_trial": 1},
+                "experiment": {"model": {"name": "ffn"}, "training": {"device": "cuda:1"}},
+            }
+        )
+        with pytest.raises(ConfigError, match=re.escape("numbered from cuda:0; use device 'cuda'")):
+            backends.ray_devices(spec.trials, 1, address="ray://head:10001")
+        with pytest.raises(ConfigError, match="numbered from cuda:0"):
+            run_sweep(spec, tmp_path / "sweep", backend="ray", address="ray://h:1", quiet=True)
+        assert calls == {}
+        assert not (tmp_path / "sweep").exists()
+
 
 class TestDistributed:
     @pytest.mark.slow

@@ -106,6 +106,12 @@ def ray_devices(
                 "= 0 asks Ray for no GPU per trial; set sweep.gpus_per_trial (e.g. 1, or "
                 "0.5 for two trials per GPU), or use device 'auto' or 'cpu'"
             )
+        if gpus_per_trial > 0 and wanted.startswith("cuda:") and wanted != "cuda:0":
+            raise ConfigError(
+                f"trial {trial.index} trains on device {wanted!r}, but a Ray task sees only "
+                "the GPUs Ray gives it, numbered from cuda:0; use device 'cuda' or 'auto' "
+                "(Ray chooses the GPU)"
+            )
         chosen[trial.id] = "cpu" if gpus_per_trial == 0 and wanted == "auto" else device
     return chosen
 
