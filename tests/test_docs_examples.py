@@ -28,7 +28,8 @@ def test_pages_have_examples():
 @pytest.mark.parametrize("page", [_param(page) for page in PAGES])
 def test_page_examples_run(page, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    run_page(page, tmp_path)
+    # run_page raises on an example that fails or prints other than its text block.
+    assert run_page(page, tmp_path) == len(examples(page))
 
 
 def test_wrong_output_is_reported(tmp_path):
