@@ -206,17 +206,11 @@ def run(
     """
     _log_to_stderr(quiet)
     with _answering():
-        from pypaddle.experiments import examples, load_config, parse_config, run_experiment
+        from pypaddle.experiments import examples, parse_config, run_experiment
         from pypaddle.experiments._files import named_folder
 
-        example = examples.named(experiment)
-        if example is not None:
-            # Relative file names of an example are the user's: read from the working folder.
-            config = parse_config(examples.table(example, expect="experiment"), base=Path.cwd())
-            parent = Path("runs")
-        else:
-            config = load_config(experiment)
-            parent = Path(experiment).parent / "runs"
+        table, base, parent = examples.locate(experiment, expect="experiment")
+        config = parse_config(table, base=base)
         folder = out
         if folder is None:
             folder = named_folder(parent, config.name, what="experiment")
@@ -274,16 +268,10 @@ def sweep(
     with _answering():
         from pypaddle.experiments import examples
         from pypaddle.experiments._files import named_folder
-        from pypaddle.experiments.sweep import load_sweep, parse_sweep, run_sweep
+        from pypaddle.experiments.sweep import parse_sweep, run_sweep
 
-        example = examples.named(sweep_file)
-        if example is not None:
-            # An example sweep's base experiment is another example, found beside it.
-            spec = parse_sweep(examples.table(example, expect="sweep"), base=examples.folder())
-            parent = Path("sweeps")
-        else:
-            spec = load_sweep(sweep_file)
-            parent = Path(sweep_file).parent / "sweeps"
+        table, base, parent = examples.locate(sweep_file, expect="sweep")
+        spec = parse_sweep(table, base=base)
         folder = out
         if folder is None:
             folder = named_folder(parent, spec.name, what="sweep")

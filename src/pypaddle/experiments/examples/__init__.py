@@ -28,7 +28,7 @@ from typing import Any
 
 from pypaddle.errors import ConfigError
 
-__all__ = ["description", "folder", "kind", "named", "names", "table", "text"]
+__all__ = ["description", "folder", "kind", "locate", "named", "names", "table", "text"]
 
 
 def folder() -> Path:
@@ -119,3 +119,30 @@ def description(name: str) -> str:
         if line.startswith("#"):
             return line.lstrip("#").strip()
     return ""
+
+
+def locate(argument: str | Path, *, expect: str) -> tuple[dict[str, Any], Path, Path]:
+    """What the command line's ``argument`` names, an example or a TOML file, as
+    ``(table, base, parent)``: its table, the folder its relative file names are read
+    from, and the folder its results go under by default (``runs`` for an experiment,
+    ``sweeps`` for a sweep).
+
+    For an example, an experiment's relative file names are the user's (the working
+    folder) and a sweep's base experiment is another example (found beside it); results go
+    into the working folder. For a file, both are next to it.
+
+    Examples
+    --------
+    >>> table, base, parent = locate("sweep_priors", expect="sweep")
+    >>> table["sweep"]["name"], base == folder(), parent.as_posix()
+    ('rewiring', True, 'sweeps')
+    """
+    from pypaddle.experiments.config import read_toml
+
+    results = "runs" if expect == "experiment" else "sweeps"
+    example = named(argument)
+    if example is not None:
+        base = Path.cwd() if expect == "experiment" else folder()
+        return table(example, expect=expect), base, Path(results)
+    path = Path(argument)
+    return read_toml(path), path.resolve().parent, path.parent / results
