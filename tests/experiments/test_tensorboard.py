@@ -11,11 +11,13 @@ from typer.testing import CliRunner
 from pypaddle.cli import app
 from pypaddle.errors import ConfigError, MissingExtraError
 from pypaddle.experiments import run_experiment
+from pypaddle.experiments._tensorboard import TensorBoardRecorder, make_recorder
 from pypaddle.experiments.config import to_toml
 from pypaddle.experiments.run import prepare
-from pypaddle.sparse import maskable_layers
+from pypaddle.sparse import MaskedLinear, maskable_layers
 
 pytest.importorskip("tensorboard")
+import torch.utils.tensorboard
 from tensorboard.backend.event_processing.event_accumulator import (
     EventAccumulator,
 )
@@ -192,6 +194,60 @@ class TestSwitches:
     def test_bad_config_value(self, bad):
         with pytest.raises(ConfigError, match=r"evaluation\.tensorboard"):
             run_experiment(tiny({"evaluation": {"tensorboard": bad}}), "unused", quiet=True)
+
+
+def earlier_run(folder):
+    """The files an earlier run left: metrics.jsonl and one event file."""
+    (folder / "tensorboard").mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text('{"event": "epoch", "epoch_total": 1}\n')
+    old = folder / "tensorboard" / "events.out.tfevents.1.earlier.1.0"
+    old.write_bytes(b"earlier events")
+    return old
+
+
+def failing_writer(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("no space left for the event file")
+
+    monkeypatch.setattr(torch.utils.tensorboard, "SummaryWriter", refuse)
+
+
+class TestReplacingTheEarlierRun:
+    """Files of an earlier run go only once everything that replaces them has started."""
+
+    def test_a_writer_that_fails_to_start_leaves_the_earlier_files(self, tmp_path, monkeypatch):
+        old = earlier_run(tmp_path)
+        failing_writer(monkeypatch)
+        with pytest.raises(OSError, match="no space"):
+            make_recorder(tmp_path / "metrics.jsonl", MaskedLinear(3, 2), None, tensorboard=True)
+        assert (tmp_path / "metrics.jsonl").read_text() == '{"event": "epoch", "epoch_total": 1}\n'
+        assert old.read_bytes() == b"earlier events"
+        assert list((tmp_path / "tensorboard").iterdir()) == [old]
+
+    def test_a_writer_that_fails_to_start_leaves_no_new_folder(self, tmp_path, monkeypatch):
+        failing_writer(monkeypatch)
+        with pytest.raises(OSError, match="no space"):
+            make_recorder(tmp_path / "metrics.jsonl", MaskedLinear(3, 2), None, tensorboard=True)
+        assert list(tmp_path.iterdir()) == []
+
+    def test_metrics_that_cannot_be_opened_leave_the_earlier_events(self, tmp_path):
+        old = earlier_run(tmp_path)
+        unopenable = tmp_path / "missing" / "metrics.jsonl"
+        with pytest.raises(FileNotFoundError):
+            TensorBoardRecorder(unopenable, tmp_path / "tensorboard", MaskedLinear(3, 2), None)
+        assert list((tmp_path / "tensorboard").iterdir()) == [old]
+        assert old.read_bytes() == b"earlier events"
+
+    def test_a_started_writer_replaces_the_earlier_files(self, tmp_path):
+        old = earlier_run(tmp_path)
+        recorder = make_recorder(
+            tmp_path / "metrics.jsonl", MaskedLinear(3, 2), None, tensorboard=True
+        )
+        recorder.close()
+        assert (tmp_path / "metrics.jsonl").read_text() == ""
+        (new,) = (tmp_path / "tensorboard").iterdir()
+        assert new != old
+        assert new.name.startswith("events.out.tfevents.")
 
 
 class TestCli:

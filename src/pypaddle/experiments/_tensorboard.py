@@ -62,23 +62,38 @@ Structure = Callable[[], nx.DiGraph]
 class TensorBoardRecorder(Recorder):
     """A :class:`Recorder` that also writes each record as TensorBoard scalars into
     ``folder``, with the density of every masked layer of ``model`` and, per round, the
-    graph ``structure()`` returns drawn as an image (None: no image). Event files of an
-    earlier run of the same experiment there are removed first, as ``metrics.jsonl`` is
-    rewritten."""
+    graph ``structure()`` returns drawn as an image (None: no image). The event files of
+    an earlier run of the same experiment there are removed, as ``metrics.jsonl`` is
+    rewritten, but only once the new writer has started and ``metrics.jsonl`` is open:
+    a writer that fails to start leaves the earlier run's files as they were."""
 
     def __init__(
         self, path: Path | None, folder: Path, model: nn.Module, structure: Structure | None
     ) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
-        super().__init__(path)
-        remove_events(folder)
-        self.writer = SummaryWriter(log_dir=str(folder))
         masked = {id(layer) for layer in maskable_layers(model)}
         self.layers = [
             (name, module) for name, module in model.named_modules() if id(module) in masked
         ]
         self.structure = structure
+        # Start first, replace after: the writer creates its own (new) event file, then
+        # metrics.jsonl is truncated, and only then do the earlier run's events go.
+        existed, earlier = folder.is_dir(), _event_files(folder)
+        try:
+            self.writer = SummaryWriter(log_dir=str(folder))
+        except BaseException:
+            if not existed and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+            raise
+        try:
+            super().__init__(path)
+        except BaseException:
+            self.writer.close()
+            for own in _event_files(folder) - earlier:
+                own.unlink()
+            raise
+        remove_events(folder, only=earlier)
 
     def write(self, record: dict[str, Any]) -> None:
         super().write(record)
@@ -132,11 +147,16 @@ def _picture(structure: Any) -> Any:
         return imread(path)[..., :3]
 
 
-def remove_events(folder: Path) -> None:
-    """Remove the event files of an earlier run from ``folder`` (and it, if then empty)."""
+def _event_files(folder: Path) -> set[Path]:
+    return set(folder.glob(_EVENT_FILES)) if folder.is_dir() else set()
+
+
+def remove_events(folder: Path, *, only: set[Path] | None = None) -> None:
+    """Remove the event files of an earlier run from ``folder`` (and it, if then empty):
+    all of them, or ``only`` these (those listed before a new writer started there)."""
     if folder.is_dir():
-        for old in folder.glob(_EVENT_FILES):
-            old.unlink()
+        for old in _event_files(folder) if only is None else only:
+            old.unlink(missing_ok=True)
         if not any(folder.iterdir()):
             folder.rmdir()
 
@@ -156,6 +176,7 @@ def make_recorder(
         return Recorder(path)
     folder = path.parent / EVENTS_FOLDER
     if not tensorboard:
+        recorder = Recorder(path)  # metrics.jsonl open (and rewritten) before events go
         remove_events(folder)
-        return Recorder(path)
+        return recorder
     return TensorBoardRecorder(path, folder, model, structure)
