@@ -220,6 +220,65 @@ class Custom:
     pass
 
 
+def global_name(function: object) -> bytes:
+    return pickle.GLOBAL + f"{function.__module__}\n{function.__name__}\n".encode()
+
+
+def text(value: str) -> bytes:
+    return pickle.BINUNICODE + struct.pack("<I", len(value)) + value.encode()
+
+
+# (3,) of dtype "O", as the arguments of a call
+SHAPE_AND_OBJECT_TYPE = pickle.MARK + pickle.BININT1 + b"\x03" + pickle.TUPLE1 + text("O")
+# A dtype "V8" whose state (BUILD) sets the object flags (63) after numpy.dtype checked it.
+FLAGGED_VOID = pickle.dumps(np.dtype("V8"), protocol=2).replace(b"K\x00tq", b"K?tq")
+OBJECT_ARRAY_PICKLES = {
+    # numpy's _reconstruct with a type string: no numpy.dtype call to check
+    "reconstruct-O": pickle.PROTO
+    + b"\x02"
+    + global_name(RECONSTRUCT)
+    + pickle.MARK
+    + global_name(np.ndarray)
+    + SHAPE_AND_OBJECT_TYPE[1:]
+    + pickle.TUPLE
+    + pickle.REDUCE
+    + pickle.STOP,
+    "ndarray-call": pickle.PROTO
+    + b"\x02"
+    + global_name(np.ndarray)
+    + SHAPE_AND_OBJECT_TYPE
+    + pickle.TUPLE
+    + pickle.REDUCE
+    + pickle.STOP,
+    "ndarray-newobj": pickle.PROTO
+    + b"\x02"
+    + global_name(np.ndarray)
+    + SHAPE_AND_OBJECT_TYPE
+    + pickle.TUPLE
+    + pickle.NEWOBJ
+    + pickle.STOP,
+    "ndarray-obj": pickle.PROTO
+    + b"\x02"
+    + pickle.MARK
+    + global_name(np.ndarray)
+    + SHAPE_AND_OBJECT_TYPE[1:]
+    + pickle.OBJ
+    + pickle.STOP,
+    "flagged-dtype": FLAGGED_VOID,
+    "array-of-flagged-dtype": pickle.dumps(np.zeros(1, "V8"), protocol=2).replace(
+        b"K\x00tq", b"K?tq"
+    ),
+    "structured-with-object-field": pickle.dumps(
+        np.zeros(2, dtype=[("x", "<f4"), ("o", "O")]), protocol=2
+    ),
+    "object-array-protocol-5": pickle.dumps(np.array([1, "a"], dtype=object), protocol=5),
+    "object-array-inside-a-batch": pickle.dumps(
+        {"data": np.zeros((1, 3), np.uint8), "labels": np.array([None], dtype=object)},
+        protocol=2,
+    ),
+}
+
+
 class TestPicklesRunNoCode:
     @pytest.mark.parametrize(
         ("payload", "named"),
@@ -259,6 +318,26 @@ class TestPicklesRunNoCode:
         assert re.search(f"it (calls|holds) [^ ]*({named})", str(error.value))
         assert not marker.exists()
         assert tree(tmp_path) == before
+
+    @pytest.mark.parametrize("raw", OBJECT_ARRAY_PICKLES.values(), ids=OBJECT_ARRAY_PICKLES)
+    def test_arrays_of_objects_refused_however_made(self, tmp_path, raw):
+        path = tmp_path / "batch"
+        path.write_bytes(raw)
+        with pytest.raises(ConfigError) as error:
+            load_plain_pickle(path)
+        message = str(error.value)
+        assert message.startswith(f"{str(path)!r} is refused: it holds an array of Python objects")
+        assert "only arrays of numbers are plain data" in message
+
+    def test_arrays_of_numbers_and_structured_numbers_still_load(self, tmp_path):
+        path = tmp_path / "batch"
+        structured = np.zeros(2, dtype=[("x", "<f4"), ("label", "u1")])
+        for value in (np.zeros((2, 3), "V8"), structured, np.arange(4.0)):
+            for protocol in (2, 5):
+                path.write_bytes(pickle.dumps(value, protocol=protocol))
+                loaded = load_plain_pickle(path)
+                assert loaded.dtype == value.dtype
+                assert loaded.tobytes() == value.tobytes()
 
     def test_codecs_only_for_latin1(self, tmp_path):
         path = tmp_path / "batch"

@@ -159,10 +159,20 @@ _RECONSTRUCT = np.zeros(1).__reduce__()[0]
 _FROM_BUFFER = np.zeros(1).__reduce_ex__(5)[0]
 
 
+def _refuse_objects(value: object) -> None:
+    """Refuse a numpy array or dtype that holds Python objects, however it was made."""
+    if isinstance(value, (np.ndarray, np.dtype)):
+        dtype = value.dtype if isinstance(value, np.ndarray) else value
+        if dtype.hasobject:
+            raise pickle.UnpicklingError(
+                f"it holds an array of Python objects (dtype {dtype.str!r}); only arrays of "
+                "numbers are plain data"
+            )
+
+
 def _plain_dtype(*args: Any) -> np.dtype[Any]:
     dtype = np.dtype(*args)
-    if dtype.hasobject:
-        raise pickle.UnpicklingError("it holds an array of Python objects")
+    _refuse_objects(dtype)
     return dtype
 
 
@@ -187,12 +197,42 @@ _PLAIN_NAMES: dict[tuple[str, str], Any] = {
 }
 
 
-class _PlainDataUnpickler(pickle.Unpickler):
+class _PlainDataUnpickler(pickle._Unpickler):
+    """The pure-Python unpickler, so that every object it builds can be checked: only the
+    names of :data:`_PLAIN_NAMES` are found, and whatever a call (REDUCE, NEWOBJ, OBJ, INST)
+    or a state (BUILD) makes is refused if it is an array or dtype of Python objects.
+    Checking ``numpy.dtype``'s arguments is not enough: ``_reconstruct(ndarray, shape,
+    "O")`` or ``ndarray(shape, "O")`` makes an object array from a type string, and a
+    BUILD can give a dtype the object flag after it was made."""
+
+    dispatch = pickle._Unpickler.dispatch.copy()
+
     def find_class(self, module: str, name: str) -> Any:
         try:
             return _PLAIN_NAMES[(module, name)]
         except KeyError:
             raise pickle.UnpicklingError(f"it calls {module}.{name}") from None
+
+
+def _checked(opcode: bytes) -> None:
+    load = _PlainDataUnpickler.dispatch[opcode[0]]
+
+    def load_checked(self: Any) -> None:
+        load(self)
+        _refuse_objects(self.stack[-1])
+
+    _PlainDataUnpickler.dispatch[opcode[0]] = load_checked
+
+
+for _opcode in (
+    pickle.REDUCE,
+    pickle.BUILD,
+    pickle.NEWOBJ,
+    pickle.NEWOBJ_EX,
+    pickle.OBJ,
+    pickle.INST,
+):
+    _checked(_opcode)
 
 
 def load_plain_pickle(path: str | Path) -> Any:
@@ -201,14 +241,16 @@ def load_plain_pickle(path: str | Path) -> Any:
 
     A pickle can name any importable function and have it called while it loads; this
     reader allows only numpy's array reconstruction, so a file that would call anything
-    else (``os.system``, ``builtins.eval``, a class of its own, an array of Python
-    objects) is refused before that call. Python 2 strings (in CIFAR's files) are read as
-    latin1 ``str``.
+    else (``os.system``, ``builtins.eval``, a class of its own) is refused before that
+    call. An array (or dtype) of Python objects is refused too, however the file makes it:
+    it runs no code, but it is not data a model can read. Python 2 strings (in CIFAR's
+    files) are read as latin1 ``str``.
 
     Raises
     ------
     ConfigError
-        If the file does not exist, is not a pickle, or names anything but plain data.
+        If the file does not exist, is not a pickle, names anything but plain data or
+        makes an array of Python objects (the message names the file and the reason).
 
     Examples
     --------
