@@ -53,7 +53,10 @@ class TestStats:
         path = write(nx.DiGraph(), tmp_path / "empty.json")
         result = runner.invoke(app, ["graph", "stats", str(path), "--json"])
         assert result.exit_code == 0, result.output
-        assert json.loads(result.output)["clustering"] is None
+        printed = json.loads(result.output, parse_constant=pytest.fail)  # strict: no NaN
+        assert printed["clustering"] is None
+        assert printed["density"] is None
+        assert printed["in_degree"] == dict.fromkeys(("mean", "std", "min", "max"))
 
     def test_corrupt_file(self, tmp_path):
         path = tmp_path / "bad.json"

@@ -380,8 +380,14 @@ def graph_stats(
 
         stats = summary(read(file), seed=seed)
     if as_json:
-        # JSON has no NaN: undefined values (an empty graph, no paths) become null.
-        plain = {k: None if isinstance(v, float) and v != v else v for k, v in stats.items()}
+        # JSON has no NaN: undefined values (an empty graph, no paths) become null, also
+        # inside in_degree / out_degree.
+        def plain_value(value: object) -> object:
+            if isinstance(value, dict):
+                return {key: plain_value(item) for key, item in value.items()}
+            return None if isinstance(value, float) and value != value else value
+
+        plain = plain_value(stats.to_dict())
         typer.echo(json.dumps(plain, indent=2))
         return
     from rich.console import Console

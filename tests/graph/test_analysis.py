@@ -131,6 +131,8 @@ class TestSummaryAgainstNetworkx:
         assert stats["clustering"] == pytest.approx(exact, abs=0.02)
 
     def test_sampled_paths_are_flagged(self, graph, monkeypatch):
+        # Paths are exact up to EXACT_PATH_LIMIT vertices (90 here), sampled above.
+        monkeypatch.setattr(analysis, "EXACT_PATH_LIMIT", 50)
         monkeypatch.setattr(analysis, "_PATH_SOURCES", 10)
         stats = summary(graph, seed=0)
         assert {"path_length", "mean_source_sink_path"} <= set(stats["estimates"])

@@ -20,9 +20,11 @@ from pypaddle.graph import (
     erdos_renyi,
     graph_measures,
     random_layered,
+    summary,
     watts_strogatz,
 )
 from pypaddle.graph import measures as measures_module
+from pypaddle.graph.analysis import NULL_MODELS
 from pypaddle.graph.measures import MEASURES
 
 NOT_GRAPHS: list[Any] = [None, 3, "graph", [(0, 1)], {0: [1]}, object(), math.nan]
@@ -161,12 +163,14 @@ class TestMeasures:
         graph = random_layered([20, 30, 30, 10], density=0.2, skip_density=0.05, seed=1)
         exact = graph_measures(graph)
         monkeypatch.setattr(measures_module, "SMALL_WORLD_LIMIT", 50)
-        monkeypatch.setattr(measures_module, "EXACT_PATH_LIMIT", 50)
+        # The path rule is summary()'s, so it lives (and is patched) in graph.analysis.
+        monkeypatch.setattr(analysis_module, "EXACT_PATH_LIMIT", 50)
         monkeypatch.setattr(analysis_module, "_PATH_SOURCES", 30)
         large = graph_measures(graph)
         assert math.isnan(large["small_world_sigma"])
         assert math.isnan(large["small_world_omega"])
         assert not math.isnan(exact["small_world_sigma"])
+        assert large["path_length"] != exact["path_length"]  # sampled, not the exact mean
         assert large["path_length"] == pytest.approx(exact["path_length"], rel=0.1)
         assert large["clustering"] == exact["clustering"]
 
@@ -183,6 +187,124 @@ class TestMeasures:
         assert values["vertices"] == sum(widths)
         assert values["edges"] == graph.number_of_edges()
         assert 0 <= values["clustering"] <= 1
+
+
+def flat_summary(graph, seed=0):
+    """summary()'s values under graph_measures()' names."""
+    stats = summary(graph, seed=seed)
+    widths = stats["layer_widths"]
+    return {
+        **{name: stats[name] for name in MEASURES if name in stats},
+        "depth": stats["layers"],
+        "width": max(widths, default=0),
+        **{
+            f"{direction}_degree_{statistic}": stats[f"{direction}_degree"][statistic]
+            for direction in ("in", "out")
+            for statistic in ("mean", "std", "max")
+        },
+    }
+
+
+def assert_same(values, expected):
+    """Equal keys and values, NaN where the other has NaN (no tolerance)."""
+    assert set(values) == set(expected)
+    differ = {
+        name: (values[name], expected[name])
+        for name in values
+        if values[name] != expected[name]
+        and not (math.isnan(values[name]) and math.isnan(expected[name]))
+    }
+    assert differ == {}
+
+
+def single_vertex():
+    graph = nx.DiGraph()
+    graph.add_node("alone")
+    return graph
+
+
+def pruned():
+    graph = random_layered([10, 20, 20, 5], density=0.3, skip_density=0.1, seed=4)
+    graph.remove_edges_from(list(graph.edges)[::3])
+    return graph
+
+
+class TestOneComputationWithSummary:
+    """graph_measures() is summary() laid out flat: equal values, the same empty graph and
+    the same null models."""
+
+    @pytest.mark.parametrize(
+        "make",
+        [
+            nx.DiGraph,
+            single_vertex,
+            lambda: nx.empty_graph(4, create_using=nx.DiGraph),
+            lambda: transitive_tournament(6),
+            pruned,
+            lambda: watts_strogatz(300, 6, 0.2, seed=1),
+        ],
+        ids=["empty", "one-vertex", "edgeless", "tournament", "pruned", "small-world-300"],
+    )
+    @pytest.mark.parametrize("seed", [0, 7])
+    def test_same_values(self, make, seed):
+        graph = make()
+        flat = graph_measures(graph, seed=seed)
+        assert_same(flat, flat_summary(graph, seed=seed))
+
+    def test_same_values_where_sampled(self, monkeypatch):
+        graph = pruned()
+        monkeypatch.setattr(analysis_module, "EXACT_PATH_LIMIT", 20)
+        monkeypatch.setattr(analysis_module, "_EXACT_TRIANGLE_WORK", 0)
+        monkeypatch.setattr(analysis_module, "_PATH_SOURCES", 10)
+        stats = summary(graph, seed=3)
+        assert {"clustering", "path_length"} <= set(stats["estimates"])
+        assert_same(graph_measures(graph, seed=3), flat_summary(graph, seed=3))
+
+    def test_the_empty_graph_is_counts_of_zero_and_nan_elsewhere(self):
+        stats = summary(nx.DiGraph())
+        assert math.isnan(stats["density"])
+        assert all(math.isnan(value) for value in stats["in_degree"].values())
+        assert all(math.isnan(value) for value in stats["out_degree"].values())
+        assert math.isnan(stats["small_world_sigma"])
+        assert stats["estimates"] == []
+
+    def test_no_edge_is_possible_on_one_vertex(self):
+        assert math.isnan(summary(single_vertex())["density"])
+        assert math.isnan(graph_measures(single_vertex())["density"])
+        assert summary(single_vertex())["in_degree"] == {
+            "mean": 0.0,
+            "std": 0.0,
+            "min": 0,
+            "max": 0,
+        }
+
+    @pytest.mark.parametrize("function", [summary, graph_measures], ids=["summary", "measures"])
+    def test_both_draw_the_same_null_models(self, function, monkeypatch):
+        drawn = []
+        real = analysis_module._configuration_model
+
+        def counted(degrees, rng):
+            drawn.append(degrees.sum())
+            return real(degrees, rng)
+
+        monkeypatch.setattr(analysis_module, "_configuration_model", counted)
+        graph = watts_strogatz(60, 4, 0.2, seed=0)
+        function(graph)
+        assert NULL_MODELS == 3
+        assert drawn == [2 * graph.number_of_edges()] * NULL_MODELS
+
+    def test_public_limits_are_the_shared_ones(self):
+        assert measures_module.EXACT_PATH_LIMIT == analysis_module.EXACT_PATH_LIMIT == 1000
+        assert measures_module.SMALL_WORLD_LIMIT == 1000
+
+    def test_no_null_models_above_the_limit(self, monkeypatch):
+        monkeypatch.setattr(measures_module, "SMALL_WORLD_LIMIT", 10)
+        monkeypatch.setattr(
+            analysis_module, "_configuration_model", lambda *args: pytest.fail("drawn")
+        )
+        values = graph_measures(watts_strogatz(60, 4, 0.2, seed=0))
+        assert math.isnan(values["small_world_sigma"])
+        assert math.isnan(values["small_world_omega"])
 
 
 FUNCTIONS = [

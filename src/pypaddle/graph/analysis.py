@@ -5,6 +5,11 @@ on large graphs (seconds for 10,000 vertices and 100,000 edges): exact counts co
 edge arrays, path lengths from breadth-first searches in ``scipy.sparse.csgraph``, and
 what would need all pairs of vertices is estimated from a seeded sample, which the result
 says. :func:`layer_graph` is the second-order view: one vertex per layer.
+
+:func:`summary` and :func:`~pypaddle.graph.graph_measures` (the flat numbers an experiment
+records) wrap the one computation here, :func:`_measure`: for the same graph and seed they
+give the same numbers, with the same rules for what is exact, what is estimated and what
+is undefined (NaN).
 """
 
 from __future__ import annotations
@@ -19,16 +24,23 @@ from scipy.sparse import csgraph
 
 from pypaddle._core.reports import Report, TableCells
 from pypaddle._core.seeds import Seed, numpy_generator
+from pypaddle.errors import InputTypeError, StructureError
 from pypaddle.graph.layered import CachedLayeredGraph
-from pypaddle.graph.layering import edge_index, layer_array, layer_counts
+from pypaddle.graph.layering import _check_directed, edge_index, layer_array, layer_counts
 
-__all__ = ["GraphSummary", "layer_graph", "summary"]
+__all__ = ["EXACT_PATH_LIMIT", "NULL_MODELS", "GraphSummary", "layer_graph", "summary"]
 
 # Beyond these sizes a value is estimated from a sample instead of computed exactly.
 _EXACT_TRIANGLE_WORK = 5_000_000  # sum of squared degrees, the size of A @ A
 _CLUSTERING_TRIALS = 20_000  # wedges sampled; standard error <= 0.0035
-_PATH_SOURCES = 200  # breadth-first searches for a mean path length
+_PATH_SOURCES = 200  # breadth-first searches for a mean path length (sampled)
 _SEARCHES_PER_CHUNK = 16
+EXACT_PATH_LIMIT = 1000
+"""A graph's own path lengths are exact up to this many vertices and estimated above it
+(from 200 seeded start vertices)."""
+NULL_MODELS = 3
+"""The number of seeded null models the small-world coefficients are measured against
+(the means of their clustering and path length)."""
 
 
 def _cell(value: object) -> str:
@@ -78,7 +90,7 @@ def _arrays(graph: nx.DiGraph) -> tuple[list[Hashable], np.ndarray, np.ndarray, 
 
 def _degree_statistics(degrees: np.ndarray) -> dict[str, float]:
     if not degrees.size:
-        return {"mean": 0.0, "std": 0.0, "min": 0, "max": 0}
+        return dict.fromkeys(("mean", "std", "min", "max"), float("nan"))
     return {
         "mean": float(degrees.mean()),
         "std": float(degrees.std()),
@@ -185,7 +197,7 @@ def _small_world(
     path_length: float,
     rng: np.random.Generator,
     *,
-    references: int = 1,
+    references: int = NULL_MODELS,
 ) -> dict[str, float]:
     """Clustering and path length of ``references`` seeded null models (their means), the
     ring lattice's clustering, and the small-world sigma and omega; NaN where undefined.
@@ -218,16 +230,144 @@ def _small_world(
     }
 
 
+def _check_graph(graph: object) -> None:
+    if not isinstance(graph, nx.Graph):
+        raise InputTypeError(
+            f"a graph must be a networkx.Graph or DiGraph, got {type(graph).__name__}; "
+            "build one with networkx or pypaddle.graph"
+        )
+    if graph.is_multigraph():
+        raise StructureError(
+            f"measures need a simple graph, got a {type(graph).__name__}; collapse parallel "
+            "edges with networkx.Graph(graph) or networkx.DiGraph(graph)"
+        )
+
+
+def _edges(graph: nx.Graph) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """Layers (None if undirected) and the edges as position arrays (sources, targets);
+    an undirected graph gives each edge in both directions (a self-loop once)."""
+    if graph.is_directed():
+        vertices, layers = layer_array(graph)
+    else:
+        vertices, layers = list(graph), None
+    sources, targets = edge_index(graph, dict(zip(vertices, range(len(vertices)))))
+    return layers, sources, targets
+
+
+def _measure(graph: nx.Graph, seed: Seed, *, small_world: bool = True) -> dict[str, Any]:
+    """Every measure of :func:`summary`, of a DAG or of an undirected graph.
+
+    What a DAG has and an undirected graph has not (layers, sources, sinks, the skip
+    histogram, source-to-sink paths) is NaN (or empty) for the latter, whose in- and
+    out-degree are its degree. ``small_world=False`` leaves the null models and the
+    coefficients NaN (and draws none). The seeded generator is used in one order
+    (clustering, source-sink paths, path length, null models), and only where a value
+    is sampled, so the same graph and seed give the same numbers to every caller.
+    """
+    rng = numpy_generator(seed)
+    layers, sources, targets = _edges(graph)
+    count, size = graph.number_of_nodes(), graph.number_of_edges()
+    directed = layers is not None
+    undirected = _undirected(count, sources, targets)
+    if directed:
+        in_degree = np.bincount(targets, minlength=count)
+        out_degree = np.bincount(sources, minlength=count)
+    else:
+        # Each edge is listed from both ends, a self-loop once: networkx's degree counts it twice.
+        loops = sources[sources == targets]
+        in_degree = out_degree = np.bincount(sources, minlength=count) + np.bincount(
+            loops, minlength=count
+        )
+    pairs = count * (count - 1) if directed else count * (count - 1) / 2
+    components, membership = csgraph.connected_components(undirected, directed=False)
+    estimates: list[str] = []
+
+    def note(name: str, value: float, estimated: bool) -> float:
+        if estimated:
+            estimates.append(name)
+        return value
+
+    nan = float("nan")
+    result: dict[str, Any] = {
+        "vertices": count,
+        "edges": size,
+        "density": size / pairs if pairs else nan,
+    }
+    if layers is not None:
+        widths = np.bincount(layers) if count else np.zeros(0, dtype=np.int64)
+        distance = layers[targets] - layers[sources]
+        histogram = np.bincount(distance) if size else np.zeros(0, dtype=np.int64)
+        result.update(
+            layers=int(widths.size),
+            layer_widths=widths.tolist(),
+            longest_path=max(int(widths.size) - 1, 0),
+            skip_histogram={d: int(c) for d, c in enumerate(histogram.tolist()) if c},
+        )
+    else:
+        result.update(layers=nan, layer_widths=[], longest_path=nan, skip_histogram={})
+    result.update(
+        in_degree=_degree_statistics(in_degree),
+        out_degree=_degree_statistics(out_degree),
+        sources=int((in_degree == 0).sum()) if directed else nan,
+        sinks=int((out_degree == 0).sum()) if directed else nan,
+        isolated=int(((in_degree == 0) & (out_degree == 0)).sum()),
+        components=int(components) if count else 0,
+        largest_component=int(np.bincount(membership).max()) if count else 0,
+    )
+    clustering = note("clustering", *_clustering(undirected, rng))
+    result["clustering"] = clustering
+    exact = count <= EXACT_PATH_LIMIT
+    result["mean_source_sink_path"] = nan
+    if directed:
+        forward = sparse.csr_matrix(
+            (np.ones(size, dtype=np.int64), (sources, targets)), shape=(count, count)
+        )
+        result["mean_source_sink_path"] = note(
+            "mean_source_sink_path",
+            *_mean_distance(
+                forward,
+                np.flatnonzero(in_degree == 0),
+                out_degree == 0,
+                rng,
+                directed=True,
+                exact=exact,
+            ),
+        )
+    every = np.arange(count)
+    path_length = note(
+        "path_length",
+        *_mean_distance(undirected, every, None, rng, directed=False, exact=exact),
+    )
+    result["path_length"] = path_length
+    coefficients = (
+        "random_clustering",
+        "random_path_length",
+        "lattice_clustering",
+        "small_world_sigma",
+        "small_world_omega",
+    )
+    if small_world and count:
+        result.update(_small_world(undirected, clustering, path_length, rng))
+        estimates += ["random_clustering", "random_path_length"]
+        estimates += ["small_world_sigma", "small_world_omega"]
+    else:
+        result.update(dict.fromkeys(coefficients, nan))
+    result["estimates"] = estimates
+    return result
+
+
 def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> GraphSummary:
     """Structure, degrees, paths, clustering and small-world coefficients of a DAG.
 
     Returns a :class:`GraphSummary` (a dict; printed, and in Jupyter, a table) with:
 
-    - ``vertices``, ``edges``, ``density`` (edges / (n (n - 1)), as networkx);
+    - ``vertices``, ``edges``, ``density`` (edges / (n (n - 1)), as networkx; NaN below
+      two vertices, where no edge is possible);
     - ``layers``, ``layer_widths`` (vertices per layer), ``longest_path`` (edges on the
       longest path, ``layers - 1``), ``skip_histogram`` (layer distance -> edge count;
       distance 1 joins consecutive layers, larger distances are skip connections);
-    - ``in_degree`` and ``out_degree`` (``mean``, ``std``, ``min``, ``max``);
+    - ``in_degree`` and ``out_degree`` (``mean``, ``std``, ``min``, ``max``; NaN without
+      vertices);
     - ``sources`` (in-degree 0), ``sinks`` (out-degree 0), ``isolated`` (both; counted
       among the sources and the sinks too), ``components`` (weakly connected) and
       ``largest_component`` (its vertex count);
@@ -237,9 +377,10 @@ def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> GraphSummary:
       (source, sink) pairs with a path between them;
     - ``path_length``: mean shortest-path length of the undirected graph over connected
       pairs;
-    - ``random_clustering``, ``random_path_length``: the same for a seeded random null
-      model with the graph's (undirected) degree sequence: an erased configuration model,
-      which drops the few self-loops and double edges its random pairing makes;
+    - ``random_clustering``, ``random_path_length``: the same, averaged over
+      :data:`NULL_MODELS` (3) seeded random null models with the graph's (undirected)
+      degree sequence: erased configuration models, which drop the few self-loops and
+      double edges their random pairing makes;
     - ``lattice_clustering``: ``3 (k - 2) / (4 (k - 1))``, the clustering of a ring
       lattice of the same mean degree ``k``;
     - ``small_world_sigma`` = ``(C / C_random) / (L / L_random)`` (> 1 for a small world)
@@ -250,22 +391,35 @@ def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> GraphSummary:
       computed exactly.
 
     What is estimated: clustering from 20,000 sampled wedges when the sum of squared
-    degrees exceeds 5e6 (standard error below 0.004); path means from 200 seeded start
-    vertices when there are more; the null model is random by nature, so its values and
-    the small-world coefficients are always listed as estimates. Everything else is exact.
-    Undefined values (an empty graph, no connected pairs) are NaN.
+    degrees exceeds 5e6 (standard error below 0.004); the path means from 200 seeded start
+    vertices when the graph has more than :data:`EXACT_PATH_LIMIT` (1,000) vertices; the
+    null models are random by nature, so their values and the small-world coefficients
+    are always listed as estimates (their own path lengths are sampled from 200 start
+    vertices). Everything else is exact. A value that is not defined for the graph is
+    NaN, never infinite: a graph without vertices has counts of 0 and NaN for everything
+    else, and one without connected pairs NaN path lengths.
+
+    Three null models, not one: a single configuration model's clustering is noisy on the
+    small graphs experiments use (a few triangles), and sigma divides by it; three cost
+    about twice the time of one on large graphs (seconds at 10,000 vertices). The flat
+    :func:`~pypaddle.graph.graph_measures` that experiments record is this same
+    computation: for the same graph and seed the shared measures are equal.
 
     Parameters
     ----------
     graph : networkx.DiGraph
         A directed acyclic graph.
     seed : int, numpy Generator or None
-        Seed of the samples and of the null model.
+        Seed of the samples and of the null models.
 
     Raises
     ------
+    InputTypeError
+        ``graph`` is not a networkx graph.
     StructureError
         The graph has a cycle, is undirected or is a multigraph.
+    ConfigError
+        ``seed`` is not a seed.
 
     Examples
     --------
@@ -278,59 +432,8 @@ def summary(graph: nx.DiGraph, *, seed: Seed = 0) -> GraphSummary:
     >>> "clustering" in stats["estimates"]
     False
     """
-    rng = numpy_generator(seed)
-    vertices, layers, sources, targets = _arrays(graph)
-    count, size = len(vertices), int(sources.size)
-    in_degree = np.bincount(targets, minlength=count)
-    out_degree = np.bincount(sources, minlength=count)
-    widths = np.bincount(layers) if count else np.zeros(0, dtype=np.int64)
-    distance = layers[targets] - layers[sources]
-    histogram = np.bincount(distance) if size else np.zeros(0, dtype=np.int64)
-    directed = sparse.csr_matrix(
-        (np.ones(size, dtype=np.int64), (sources, targets)), shape=(count, count)
-    )
-    undirected = _undirected(count, sources, targets)
-    components, membership = csgraph.connected_components(undirected, directed=False)
-    estimates: list[str] = []
-
-    def note(name: str, value: float, estimated: bool) -> float:
-        if estimated:
-            estimates.append(name)
-        return value
-
-    result: dict[str, Any] = {
-        "vertices": count,
-        "edges": size,
-        "density": size / (count * (count - 1)) if count > 1 else 0.0,
-        "layers": int(widths.size),
-        "layer_widths": widths.tolist(),
-        "longest_path": max(int(widths.size) - 1, 0),
-        "skip_histogram": {d: int(c) for d, c in enumerate(histogram.tolist()) if c},
-        "in_degree": _degree_statistics(in_degree),
-        "out_degree": _degree_statistics(out_degree),
-        "sources": int((in_degree == 0).sum()),
-        "sinks": int((out_degree == 0).sum()),
-        "isolated": int(((in_degree == 0) & (out_degree == 0)).sum()),
-        "components": int(components) if count else 0,
-        "largest_component": int(np.bincount(membership).max()) if count else 0,
-    }
-    clustering = note("clustering", *_clustering(undirected, rng))
-    result["clustering"] = clustering
-    result["mean_source_sink_path"] = note(
-        "mean_source_sink_path",
-        *_mean_distance(
-            directed, np.flatnonzero(in_degree == 0), out_degree == 0, rng, directed=True
-        ),
-    )
-    every = np.arange(count)
-    path_length = note("path_length", *_mean_distance(undirected, every, None, rng, directed=False))
-    result["path_length"] = path_length
-
-    result.update(_small_world(undirected, clustering, path_length, rng))
-    estimates += ["random_clustering", "random_path_length"]
-    estimates += ["small_world_sigma", "small_world_omega"]
-    result["estimates"] = estimates
-    return GraphSummary(result)
+    _check_directed(graph)
+    return GraphSummary(_measure(graph, seed))
 
 
 def layer_graph(graph: nx.DiGraph) -> CachedLayeredGraph:
