@@ -288,3 +288,129 @@ class TestNormalization:
         model.eval()
         inputs = torch.randn(5, 4)
         torch.testing.assert_close(compact(model)(inputs), model(inputs))
+
+
+def layer_block(model, index):
+    """Layer ``index``'s slices of the packed weight (and mask) and of the bias."""
+    layer = model.layers_main_hidden[index]
+    (start, end), (first, last) = model.plan.blocks[index], model.plan.writes[index]
+    return layer, slice(start, end), slice(first, last)
+
+
+def packed_state(model):
+    return {
+        name: tensor.detach().clone()
+        for name, tensor in (
+            ("weight", model.hidden_weight),
+            ("bias", model.hidden_bias),
+            ("mask", model.hidden_mask),
+            ("bias_mask", model.hidden_bias_mask),
+        )
+    }
+
+
+def assert_only_block_changed(before, model, entries, rows):
+    after = packed_state(model)
+    for name, part in (("weight", entries), ("mask", entries), ("bias", rows), ("bias_mask", rows)):
+        keep = torch.ones(after[name].numel(), dtype=torch.bool)
+        keep[part] = False
+        assert torch.equal(after[name][keep], before[name][keep]), name
+
+
+class TestLayerReset:
+    """A layer's reset_parameters follows its model's init, on its own block only."""
+
+    @pytest.mark.parametrize(
+        ("activation", "gain"), [(nn.ReLU, math.sqrt(2)), (nn.Tanh, 5 / 3), (nn.Identity, 1.0)]
+    )
+    def test_fan_in_every_vertex_has_gain_over_root_active_fan_in(self, activation, gain):
+        structure = pg.random_layered([200] * 4, density=0.25, seed=0)
+        model = built(64, 10, structure, activation=activation)
+        with torch.no_grad():
+            model.hidden_weight.fill_(0.5)  # a trained-looking start, far from any init
+        before = packed_state(model)
+        layer, entries, rows = layer_block(model, 2)
+        torch.manual_seed(1)
+        layer.reset_parameters(keep_mask=True)
+        std, fan_in = vertex_stds(model)
+        ratio = (std / (gain / fan_in.sqrt()))[rows]
+        assert abs(float(ratio.mean()) - 1) < 0.02
+        assert float(ratio.std()) < 0.15
+        pooled = float((std[rows].square() * fan_in[rows]).mean())
+        assert pooled == pytest.approx(gain**2, rel=0.03)
+        # U(-a, a) with a = gain sqrt(3 / fan-in) per vertex; no edge: exactly 0
+        weight, mask = layer.weight.detach(), layer.mask
+        bound = (gain * math.sqrt(3) / mask.sum(1).float().sqrt()).unsqueeze(1)
+        assert bool((weight.abs() <= bound * (1 + 1e-6)).all())
+        assert bool((weight[~mask] == 0).all())
+        assert int((weight[mask] == 0).sum()) == 0
+        bias_bound = 1 / mask.sum(1).float().sqrt()
+        assert bool((layer.bias.detach().abs() <= bias_bound).all())
+        assert torch.equal(layer.mask, before["mask"][entries].view_as(layer.mask))
+        assert_only_block_changed(before, model, entries, rows)
+
+    def test_fan_in_counts_the_weights_still_active(self):
+        structure = pg.random_layered([100] * 3, density=0.6, seed=2)
+        model = built(32, 4, structure)
+        layer, entries, rows = layer_block(model, 1)
+        with torch.no_grad():
+            layer.mask[:, ::2] = False  # about half of every vertex's edges pruned
+        before = packed_state(model)
+        torch.manual_seed(3)
+        layer.reset_parameters(keep_mask=True)
+        std, fan_in = vertex_stds(model)
+        assert torch.equal(fan_in[rows], layer.mask.sum(1).float())
+        assert float(fan_in[rows].mean()) < 0.35 * 100  # the pruned fan-in, not 60
+        pooled = float((std[rows].square() * fan_in[rows]).mean())
+        assert pooled == pytest.approx(2.0, rel=0.04)
+        assert bool((layer.weight.detach()[~layer.mask] == 0).all())
+        assert_only_block_changed(before, model, entries, rows)
+
+    def test_fan_in_without_keep_mask_opens_the_block_and_draws_over_its_columns(self):
+        structure = pg.random_layered([50] * 3, density=0.3, seed=4)
+        model = built(16, 4, structure, activation=nn.Tanh)
+        layer, entries, rows = layer_block(model, 2)
+        with torch.no_grad():
+            layer.bias_mask[:5] = False
+        before = packed_state(model)
+        layer.reset_parameters()
+        assert bool(layer.mask.all())
+        assert bool(layer.bias_mask.all())
+        columns = layer.in_features
+        weight = layer.weight.detach()
+        assert bool((weight.abs() <= 5 / 3 * math.sqrt(3 / columns) * (1 + 1e-6)).all())
+        assert float(weight.std()) == pytest.approx(5 / 3 / math.sqrt(columns), rel=0.05)
+        assert_only_block_changed(before, model, entries, rows)
+
+    def test_fan_in_masked_biases_stay_zero(self):
+        model = built(16, 4, pg.random_layered([20, 20], density=0.5, seed=0))
+        layer = model.layers_main_hidden[1]
+        with torch.no_grad():
+            layer.bias_mask[:3] = False
+        layer.reset_parameters(keep_mask=True)
+        assert layer.bias.detach()[:3].tolist() == [0.0, 0.0, 0.0]
+        assert bool((layer.bias.detach()[3:] != 0).all())
+
+    def test_legacy_is_the_masked_linear_reset(self):
+        structure = pg.random_layered([40] * 3, density=0.4, seed=5)
+        model = built(16, 4, structure, init="legacy")
+        layer, entries, rows = layer_block(model, 1)
+        before = packed_state(model)
+        torch.manual_seed(7)
+        layer.reset_parameters(keep_mask=True)
+        # MaskedLinearLayer's reset: U(-b, b), b = 1 / sqrt(active fan-in), over the block
+        torch.manual_seed(7)
+        bound = layer.mask.sum(1).float().rsqrt()
+        expected_weight = torch.empty(layer.weight.shape).uniform_(-1, 1).mul_(bound[:, None])
+        expected_bias = torch.empty(layer.bias.shape).uniform_(-1, 1).mul_(bound)
+        assert torch.equal(layer.weight.detach(), expected_weight)
+        assert torch.equal(layer.bias.detach(), expected_bias)
+        assert int((layer.weight.detach()[~layer.mask] != 0).sum()) > 0  # legacy: drawn too
+        assert_only_block_changed(before, model, entries, rows)
+
+    def test_keeps_the_model_dtype(self):
+        model = built(8, 2, pg.random_layered([10, 10], density=0.5, seed=0)).double()
+        layer = model.layers_main_hidden[1]
+        layer.reset_parameters(keep_mask=True)
+        assert model.hidden_weight.dtype == torch.float64
+        assert bool((layer.weight.detach()[~layer.mask] == 0).all())

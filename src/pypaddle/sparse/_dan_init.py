@@ -26,6 +26,7 @@ __all__ = [
     "activation_gain",
     "initial_values",
     "structure_problems",
+    "weight_scale",
 ]
 
 INITS = ("fan_in", "legacy")
@@ -89,11 +90,18 @@ def initial_values(
     row_length = torch.from_numpy(np.repeat(plan.columns, plan.widths))
     weight = torch.empty(mask.numel()).uniform_(-1, 1)
     bias = torch.empty(plan.vertices).uniform_(-1, 1).mul_(bound)
+    weight.mul_(weight_scale(bound, activation, init).repeat_interleave(row_length))
+    return (weight, bias) if init == "legacy" else (weight.mul_(mask), bias)
+
+
+def weight_scale(bound: torch.Tensor, activation: nn.Module, init: str) -> torch.Tensor:
+    """What a vertex's ``U(-1, 1)`` weights are multiplied by, given ``bound = 1 /
+    sqrt(fan_in)``: ``bound`` itself (``"legacy"``) or ``bound * gain * sqrt(3)``
+    (``"fan_in"``: standard deviation ``gain / sqrt(fan_in)``, as ``U(-a, a)`` has
+    ``a / sqrt(3)``). The one rule of :func:`initial_values` and of a layer's reset."""
     if init == "legacy":
-        return weight.mul_(bound.repeat_interleave(row_length)), bias
-    # U(-a, a) has standard deviation a / sqrt(3).
-    scale = bound * (activation_gain(activation) * math.sqrt(3.0))
-    return weight.mul_(scale.repeat_interleave(row_length)).mul_(mask), bias
+        return bound
+    return bound * (activation_gain(activation) * math.sqrt(3.0))
 
 
 def check_init(init: object) -> str:

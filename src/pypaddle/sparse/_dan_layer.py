@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from pypaddle.errors import ConfigError, InputTypeError
+from pypaddle.sparse._arguments import check_flag
+from pypaddle.sparse._dan_init import weight_scale
 from pypaddle.sparse._dan_plan import DanPlan
 from pypaddle.sparse.masked import MaskedLinearLayer
 
@@ -36,6 +38,10 @@ class PackedOwner(Protocol):
     def hidden_mask(self) -> torch.Tensor: ...
     @property
     def hidden_bias_mask(self) -> torch.Tensor: ...
+    @property
+    def init(self) -> str: ...
+    @property
+    def activation(self) -> nn.Module: ...
 
     def packed_mask_values(
         self, name: str, dtype: torch.dtype, region: tuple[int, int] | None = None
@@ -186,6 +192,47 @@ class DanLayer(MaskedLinearLayer):
             )
         with torch.no_grad():
             target.copy_(value)
+
+    def reset_parameters(self, keep_mask: bool = False) -> None:
+        """Re-initialise this layer's block of the model as the model's ``init`` does.
+
+        The mask is reset to all True unless ``keep_mask`` (as on every masked layer).
+        Then each vertex of the layer is drawn over its *active* fan-in ``n`` (its
+        unmasked weights): with ``init="fan_in"`` (the default of
+        :class:`~pypaddle.sparse.MaskedDeepDAN`) its weights are uniform with standard
+        deviation ``gain / sqrt(n)`` for the model's activation and its masked weights
+        are 0, as when the model was built; with ``init="legacy"`` it is
+        :class:`~pypaddle.sparse.MaskedLinearLayer`'s reset, ``U(-b, b)`` with ``b = 1 /
+        sqrt(n)`` over the whole block. Biases start at ``U(-b, b)`` either way (a masked
+        bias at 0 under ``"fan_in"``). Only this layer's part of the packed tensors
+        changes.
+
+        Examples
+        --------
+        >>> from pypaddle.graph import random_layered
+        >>> from pypaddle.sparse import MaskedDeepDAN
+        >>> model = MaskedDeepDAN(4, 2, random_layered([6, 6], density=0.5, seed=0))
+        >>> layer = model.layers_main_hidden[1]
+        >>> layer.reset_parameters(keep_mask=True)
+        >>> bool((layer.weight[~layer.mask] == 0).all())
+        True
+        """
+        keep_mask = check_flag(keep_mask, "keep_mask")
+        if self._owner.init == "legacy":
+            super().reset_parameters(keep_mask)
+            return
+        with torch.no_grad():
+            weight, bias, mask, bias_mask = self.weight, self.bias, self.mask, self.bias_mask
+            if not keep_mask:
+                mask.fill_(True)
+                bias_mask.fill_(True)
+            fan_in = mask.sum(1).clamp(min=1).to(torch.float64)
+            bound = fan_in.rsqrt()
+            scale = weight_scale(bound, self._owner.activation, "fan_in")
+            drawn = torch.empty_like(weight).uniform_(-1.0, 1.0)
+            weight.copy_(drawn.mul_(scale.to(weight.dtype).unsqueeze(1)).mul_(mask))
+            drawn = torch.empty_like(bias).uniform_(-1.0, 1.0)
+            bias.copy_(drawn.mul_(bound.to(bias.dtype)).mul_(bias_mask))
 
     def named_tensor(self, name: str) -> torch.Tensor | None:
         if name in _PACKED:
