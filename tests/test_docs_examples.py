@@ -15,6 +15,8 @@ PAGES = sorted((ROOT / "docs").rglob("*.md"))
 
 def _param(path: Path):
     marks = [pytest.mark.slow] if is_slow(path) else []
+    if path.name == "migrating.md":  # shows 0.3's README example and the warning it now gives
+        marks.append(pytest.mark.filterwarnings("ignore::pypaddle.errors.StructureWarning"))
     return pytest.param(path, id=str(path.relative_to(ROOT / "docs")), marks=marks)
 
 

@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from pypaddle.cli import app
-from pypaddle.errors import ConfigError
+from pypaddle.errors import ConfigError, StructureWarning
 from pypaddle.experiments import prepare, run_demo, run_experiment
 from pypaddle.experiments.config import to_toml
 from pypaddle.experiments.demo import builtin_config, demo_config
@@ -100,7 +100,8 @@ class TestPruningTheStructure:
         write(nx.DiGraph([(0, 2), (1, 2), (2, 3), (0, 3)]), tmp_path / "s.graphml")
         config = builtin_config("demo")
         config["model"]["structure"] = {"graphml": str(tmp_path / "s.graphml")}
-        prepared = prepare(config)
+        with pytest.warns(StructureWarning, match="bottleneck"):  # 2 sources: tiny on purpose
+            prepared = prepare(config)
         model = prepared.model.module
         assert isinstance(model, MaskedDeepDAN)
         first, second = prepared.layers

@@ -201,6 +201,8 @@ class TestMaskedWeightsStayOut:
         assert moved  # momentum did move the hidden values, yet they stay out of the function
 
 
+# its DAN is a label-oriented small world (deep and narrow) on purpose, and so are rewirings
+@pytest.mark.filterwarnings("ignore::pypaddle.errors.StructureWarning")
 class TestRewiringTheStructureAsItIs:
     """``density=None``: keep the model's masks and counts, e.g. a DAN's sparse structure."""
 
