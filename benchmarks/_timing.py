@@ -15,9 +15,38 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Comparison", "compare", "median_time", "time_once"]
+import torch
+from torch import nn
+
+__all__ = ["Comparison", "compare", "median_time", "time_once", "train_step"]
 
 Timed = Callable[[], Any]
+
+
+def train_step(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    output: Callable[[Any], torch.Tensor] = lambda result: result,
+) -> Timed:
+    """One forward + backward pass of ``model`` on ``inputs`` (``output`` picks the tensor
+    to sum from what the model returns), as a training loop runs it.
+
+    The gradients are reset first the way a training loop resets them, by an optimizer
+    over the model's parameters (``zero_grad(set_to_none=True)``, torch's default), not by
+    ``model.zero_grad()``, which walks every submodule in Python: so a deep graph's
+    hundreds of layer modules, which hold no parameters of their own, cost the same in
+    every library timed here as in training. On a CUDA input the step waits for the device.
+    """
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    synchronize = inputs.device.type == "cuda"
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        output(model(inputs)).sum().backward()
+        if synchronize:
+            torch.cuda.synchronize(inputs.device)
+
+    return step
 
 
 @dataclass(frozen=True)

@@ -9,15 +9,13 @@ scheduling around identical cells. Run alone with ``python benchmarks/bench_cell
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 
 import networkx as nx
 import torch
-from torch import nn
 
 import _deepstruct as deepstruct
 from _table import Goal, Row, Table
-from _timing import compare, time_once
+from _timing import compare, time_once, train_step
 from pypaddle.sparse import DeepCellDAN, conv_bn_relu_cell
 
 NODES, NEIGHBOURS, REWIRING, CLASSES = 200, 3, 0.8, 10
@@ -29,14 +27,6 @@ def oriented_watts_strogatz(seed: int = 0) -> nx.DiGraph:
     structure.add_nodes_from(sorted(graph))
     structure.add_edges_from((min(u, v), max(u, v)) for u, v in graph.edges)
     return structure
-
-
-def _step(model: nn.Module, inputs: torch.Tensor) -> Callable[[], None]:
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        model(inputs).sum().backward()
-
-    return step
 
 
 def run(table: Table, *, quick: bool) -> None:
@@ -56,12 +46,12 @@ def run(table: Table, *, quick: bool) -> None:
         theirs = deepstruct._run(
             "DeepCellDAN", sparse.DeepCellDAN, CLASSES, 3, conv_bn_relu_cell, graph
         )
-        theirs_step = deepstruct.checked("DeepCellDAN forward", _step(theirs, inputs))
+        theirs_step = deepstruct.checked("DeepCellDAN forward", train_step(theirs, inputs))
     except deepstruct.Unavailable as error:
-        seconds = time_once(_step(ours, inputs))
+        seconds = time_once(train_step(ours, inputs))
         table.add(Row(label, seconds, note=f"deepstruct: {error}"))
         return
-    result = compare(_step(ours, inputs), theirs_step, rounds=3 if quick else 7, number=1)
+    result = compare(train_step(ours, inputs), theirs_step, rounds=3 if quick else 7, number=1)
     table.add(Row(label, result.subject, result.reference, result.ratio, Goal(1.0, at_most=True)))
 
 

@@ -27,7 +27,6 @@ import argparse
 import copy
 import platform
 import sys
-from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -36,7 +35,7 @@ import pypaddle
 from _dense import ConcatMLP, mlp
 from _structures import layered_random_dag, oriented_newman_watts_strogatz
 from _table import Goal, Row, Table
-from _timing import compare
+from _timing import compare, train_step
 from pypaddle.sparse import MaskedDeepDAN
 from pypaddle.sparse import _dan_triton as triton_kernel
 
@@ -45,17 +44,6 @@ OUTPUTS = 10
 SEED = 0
 WIDTH = 256  # of the layered DAG, 8 layers
 BATCHES = (256, 8192)  # of the layered DAG
-
-
-def train_step(model: nn.Module, inputs: torch.Tensor) -> Callable[[], None]:
-    """One forward+backward pass of ``model`` on ``inputs``, waited for on the device."""
-
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        model(inputs).sum().backward()
-        torch.cuda.synchronize(inputs.device)
-
-    return step
 
 
 def _inputs(batch: int, device: torch.device) -> torch.Tensor:

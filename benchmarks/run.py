@@ -39,7 +39,6 @@ from collections.abc import Callable, Iterator
 
 import networkx as nx
 import torch
-from torch import nn
 
 import _deepstruct as deepstruct
 import bench_cells
@@ -52,7 +51,7 @@ import pypaddle
 from _dense import ConcatMLP, mlp
 from _structures import complete_layered_graph, layered_random_dag, oriented_newman_watts_strogatz
 from _table import Goal, Row, Table
-from _timing import compare, median_time, time_once
+from _timing import compare, median_time, time_once, train_step
 from pypaddle.errors import StructureWarning
 from pypaddle.graph import layer_index
 from pypaddle.sparse import MaskedDeepDAN, MaskedDeepFFN
@@ -61,16 +60,6 @@ BATCH = 256
 FEATURES = 784
 OUTPUTS = 10
 SEED = 0
-
-
-def train_step(model: nn.Module, inputs: torch.Tensor) -> Callable[[], None]:
-    """One forward+backward pass of ``model`` on ``inputs`` (gradients reset first)."""
-
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        model(inputs).sum().backward()
-
-    return step
 
 
 def _inputs() -> torch.Tensor:
