@@ -605,6 +605,36 @@ class TestKernelChoice:
         handle.remove()
         assert model._kernel_for(x) == "compiled"
 
+    def test_a_forward_pre_hook_counts_too(self):
+        model = MaskedDeepDAN(8, 2, TestVectorised.chain(30))
+        x = torch.randn(4, 8)
+        model(x)
+        handle = model.layers_main_hidden[0].register_forward_pre_hook(lambda *args: None)
+        assert model._kernel_for(x) == "modules"
+        handle.remove()
+        assert model._kernel_for(x) == "compiled"
+
+    def test_the_choice_is_kept_per_batch_threads_and_masks(self, monkeypatch):
+        compiled = pypaddle.sparse._dan_numba
+        asked = []
+
+        def spy(plan, edges, batch, thread_count=None):
+            asked.append((batch, torch.get_num_threads()))
+            return True
+
+        monkeypatch.setattr(compiled, "preferred", spy)
+        model = MaskedDeepDAN(8, 2, TestVectorised.chain(30))
+        for batch in (4, 4, 32, 4):
+            assert model._kernel_for(torch.randn(batch, 8)) == "compiled"
+        threads = torch.get_num_threads()
+        assert asked == [(4, threads), (32, threads)]
+        monkeypatch.setattr(torch, "get_num_threads", lambda: threads + 1)
+        model._kernel_for(torch.randn(4, 8))
+        assert asked[-1] == (4, threads + 1)
+        model.layers_main_hidden[5].mask.data.fill_(False)  # new masks: estimated again
+        model._kernel_for(torch.randn(4, 8))
+        assert len(asked) == 4
+
     def test_without_numba_auto_uses_torch_and_compiled_says_why(self, monkeypatch):
         monkeypatch.setattr(pypaddle.sparse._dan_numba, "available", lambda: False)
         model = MaskedDeepDAN(8, 2, TestVectorised.chain(50))
@@ -744,6 +774,20 @@ class TestMaskEditsAreHonoured:
         model(x).sum().backward()
         block = model.layers_main_hidden[3].weight.grad
         assert bool((block[:, 0] == 0).all())
+
+    @pytest.mark.parametrize("kernel", ["compiled", "torch"])
+    def test_an_edit_of_layer_0_after_a_forward(self, kernel):
+        # The kernels keep layer 0's mask values apart from the rest (all True: none).
+        model = _skip_model(kernel)
+        x = torch.randn(3, 4, dtype=torch.float64)
+        model(x).sum().backward()
+        assert bool(model.layers_main_hidden[0].mask.all())
+        model.zero_grad()
+        model.layers_main_hidden[0].mask.data[:, 1] = False
+        model(x).sum().backward()
+        torch.testing.assert_close(model(x), model._forward_by_modules(x))
+        assert bool((model.layers_main_hidden[0].weight.grad[:, 1] == 0).all())
+        assert bool((model.layers_main_hidden[0].weight.grad[:, 0] != 0).any())
 
     def test_a_layer_called_on_its_own_sees_a_data_edit(self):
         model = _skip_model("modules")

@@ -198,7 +198,8 @@ def _in_blocks(
 class CompiledDanSinks(torch.autograd.Function):
     """As :class:`._dan_kernel.DanSinks`, with the CSR ``edges`` of :func:`active_edges`
     after the activation: ``CompiledDanSinks.apply(plan, activation, edges, sink_index,
-    features, weight, weight_mask, bias, bias_mask)``.
+    features, weight, weight_mask, bias, bias_mask)``, where only layer 0's block of
+    ``weight_mask`` is read (the edges stand for the rest).
 
     The batch is cut into :func:`blocks` blocks of samples (one per torch thread), each
     run through the whole graph on its own thread, forward and backward; the weight and

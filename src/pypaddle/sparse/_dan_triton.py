@@ -328,7 +328,8 @@ def _activate_(tensor: torch.Tensor, activation: str) -> None:
 class TritonDanSinks(torch.autograd.Function):
     """As :class:`._dan_kernel.DanSinks`, with the packed edges of :func:`triton_edges`
     after the activation: ``TritonDanSinks.apply(plan, activation, packed, sink_index,
-    features, weight, weight_mask, bias, bias_mask)``."""
+    features, weight, weight_mask, bias, bias_mask)``, where only layer 0's block of
+    ``weight_mask`` is read (the packed edges stand for the rest)."""
 
     @staticmethod
     def forward(

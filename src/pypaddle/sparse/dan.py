@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import networkx as nx
 import numpy as np
@@ -274,7 +274,10 @@ class MaskedDeepDAN(MaskedModel):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         features = flatten_input(input, self.in_features)
-        dtype = self.hidden_weight.dtype
+        # Read once: every nn.Module attribute lookup is a Python call.
+        weight = cast(torch.Tensor, self._parameters["hidden_weight"])
+        bias = cast(torch.Tensor, self._parameters["hidden_bias"])
+        dtype = weight.dtype
         if not features.is_floating_point():
             raise InputTypeError(
                 f"MaskedDeepDAN takes floating-point input, got {features.dtype}; convert "
@@ -284,24 +287,36 @@ class MaskedDeepDAN(MaskedModel):
         kernel = self._kernel_for(features)
         if kernel == "modules":
             return self._forward_by_modules(features)
-        arguments = (
-            self.sink_index,
-            features,
-            self.hidden_weight,
-            _values(self._followed("hidden_mask", checked=True), self.hidden_mask, dtype),
-            self.hidden_bias,
-            _values(self._followed("hidden_bias_mask"), self.hidden_bias_mask, dtype),
+        derived = self._followed("hidden_mask", checked=True)
+        bias_values = _values(
+            self._followed("hidden_bias_mask"), self._packed("hidden_bias_mask"), dtype
         )
         activation = FAST_ACTIVATIONS[type(self.activation)]
-        if kernel == "compiled":
-            edges = self._active_edges(checked=True)
-            sinks = compiled.CompiledDanSinks.apply(self._plan, activation, edges, *arguments)
-        elif kernel == "triton":
-            packed = self._triton_edges(features.device)
-            sinks = gpu.TritonDanSinks.apply(self._plan, activation, packed, *arguments)
-        else:
+        if kernel == "torch":
+            weight_values = _values(derived, self._packed("hidden_mask"), dtype)
+            arguments = (self.sink_index, features, weight, weight_values, bias, bias_values)
             sinks = DanSinks.apply(self._plan, activation, *arguments)
+        else:
+            # These kernels read the active edges of layers 1.. and the mask of layer 0 only.
+            first_values = self._first_mask_values(derived, dtype)
+            arguments = (self.sink_index, features, weight, first_values, bias, bias_values)
+            if kernel == "compiled":
+                edges = self._active_edges(checked=True)
+                sinks = compiled.CompiledDanSinks.apply(self._plan, activation, edges, *arguments)
+            else:
+                packed = self._triton_edges(features.device)
+                sinks = gpu.TritonDanSinks.apply(self._plan, activation, packed, *arguments)
         return self.layer_out(sinks)
+
+    def _first_mask_values(self, derived: dict, dtype: torch.dtype) -> torch.Tensor | None:
+        """Layer 0's block of the packed mask as 0/1 values of ``dtype`` (None if all True),
+        kept in ``derived`` (the values that follow ``hidden_mask``)."""
+        key = ("first", dtype)
+        values = derived.get(key, _MISSING)
+        if values is _MISSING:
+            first = self._packed("hidden_mask")[: self._plan.blocks[0][1]]
+            values = derived[key] = None if bool(first.all()) else first.to(dtype)
+        return values
 
     def _kernel_for(self, features: torch.Tensor) -> str:
         """Which of "compiled", "triton", "torch" or "modules" runs the hidden layers (see
@@ -327,13 +342,11 @@ class MaskedDeepDAN(MaskedModel):
         if kernel in ("torch", "triton"):
             return kernel
         if kernel == "auto" and features.device.type == "cuda":
-            return "triton" if self._triton_preferred(features) else "torch"
+            return self._chosen(features, self._triton_preferred, "triton")
         if compiled.supports(features):
             if kernel == "compiled":
                 return "compiled"
-            edges = self._active_edges(checked=True)
-            preferred = compiled.preferred(self._plan, edges, features.shape[0])
-            return "compiled" if preferred else "torch"
+            return self._chosen(features, self._compiled_preferred, "compiled")
         if kernel == "compiled":
             raise ConfigError(
                 "kernel='compiled' needs numba (pip install 'pypaddle[fast]') and a float32 "
@@ -345,6 +358,22 @@ class MaskedDeepDAN(MaskedModel):
                 )
             )
         return "torch"
+
+    def _chosen(self, features: torch.Tensor, preferred: Any, kernel: str) -> str:
+        """``kernel`` if ``preferred(features)`` says its estimate beats the torch kernel's,
+        else "torch"; the answer is kept with the masks it was made for, per batch size,
+        thread count, device and dtype, so that a forward does not rerun the cost models."""
+        derived = self._followed("hidden_mask", checked=True)
+        key = ("auto", features.shape[0], torch.get_num_threads(), features.device, features.dtype)
+        choice = derived.get(key)
+        if choice is None:
+            choice = derived[key] = kernel if preferred(features) else "torch"
+        return choice
+
+    def _compiled_preferred(self, features: torch.Tensor) -> bool:
+        """Whether the compiled kernel's cost estimate beats the torch kernel's."""
+        edges = self._active_edges(checked=True)
+        return compiled.preferred(self._plan, edges, features.shape[0])
 
     def _triton_preferred(self, features: torch.Tensor) -> bool:
         """Whether the Triton kernel can run on ``features`` and its cost estimate wins."""
@@ -366,10 +395,23 @@ class MaskedDeepDAN(MaskedModel):
         return derived[key]
 
     def _layers_have_hooks(self) -> bool:
-        """Whether a hidden layer has forward (pre-)hooks, which only the module path calls."""
-        return any(
-            layer._forward_hooks or layer._forward_pre_hooks for layer in self.layers_main_hidden
-        )
+        """Whether a hidden layer has forward (pre-)hooks, which only the module path calls.
+
+        Reads the layers' hook dictionaries, gathered once per set of layers (torch adds
+        and removes hooks in these same dictionaries), so that a forward of a deep graph
+        does not walk hundreds of modules in Python.
+        """
+        layers = list(self.layers_main_hidden._modules.values())
+        cached = self.__dict__.get("_hook_tables")
+        if cached is None or cached[0] != layers:  # compares the layers by identity first
+            tables = [
+                table
+                for layer in layers
+                if layer is not None
+                for table in (layer._forward_hooks, layer._forward_pre_hooks)
+            ]
+            cached = self.__dict__["_hook_tables"] = (layers, tables)
+        return any(cached[1])
 
     # -- what follows the masks ---------------------------------------------------------------
     def _followed(
@@ -468,6 +510,7 @@ class MaskedDeepDAN(MaskedModel):
     def __getstate__(self) -> dict:
         state = super().__getstate__()
         state.pop("_mask_followers", None)
+        state.pop("_hook_tables", None)
         return state
 
     def _forward_by_modules(self, features: torch.Tensor) -> torch.Tensor:
@@ -580,17 +623,24 @@ def _values(derived: dict, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tens
 def _same_contents(mask: torch.Tensor, copy: torch.Tensor, start: int, end: int) -> bool:
     """Whether ``mask[start:end]`` equals ``copy[start:end]`` (1-d tensors of one dtype).
 
-    Large masks on the CPU are compared as bytes, eight at a time: a fraction of what
-    ``torch.equal`` costs on a long bool tensor, so that checking a mask every forward
-    stays cheap; small ones by ``torch.equal``, which costs less to call.
+    On the CPU the bytes are compared through numpy, without a torch call (a small mask
+    by copying its bytes out, which is one ``memcmp``; a large one in place, eight bytes
+    at a time): a fraction of what ``torch.equal`` costs, so that checking a mask every
+    forward stays cheap. Elsewhere by ``torch.equal``.
     """
     if mask.shape != copy.shape or mask.dtype != copy.dtype or mask.device != copy.device:
         return False
-    if end - start < 1 << 13 or mask.device.type != "cpu" or not mask.is_contiguous():
+    if mask.device.type != "cpu" or not mask.is_contiguous():
         return torch.equal(mask[start:end], copy[start:end])
     ours = mask.detach().numpy()[start:end].view(np.uint8)
     theirs = copy.numpy()[start:end].view(np.uint8)
+    if ours.size <= _BYTES_COPIED:
+        return ours.tobytes() == theirs.tobytes()
     bulk = ours.size - ours.size % 8
     return np.array_equal(ours[:bulk].view(np.uint64), theirs[:bulk].view(np.uint64)) and (
         np.array_equal(ours[bulk:], theirs[bulk:])
     )
+
+
+# Masks up to this many bytes are compared by copying them out (see _same_contents).
+_BYTES_COPIED = 1 << 16
