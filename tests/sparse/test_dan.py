@@ -789,6 +789,15 @@ class TestMaskEditsAreHonoured:
         assert bool((model.layers_main_hidden[0].weight.grad[:, 1] == 0).all())
         assert bool((model.layers_main_hidden[0].weight.grad[:, 0] != 0).any())
 
+    def test_masks_off_the_cpu_are_compared_in_one_reduction(self):
+        # What a GPU forward runs (one read-back for both packed masks), on CPU tensors.
+        model = _skip_model("torch")
+        masks = [model.hidden_mask, model.hidden_bias_mask]
+        copies = [mask.clone() for mask in masks]
+        assert pypaddle.sparse.dan._changed(masks, copies) == [False, False]
+        copies[1][-1] = ~copies[1][-1]
+        assert pypaddle.sparse.dan._changed(masks, copies) == [False, True]
+
     def test_a_layer_called_on_its_own_sees_a_data_edit(self):
         model = _skip_model("modules")
         layer = model.layers_main_hidden[3]

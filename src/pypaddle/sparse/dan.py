@@ -289,7 +289,9 @@ class MaskedDeepDAN(MaskedModel):
             return self._forward_by_modules(features)
         derived = self._followed("hidden_mask", checked=True)
         bias_values = _values(
-            self._followed("hidden_bias_mask"), self._packed("hidden_bias_mask"), dtype
+            self._followed("hidden_bias_mask", checked=True),
+            self._packed("hidden_bias_mask"),
+            dtype,
         )
         activation = FAST_ACTIVATIONS[type(self.activation)]
         if kernel == "torch":
@@ -338,7 +340,7 @@ class MaskedDeepDAN(MaskedModel):
             return "modules"
         if kernel == "triton":
             _check_triton_runs(features)
-        self._followed("hidden_mask")  # the one comparison of this forward
+        self._follow_packed_masks()  # the one comparison of this forward
         if kernel in ("torch", "triton"):
             return kernel
         if kernel == "auto" and features.device.type == "cuda":
@@ -447,6 +449,36 @@ class MaskedDeepDAN(MaskedModel):
             )
         followers[name] = (mask, mask.detach().clone(), {})
         return followers[name][2]
+
+    def _follow_packed_masks(self) -> None:
+        """Compare both packed masks with the copies their derived values were made from
+        (see :meth:`_followed`), dropping what no longer holds.
+
+        On the CPU each is compared as bytes; on a GPU both in one reduction read back
+        once, so that a forward waits for the device once rather than per mask.
+        """
+        names = tuple(_PACKED_MASKS)
+        masks = [self._packed(name) for name in names]
+        followers = self.__dict__.get("_mask_followers", {})
+        entries = [followers.get(name) for name in names]
+        comparable = all(
+            entry is not None
+            and entry[0] is mask
+            and (entry[1].shape, entry[1].dtype, entry[1].device)
+            == (mask.shape, mask.dtype, mask.device)
+            for mask, entry in zip(masks, entries)
+        )
+        if masks[0].device.type == "cpu" or not comparable:
+            for name in names:
+                self._followed(name)
+            return
+        copies = [entry[1] for entry in entries if entry is not None]
+        differs = _changed(masks, copies)
+        for name, changed in zip(names, differs):
+            if changed:
+                del followers[name]
+        for name in names:
+            self._followed(name, checked=True)
 
     def packed_mask_values(
         self,
@@ -610,6 +642,12 @@ def _check_triton_runs(features: torch.Tensor) -> None:
             f"{reason}; use kernel='torch' (any device), 'compiled' (CPU) or 'auto' (picks "
             "one that runs)"
         )
+
+
+def _changed(masks: Sequence[torch.Tensor], copies: Sequence[torch.Tensor]) -> list[bool]:
+    """Whether each mask differs from its copy (same shapes, dtypes and device), computed
+    in one reduction on the device and read back once."""
+    return torch.stack([(mask != copy).any() for mask, copy in zip(masks, copies)]).tolist()
 
 
 def _values(derived: dict, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
