@@ -9,7 +9,9 @@ Forward and backward each make a handful of calls whatever the depth of the grap
 On several threads (torch's thread count, ``torch.get_num_threads()``) the batch is cut
 into one block of samples per thread, and every block runs the whole graph, forward and
 backward, on its own thread (the compiled loops release the GIL and run on a pool of
-Python threads; numba's own ``prange`` compiled them without vectorising them). Weight
+Python threads; numba's own ``prange`` compiled them without vectorising them). Each block
+has its own ``[vertices, samples]`` activations and gradients (block-major): threads that
+shared rows, each with half of every row, ran no faster than one. Weight
 and bias gradients sum over the samples: each block keeps its own partial sums, added in
 block order afterwards, so the same thread count gives bit-identical results, run after
 run (a different thread count may differ in the last bits, as BLAS does).
@@ -17,6 +19,7 @@ run (a different thread count may differ in the last bits, as BLAS does).
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Callable
@@ -180,17 +183,13 @@ def _pool(workers: int) -> ThreadPoolExecutor:
 
 
 def _in_blocks(
-    function: Callable[..., None], bounds: np.ndarray, arguments: Callable[[int], tuple]
+    function: Callable[..., None], count: int, arguments: Callable[[int], tuple]
 ) -> None:
-    """``function(*arguments(k), low, high)`` for every block ``k``, one thread each (the
+    """``function(*arguments(k))`` for every block ``k < count``, one thread each (the
     compiled loops release the GIL); block 0 runs on the calling thread."""
-    count = bounds.size - 1
     pool = _pool(count - 1)
-    futures = [
-        pool.submit(function, *arguments(k), int(bounds[k]), int(bounds[k + 1]))
-        for k in range(1, count)
-    ]
-    function(*arguments(0), int(bounds[0]), int(bounds[1]))
+    futures = [pool.submit(function, *arguments(k)) for k in range(1, count)]
+    function(*arguments(0))
     for future in futures:
         future.result()
 
@@ -229,53 +228,81 @@ class CompiledDanSinks(torch.autograd.Function):
         masked_bias = bias if bias_mask is None else bias * bias_mask
         batch = features.shape[0]
         count = blocks(batch, active=int(edges[0][-1]))
-        # Allocated by torch: aligned as its BLAS expects, so that results do not vary.
-        activations = features.new_empty(plan.vertices, batch)
-        torch.addmm(
-            masked_bias[:first_rows, None], first, features.t(), out=activations[:first_rows]
-        )
-        h, w, b = activations.numpy(), weight.numpy(), masked_bias.numpy()
+        bounds = block_bounds(batch, count).tolist()
+        spans = list(itertools.pairwise(bounds))
+        # Block-major: each block of samples has its own [vertices, width] activations
+        # (allocated by torch: aligned as its BLAS expects, so that results do not vary).
+        # Two threads working on the two halves of the same rows ran no faster than one:
+        # the CPU's prefetchers stream into the other block's half of each row, and every
+        # write of the backward pass then pulls cache lines back and forth between cores.
+        parts = [features.new_empty(plan.vertices, high - low) for low, high in spans]
+        for part, (low, high) in zip(parts, spans):
+            reads = features[low:high].t()
+            torch.addmm(masked_bias[:first_rows, None], first, reads, out=part[:first_rows])
+        hs, w, b = [part.numpy() for part in parts], weight.numpy(), masked_bias.numpy()
         if count == 1:
-            kernels.activate_rows(h, 0, first_rows, code)
-            kernels.forward_rows(h, first_rows, *edges, w, b, code)
+            kernels.activate_rows(hs[0], 0, first_rows, code)
+            kernels.forward_rows(hs[0], first_rows, *edges, w, b, code)
         else:
-            bounds = block_bounds(batch, count)
-            _in_blocks(kernels.forward_block, bounds, lambda k: (h, first_rows, *edges, w, b, code))
-        ctx.plan, ctx.code, ctx.edges, ctx.blocks = plan, code, edges, count
+            arguments = (first_rows, *edges, w, b, code, 0)
+            _in_blocks(kernels.forward_block, count, lambda k: (hs[k], *arguments, hs[k].shape[1]))
+        ctx.plan, ctx.code, ctx.edges, ctx.spans = plan, code, edges, spans
         ctx.first = first
-        ctx.save_for_backward(features, weight, sink_index, weight_mask, bias_mask, activations)
-        return plan.sink_rows(activations, sink_index).t().contiguous()
+        ctx.save_for_backward(features, weight, sink_index, weight_mask, bias_mask, *parts)
+        if count == 1:
+            return plan.sink_rows(parts[0], sink_index).t().contiguous()
+        sinks = features.new_empty(batch, sink_index.numel())
+        for part, (low, high) in zip(parts, spans):
+            sinks[low:high] = plan.sink_rows(part, sink_index).t()
+        return sinks
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_sinks: torch.Tensor):
         plan: DanPlan = ctx.plan
-        features, weight, sink_index, weight_mask, bias_mask, activations = ctx.saved_tensors
-        kernels, code, count, edges = _kernels(), ctx.code, ctx.blocks, ctx.edges
-        grads = plan.sink_gradients(activations, grad_sinks, sink_index)
+        features, weight, sink_index, weight_mask, bias_mask, *parts = ctx.saved_tensors
+        kernels, code, spans, edges = _kernels(), ctx.code, ctx.spans, ctx.edges
+        grads = [
+            plan.sink_gradients(part, grad_sinks[low:high], sink_index)
+            for part, (low, high) in zip(parts, spans)
+        ]
         weight_grad = torch.zeros_like(weight)
         bias_grad = torch.empty(plan.vertices, dtype=weight.dtype)
         first_rows, first_block = plan.writes[0][1], plan.blocks[0][1]
-        h, g, w = activations.numpy(), grads.numpy(), weight.numpy()
-        if count == 1:
+        hs, gs, w = (
+            [part.numpy() for part in parts],
+            [grad.numpy() for grad in grads],
+            weight.numpy(),
+        )
+        if len(parts) == 1:
+            h, g = hs[0], gs[0]
             kernels.backward_rows(
                 h, g, first_rows, *edges, w, code, weight_grad.numpy(), bias_grad.numpy()
             )
             kernels.derivative_rows(g, h, 0, first_rows, code)
-            torch.sum(grads[:first_rows], 1, out=bias_grad[:first_rows])
+            torch.sum(grads[0][:first_rows], 1, out=bias_grad[:first_rows])
+            first_grads = grads[0][:first_rows]
         else:
-            edge_grads = np.empty((count, edges[1].size), dtype=h.dtype)
-            bias_grads = np.empty((count, plan.vertices), dtype=h.dtype)
-            bounds = block_bounds(h.shape[1], count)
+            edge_grads = np.empty((len(parts), edges[1].size), dtype=w.dtype)
+            bias_grads = np.empty((len(parts), plan.vertices), dtype=w.dtype)
+            arguments = (first_rows, *edges, w, code)
             _in_blocks(
                 kernels.backward_block,
-                bounds,
-                lambda k: (h, g, first_rows, *edges, w, code, edge_grads[k], bias_grads[k]),
+                len(parts),
+                lambda k: (
+                    hs[k],
+                    gs[k],
+                    *arguments,
+                    edge_grads[k],
+                    bias_grads[k],
+                    0,
+                    hs[k].shape[1],
+                ),
             )
             kernels.reduce_blocks(
                 edge_grads, bias_grads, edges[2], weight_grad.numpy(), bias_grad.numpy()
             )
-        first_grads = grads[:first_rows]
+            first_grads = torch.cat([grad[:first_rows] for grad in grads], 1)
         torch.mm(first_grads, features, out=weight_grad[:first_block].view(first_rows, -1))
         if weight_mask is not None:
             weight_grad[:first_block] *= weight_mask[:first_block]

@@ -6,13 +6,15 @@ it reads) and applies the activation in place; the backward pass walks the same 
 reverse. Within a layer no vertex reads another, so vertex order is layer order.
 Activation codes: 0 identity, 1 ReLU, 2 tanh, 3 sigmoid.
 
-The samples of a batch are independent, so the batch is cut into blocks of columns
-(block ``k`` is columns ``bounds[k]:bounds[k + 1]``) and each block runs the whole graph
-on its own thread (``*_block``: compiled without the GIL, called from a pool of Python
-threads; numba's ``prange`` compiled these loops without vectorising them). A weight's gradient sums
-over every sample, so each block writes its own partial sums (one per active edge and per
-vertex) and :func:`reduce_blocks` adds them up in block order: the result depends on the
-blocks, never on which thread ran which or when. One block runs the same loops serially
+The samples of a batch are independent, so the batch is cut into blocks of columns and
+each block runs the whole graph on its own thread (``*_block``: compiled without the GIL,
+called from a pool of Python threads; numba's ``prange`` compiled these loops without
+vectorising them). Each block has arrays of its own (the caller passes each its own ``H``
+and ``G``, with ``low:high`` all their columns): two threads on the two halves of the
+same rows ran no faster than one. A weight's gradient sums over every sample, so each
+block writes its own partial sums (one per active edge and per vertex) and
+:func:`reduce_blocks` adds them up in block order: the result depends on the blocks,
+never on which thread ran which or when. One block runs the same loops serially
 (``forward_rows``, ``backward_rows``), without any partial sums.
 """
 
