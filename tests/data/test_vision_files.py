@@ -339,6 +339,32 @@ class TestPicklesRunNoCode:
                 assert loaded.dtype == value.dtype
                 assert loaded.tobytes() == value.tobytes()
 
+    def test_no_state_is_set_on_an_allowed_function(self, tmp_path):
+        # BUILD on _codecs.encode would set the attributes of pypaddle's own function.
+        from pypaddle.data import files
+
+        defaults = files._latin1.__defaults__
+        raw = (
+            b"\x80\x02c_codecs\nencode\nN}X\x0c\x00\x00\x00__defaults__"
+            b"X\x04\x00\x00\x00utf8\x85s\x86b."
+        )
+        path = tmp_path / "batch"
+        path.write_bytes(raw)
+        with pytest.raises(ConfigError, match="is refused: it sets the state of function"):
+            load_plain_pickle(path)
+        assert files._latin1.__defaults__ == defaults
+
+    @pytest.mark.parametrize(
+        "raw",
+        [b"\x80\x02cnumpy\nndarray\n.", b"\x80\x02]q\x00c_codecs\nencode\nq\x01a."],
+        ids=["a class", "a function in a list"],
+    )
+    def test_an_allowed_callable_is_never_data(self, tmp_path, raw):
+        path = tmp_path / "batch"
+        path.write_bytes(raw)
+        with pytest.raises(ConfigError, match="is refused: it gives .* as data"):
+            load_plain_pickle(path)
+
     def test_codecs_only_for_latin1(self, tmp_path):
         path = tmp_path / "batch"
         # _codecs.encode is allowed for protocol 2's bytes, but only to latin1.

@@ -218,10 +218,31 @@ def _checked(opcode: bytes) -> None:
     load = _PlainDataUnpickler.dispatch[opcode[0]]
 
     def load_checked(self: Any) -> None:
+        if opcode == pickle.BUILD and not isinstance(self.stack[-2], (np.ndarray, np.dtype)):
+            # A state given to anything else (one of the functions above) would set its
+            # attributes: for this process, not only for this file.
+            built = self.stack[-2]
+            raise pickle.UnpicklingError(f"it sets the state of {type(built).__name__} {built!r}")
         load(self)
         _refuse_objects(self.stack[-1])
 
     _PlainDataUnpickler.dispatch[opcode[0]] = load_checked
+
+
+def _refuse_names(value: object) -> None:
+    """Refuse a result that holds one of the callables of :data:`_PLAIN_NAMES` itself
+    (they may be called while a file loads, never be its data)."""
+    pending, seen = [value], set()
+    callables = {id(function) for function in _PLAIN_NAMES.values()}
+    while pending:
+        item = pending.pop()
+        if id(item) in callables:
+            raise pickle.UnpicklingError(f"it gives {item!r} as data")
+        if isinstance(item, (dict, list, tuple)) and id(item) not in seen:
+            seen.add(id(item))
+            pending.extend(item.values() if isinstance(item, dict) else item)
+            if isinstance(item, dict):
+                pending.extend(item)
 
 
 for _opcode in (
@@ -242,8 +263,10 @@ def load_plain_pickle(path: str | Path) -> Any:
     A pickle can name any importable function and have it called while it loads; this
     reader allows only numpy's array reconstruction, so a file that would call anything
     else (``os.system``, ``builtins.eval``, a class of its own) is refused before that
-    call. An array (or dtype) of Python objects is refused too, however the file makes it:
-    it runs no code, but it is not data a model can read. Python 2 strings (in CIFAR's
+    call. An array (or dtype) of Python objects is refused too, however the file makes it
+    (it runs no code, but it is not data a model can read), and so is a file that sets the
+    state of anything but an array or a dtype, or gives one of the allowed functions as
+    data. Python 2 strings (in CIFAR's
     files) are read as latin1 ``str``.
 
     Raises
@@ -274,7 +297,9 @@ def load_plain_pickle(path: str | Path) -> Any:
     path = _existing(path, "pickle file")
     try:
         with path.open("rb") as handle:
-            return _PlainDataUnpickler(handle, encoding="latin1").load()
+            loaded = _PlainDataUnpickler(handle, encoding="latin1").load()
+        _refuse_names(loaded)
+        return loaded
     except pickle.UnpicklingError as error:
         raise ConfigError(
             f"{str(path)!r} is refused: {error}, and pypaddle reads only pickles of plain "
