@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import io
 import sys
+from collections import OrderedDict
 
 import networkx as nx
 import numpy as np
@@ -13,9 +14,11 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
+from torch.nn.utils import parametrize, prune
 
 import pypaddle.sparse
 import pypaddle.sparse._dan_numba
+import pypaddle.sparse.dan
 from bad_values import NOT_COUNTS, assert_unchanged, snapshot
 from pypaddle.errors import ConfigError, InputTypeError, MaskError, StructureError
 from pypaddle.prune import reset_optimizer_state
@@ -582,6 +585,11 @@ class TestPackedLayers:
         assert moment[0, 2] != 0
 
 
+class Halved(nn.Module):
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight / 2
+
+
 class TestKernelChoice:
     def test_auto_compiles_deep_narrow_graphs_and_uses_blas_for_wide_dense_ones(self):
         x = torch.randn(64, 8)
@@ -634,6 +642,54 @@ class TestKernelChoice:
         model.layers_main_hidden[5].mask.data.fill_(False)  # new masks: estimated again
         model._kernel_for(torch.randn(4, 8))
         assert len(asked) == 4
+
+    def test_a_hook_after_the_hook_tables_were_replaced(self):
+        model = MaskedDeepDAN(8, 2, TestVectorised.chain(30))
+        x = torch.randn(4, 8)
+        model(x)
+        layer = model.layers_main_hidden[3]
+        layer._forward_hooks = OrderedDict()  # how some code clears a module's hooks
+        seen = []
+        layer.register_forward_hook(lambda module, inputs, output: seen.append(1))
+        assert model._kernel_for(x) == "modules"
+        model(x)
+        assert seen == [1]
+
+    def test_global_forward_hooks_take_the_module_path(self):
+        model = MaskedDeepDAN(8, 2, TestVectorised.chain(30))
+        x = torch.randn(4, 8)
+        seen = []
+        handle = torch.nn.modules.module.register_module_forward_hook(
+            lambda module, inputs, output: seen.append(type(module).__name__)
+        )
+        try:
+            assert model._kernel_for(x) == "modules"
+            model(x)
+        finally:
+            handle.remove()
+        assert seen.count("DanLayer") == len(model.layers_main_hidden)
+        assert model._kernel_for(x) == "compiled"
+
+    @pytest.mark.parametrize("kernel", ["auto", "compiled", "torch"])
+    @pytest.mark.parametrize("tool", ["prune", "parametrize", "weight_norm"])
+    @pytest.mark.filterwarnings("ignore:`torch.nn.utils.weight_norm` is deprecated")
+    def test_torch_reparametrizations_of_the_packed_weight(self, kernel, tool):
+        torch.manual_seed(0)
+        model = MaskedDeepDAN(4, 2, oriented(nx.gnp_random_graph(12, 0.3, seed=0)), kernel=kernel)
+        model.double()
+        x = torch.randn(3, 4, dtype=torch.float64)
+        if tool == "prune":
+            prune.l1_unstructured(model, "hidden_weight", amount=0.5)
+        elif tool == "parametrize":
+            parametrize.register_parametrization(model, "hidden_weight", Halved())
+        else:
+            torch.nn.utils.weight_norm(model, "hidden_weight", dim=None)
+        assert "hidden_weight" not in model._parameters
+        output = model(x)
+        output.sum().backward()
+        torch.testing.assert_close(output, model._forward_by_modules(x))
+        if tool == "prune":
+            assert int((model.hidden_weight == 0).sum()) >= model.hidden_weight.numel() // 2
 
     def test_without_numba_auto_uses_torch_and_compiled_says_why(self, monkeypatch):
         monkeypatch.setattr(pypaddle.sparse._dan_numba, "available", lambda: False)
@@ -788,6 +844,31 @@ class TestMaskEditsAreHonoured:
         torch.testing.assert_close(model(x), model._forward_by_modules(x))
         assert bool((model.layers_main_hidden[0].weight.grad[:, 1] == 0).all())
         assert bool((model.layers_main_hidden[0].weight.grad[:, 0] != 0).any())
+
+    @pytest.mark.parametrize("kernel", ["compiled", "torch"])
+    @pytest.mark.parametrize("edit", MASK_EDITS, ids=lambda edit: edit.__name__)
+    def test_by_the_device_comparison(self, monkeypatch, kernel, edit):
+        # What a GPU forward runs (both packed masks in one reduction), on CPU tensors.
+        dan = pypaddle.sparse.dan
+        compare = dan._changed
+        read_backs = []
+
+        def changed(masks, copies):
+            read_backs.append(len(masks))
+            return compare(masks, copies)
+
+        monkeypatch.setattr(dan, "_compared_on_device", lambda mask: True)
+        monkeypatch.setattr(dan, "_changed", changed)
+        model = _skip_model(kernel)
+        x = torch.randn(3, 4, dtype=torch.float64)
+        before = model(x)
+        model(x).sum().backward()
+        read_backs.clear()
+        edit(model)
+        after = model(x)
+        assert read_backs == [2]  # one read-back for both masks
+        assert not torch.allclose(before, after)
+        torch.testing.assert_close(after, model._forward_by_modules(x))
 
     def test_masks_off_the_cpu_are_compared_in_one_reduction(self):
         # What a GPU forward runs (one read-back for both packed masks), on CPU tensors.

@@ -148,7 +148,8 @@ class DanLayer(MaskedLinearLayer):
             return view
         view = view.as_subclass(_PackedView)
         view.__dict__["_pypaddle_layer"] = (self, name)
-        if packed.grad is not None:
+        # A computed packed tensor (torch's pruning or parametrizations) has no .grad.
+        if packed.is_leaf and packed.grad is not None:
             view.grad = cut(packed.grad)
         return view
 

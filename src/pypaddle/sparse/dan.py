@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import operator
 import warnings
-from collections.abc import Sequence
-from typing import Any, cast
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import networkx as nx
 import numpy as np
 import torch
 from torch import nn
+from torch.nn.modules import module as torch_modules
 
 from pypaddle.errors import (
     ConfigError,
@@ -274,9 +276,7 @@ class MaskedDeepDAN(MaskedModel):
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
         features = flatten_input(input, self.in_features)
-        # Read once: every nn.Module attribute lookup is a Python call.
-        weight = cast(torch.Tensor, self._parameters["hidden_weight"])
-        bias = cast(torch.Tensor, self._parameters["hidden_bias"])
+        weight, bias = self._packed_parameters()
         dtype = weight.dtype
         if not features.is_floating_point():
             raise InputTypeError(
@@ -309,6 +309,17 @@ class MaskedDeepDAN(MaskedModel):
                 packed = self._triton_edges(features.device)
                 sinks = gpu.TritonDanSinks.apply(self._plan, activation, packed, *arguments)
         return self.layer_out(sinks)
+
+    def _packed_parameters(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``hidden_weight`` and ``hidden_bias``, from ``_parameters`` where they are there
+        (one dict lookup, not nn.Module's attribute lookup), else as attributes: torch's
+        pruning, parametrizations and weight norm replace a parameter by a computed one."""
+        weight = self._parameters.get("hidden_weight")
+        bias = self._parameters.get("hidden_bias")
+        return (
+            self.hidden_weight if weight is None else weight,
+            self.hidden_bias if bias is None else bias,
+        )
 
     def _first_mask_values(self, derived: dict, dtype: torch.dtype) -> torch.Tensor | None:
         """Layer 0's block of the packed mask as 0/1 values of ``dtype`` (None if all True),
@@ -361,7 +372,9 @@ class MaskedDeepDAN(MaskedModel):
             )
         return "torch"
 
-    def _chosen(self, features: torch.Tensor, preferred: Any, kernel: str) -> str:
+    def _chosen(
+        self, features: torch.Tensor, preferred: Callable[[torch.Tensor], bool], kernel: str
+    ) -> str:
         """``kernel`` if ``preferred(features)`` says its estimate beats the torch kernel's,
         else "torch"; the answer is kept with the masks it was made for, per batch size,
         thread count, device and dtype, so that a forward does not rerun the cost models."""
@@ -397,23 +410,24 @@ class MaskedDeepDAN(MaskedModel):
         return derived[key]
 
     def _layers_have_hooks(self) -> bool:
-        """Whether a hidden layer has forward (pre-)hooks, which only the module path calls.
+        """Whether a hidden layer has forward (pre-)hooks, or torch has global ones, which
+        only the module path calls.
 
-        Reads the layers' hook dictionaries, gathered once per set of layers (torch adds
-        and removes hooks in these same dictionaries), so that a forward of a deep graph
-        does not walk hundreds of modules in Python.
+        Reads the hook tables of each layer's ``__dict__`` (gathered once per set of
+        layers: a module's ``__dict__`` is never replaced, its hook tables may be), so that
+        a forward of a deep graph does not walk hundreds of modules through nn.Module.
         """
+        if torch_modules._global_forward_hooks or torch_modules._global_forward_pre_hooks:
+            return True
         layers = list(self.layers_main_hidden._modules.values())
         cached = self.__dict__.get("_hook_tables")
         if cached is None or cached[0] != layers:  # compares the layers by identity first
-            tables = [
-                table
-                for layer in layers
-                if layer is not None
-                for table in (layer._forward_hooks, layer._forward_pre_hooks)
-            ]
-            cached = self.__dict__["_hook_tables"] = (layers, tables)
-        return any(cached[1])
+            cached = self.__dict__["_hook_tables"] = (
+                layers,
+                [layer.__dict__ for layer in layers if layer is not None],
+            )
+        tables = cached[1]
+        return any(map(_FORWARD_HOOKS, tables)) or any(map(_FORWARD_PRE_HOOKS, tables))
 
     # -- what follows the masks ---------------------------------------------------------------
     def _followed(
@@ -468,7 +482,7 @@ class MaskedDeepDAN(MaskedModel):
             == (mask.shape, mask.dtype, mask.device)
             for mask, entry in zip(masks, entries)
         )
-        if masks[0].device.type == "cpu" or not comparable:
+        if not _compared_on_device(masks[0]) or not comparable:
             for name in names:
                 self._followed(name)
             return
@@ -607,6 +621,10 @@ class MaskedDeepDAN(MaskedModel):
         return structure_from_positions(vertices, labels, edges)
 
 
+# A module's forward hooks and forward pre-hooks, read from its __dict__.
+_FORWARD_HOOKS = operator.itemgetter("_forward_hooks")
+_FORWARD_PRE_HOOKS = operator.itemgetter("_forward_pre_hooks")
+
 _NORMALIZATIONS: dict[str | None, Any] = {
     None: lambda width: nn.Identity(),
     "layer": nn.LayerNorm,
@@ -642,6 +660,12 @@ def _check_triton_runs(features: torch.Tensor) -> None:
             f"{reason}; use kernel='torch' (any device), 'compiled' (CPU) or 'auto' (picks "
             "one that runs)"
         )
+
+
+def _compared_on_device(mask: torch.Tensor) -> bool:
+    """Whether ``mask`` is compared by a reduction on its device (off the CPU), rather than
+    as bytes on the host."""
+    return mask.device.type != "cpu"
 
 
 def _changed(masks: Sequence[torch.Tensor], copies: Sequence[torch.Tensor]) -> list[bool]:
