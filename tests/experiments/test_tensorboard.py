@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -206,7 +207,9 @@ def earlier_run(folder):
 
 
 def failing_writer(monkeypatch):
-    def refuse(*args, **kwargs):
+    def refuse(*args, log_dir, **kwargs):
+        # As SummaryWriter fails when the disk is full: after making its folder.
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
         raise OSError("no space left for the event file")
 
     monkeypatch.setattr(torch.utils.tensorboard, "SummaryWriter", refuse)
@@ -228,6 +231,12 @@ class TestReplacingTheEarlierRun:
         failing_writer(monkeypatch)
         with pytest.raises(OSError, match="no space"):
             make_recorder(tmp_path / "metrics.jsonl", MaskedLinear(3, 2), None, tensorboard=True)
+        assert list(tmp_path.iterdir()) == []
+
+    def test_metrics_that_cannot_be_opened_leave_no_new_folder(self, tmp_path):
+        unopenable = tmp_path / "missing" / "metrics.jsonl"
+        with pytest.raises(FileNotFoundError):
+            TensorBoardRecorder(unopenable, tmp_path / "tensorboard", MaskedLinear(3, 2), None)
         assert list(tmp_path.iterdir()) == []
 
     def test_metrics_that_cannot_be_opened_leave_the_earlier_events(self, tmp_path):

@@ -80,20 +80,30 @@ class TensorBoardRecorder(Recorder):
         # Start first, replace after: the writer creates its own (new) event file, then
         # metrics.jsonl is truncated, and only then do the earlier run's events go.
         existed, earlier = folder.is_dir(), _event_files(folder)
+
+        def undo() -> None:
+            # What this recorder made goes again: its event files, and the folder if new.
+            for own in _event_files(folder) - earlier:
+                own.unlink()
+            if not existed and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
         try:
             self.writer = SummaryWriter(log_dir=str(folder))
         except BaseException:
-            if not existed and folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+            undo()
             raise
         try:
             super().__init__(path)
         except BaseException:
             self.writer.close()
-            for own in _event_files(folder) - earlier:
-                own.unlink()
+            undo()
             raise
-        remove_events(folder, only=earlier)
+        try:
+            remove_events(folder, only=earlier)
+        except BaseException:
+            self.close()
+            raise
 
     def write(self, record: dict[str, Any]) -> None:
         super().write(record)

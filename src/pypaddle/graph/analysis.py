@@ -14,7 +14,6 @@ is undefined (NaN).
 
 from __future__ import annotations
 
-from collections.abc import Hashable
 from typing import Any
 
 import networkx as nx
@@ -79,13 +78,6 @@ class GraphSummary(dict[str, Any], Report):
 
     __str__ = Report.__str__
     __repr__ = dict.__repr__
-
-
-def _arrays(graph: nx.DiGraph) -> tuple[list[Hashable], np.ndarray, np.ndarray, np.ndarray]:
-    """Vertices, their layers, and the edges as position arrays (sources, targets)."""
-    vertices, layers = layer_array(graph)
-    sources, targets = edge_index(graph, dict(zip(vertices, range(len(vertices)))))
-    return vertices, layers, sources, targets
 
 
 def _degree_statistics(degrees: np.ndarray) -> dict[str, float]:

@@ -4,9 +4,11 @@
 and a sweep's ``trials.csv`` hold). It is :func:`~pypaddle.graph.summary`'s computation
 (:func:`pypaddle.graph.analysis._measure`) with its values laid out flat, so the two agree
 on every measure they share; its clustering and path length are those of You, Leskovec,
-He & Xie (2020) (:func:`~pypaddle.graph.average_clustering`,
-:func:`~pypaddle.graph.average_path_length`: of the undirected graph) where those are
-defined. A measure that is not defined for a graph is NaN, never infinite.
+He & Xie (2020), of the undirected graph: exact (as
+:func:`~pypaddle.graph.average_clustering` and :func:`~pypaddle.graph.average_path_length`
+give them) up to :data:`EXACT_PATH_LIMIT` vertices for the path length and up to
+a sum of squared degrees of 5e6 for the clustering, estimated from samples above.
+A measure that is not defined for a graph is NaN, never infinite.
 """
 
 from __future__ import annotations
