@@ -362,7 +362,7 @@ class TestPicklesRunNoCode:
     def test_an_allowed_callable_is_never_data(self, tmp_path, raw):
         path = tmp_path / "batch"
         path.write_bytes(raw)
-        with pytest.raises(ConfigError, match="is refused: it gives .* as data"):
+        with pytest.raises(ConfigError, match=r"is refused: it gives .* as data"):
             load_plain_pickle(path)
 
     def test_codecs_only_for_latin1(self, tmp_path):
