@@ -41,6 +41,21 @@ def _share_any_work(monkeypatch, request):
         monkeypatch.setattr(compiled, "MIN_SHARED_SECONDS", 0.0)
 
 
+OPENMP = compiled._openmp() is not None
+"""Whether the blocks run on a team of torch's OpenMP runtime here (GNU OpenMP, Linux)."""
+
+
+@pytest.fixture(params=["openmp", "python threads"])
+def runner(request, monkeypatch):
+    """Every check once with the blocks on torch's OpenMP team (where torch has GNU
+    OpenMP) and once on the pool of Python threads (everywhere else)."""
+    if request.param == "openmp" and not OPENMP:
+        pytest.skip("torch does not run on GNU OpenMP here")
+    if request.param == "python threads":
+        monkeypatch.setattr(compiled, "_openmp", lambda: None)
+    return request.param
+
+
 def layered_with_skips(widths, density, skip_density, seed):
     """Consecutive layers joined with ``density``, every earlier layer with ``skip_density``;
     every vertex after the first layer keeps an edge from the layer before it."""
@@ -94,6 +109,7 @@ def _run(structure, kernel, threads, activation=nn.ReLU, dtype=torch.float64, pr
     return output.detach(), x.grad, model.hidden_weight.grad, model.hidden_bias.grad
 
 
+@pytest.mark.usefixtures("runner")
 class TestAgainstTheTorchKernel:
     @pytest.mark.parametrize("threads", THREAD_COUNTS)
     @pytest.mark.parametrize("name", list(STRUCTURES))
@@ -145,6 +161,7 @@ class TestAgainstTheTorchKernel:
             torch.testing.assert_close(model(x), reference(x))
 
 
+@pytest.mark.usefixtures("runner")
 class TestDeterminism:
     @pytest.mark.parametrize("threads", [1, 2, 3])
     @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -155,18 +172,39 @@ class TestDeterminism:
         for one, other in zip(first, second):
             assert torch.equal(one, other)
 
-    def test_the_blocks_run_on_as_many_threads(self, monkeypatch):
+    def test_the_blocks_run_on_as_many_threads(self, monkeypatch, runner):
         seen = []
-        real = compiled._in_blocks
+        in_team, in_blocks = compiled._in_team, compiled._in_blocks
 
-        def spy(function, count, arguments):
-            seen.append(count)
-            real(function, count, arguments)
+        def team_spy(task, record, count):
+            ran = in_team(task, record, count)
+            seen.append(("openmp", count, ran))
+            return ran
 
-        monkeypatch.setattr(compiled, "_in_blocks", spy)
+        def blocks_spy(function, count, arguments):
+            seen.append(("python threads", count, True))
+            in_blocks(function, count, arguments)
+
+        monkeypatch.setattr(compiled, "_in_team", team_spy)
+        monkeypatch.setattr(compiled, "_in_blocks", blocks_spy)
         _run(STRUCTURES["gnp"](), "compiled", 3)
-        assert seen == [3, 3]  # forward and backward
-        assert compiled._pool(2)._max_workers >= 2
+        if runner == "openmp":
+            assert seen == [("openmp", 3, True)] * 2  # forward and backward
+        else:
+            assert seen == [("openmp", 3, False), ("python threads", 3, True)] * 2
+            assert compiled._pool(2)._max_workers >= 2
+
+    @pytest.mark.skipif(not OPENMP, reason="torch does not run on GNU OpenMP here")
+    @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+    def test_openmp_and_python_threads_agree(self, monkeypatch, dtype):
+        # The same blocks and the same loops, compiled into two callers: sums may differ
+        # in the last bits (a process always takes the same one of the two).
+        structure = STRUCTURES["layered+skips"]()
+        on_team = _run(structure, "compiled", 3, dtype=dtype)
+        monkeypatch.setattr(compiled, "_openmp", lambda: None)
+        on_pool = _run(structure, "compiled", 3, dtype=dtype)
+        for one, other in zip(on_team, on_pool):
+            torch.testing.assert_close(one, other)
 
     def test_python_threads_may_run_models_at_once(self):
         torch.set_num_threads(2)
@@ -241,19 +279,29 @@ class TestAutoWeighsTheThreads:
         packed = plan.blocks[-1][1] - plan.blocks[0][1]
         layers = len(plan.widths) - 1
         for threads in (1, 2, 8, 16):
-            blas = min(threads, 8)
+            blas = 1 + torch_kernel.BLAS_EFFICIENCY * (min(threads, 8) - 1)
             assert torch_kernel.cpu_cost(plan, 256, threads) == pytest.approx(
                 torch_kernel.PACKED_ENTRY_SECONDS * packed * 256 / blas
                 + torch_kernel.LAYER_SECONDS * layers
             )
-        pool = compiled.cores()
         assert compiled.cost(edges, 256, 1) == pytest.approx(compiled.ENTRY_SECONDS * active * 256)
-        count = compiled.blocks(256, 4)
-        assert compiled.cost(edges, 256, 4) == pytest.approx(
-            compiled.ENTRY_SECONDS * active * 256 / min(count, pool) + compiled.LAUNCH_SECONDS
-        )
+        for threads in (2, 4, 16):
+            count = compiled.blocks(256, threads)
+            shared = 1 + compiled.BLOCK_EFFICIENCY * (min(count, 8) - 1)
+            assert compiled.cost(edges, 256, threads) == pytest.approx(
+                compiled.ENTRY_SECONDS * active * 256 / shared + compiled.LAUNCH_SECONDS
+            )
         # A batch of 16 is one block: no thread helps the compiled loop.
         assert compiled.cost(edges, 16, 4) == compiled.cost(edges, 16, 1)
+
+    @pytest.mark.parametrize(
+        ("workers", "speedup"), [(1, 1.0), (2, 1.5), (4, 2.5), (8, 4.5), (9, 4.5)]
+    )
+    def test_each_thread_after_the_first_adds_a_fraction_of_a_core(
+        self, monkeypatch, workers, speedup
+    ):
+        monkeypatch.setattr(torch_kernel, "cores", lambda: 8)
+        assert torch_kernel.speedup(workers, 0.5) == pytest.approx(speedup)
 
     def test_a_small_batch_on_many_threads_goes_to_blas(self, monkeypatch):
         monkeypatch.setattr(torch_kernel, "cores", lambda: 16)

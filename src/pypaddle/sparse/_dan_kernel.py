@@ -27,13 +27,16 @@ from torch import nn
 
 from pypaddle.sparse._dan_plan import DanPlan
 
-__all__ = ["FAST_ACTIVATIONS", "DanSinks", "cpu_cost", "cuda_cost"]
+__all__ = ["FAST_ACTIVATIONS", "DanSinks", "cpu_cost", "cuda_cost", "speedup"]
 
 # This kernel's costs on the CPU, measured on one core of an x86-64 machine (forward and
 # backward together): seconds of torch calls and autograd bookkeeping per layer, and
-# seconds per packed entry (active or masked) and sample, in BLAS products.
+# seconds per packed entry (active or masked) and sample, in BLAS products; and the
+# fraction of a core that each thread after the first adds to those products (on 2 cores:
+# 0.8 where BLAS is most of the time). benchmarks/calibrate_kernels.py measures them.
 LAYER_SECONDS = 30e-6
-PACKED_ENTRY_SECONDS = 0.08e-9
+PACKED_ENTRY_SECONDS = 0.055e-9
+BLAS_EFFICIENCY = 0.8
 
 
 @cache
@@ -42,15 +45,22 @@ def cores() -> int:
     return os.cpu_count() or 1
 
 
+def speedup(workers: int, efficiency: float) -> float:
+    """How many times faster ``workers`` threads run than one: each after the first adds
+    ``efficiency`` of a core, up to the machine's cores."""
+    return 1 + efficiency * (max(1, min(workers, cores())) - 1)
+
+
 def cpu_cost(plan: DanPlan, batch: int, thread_count: int) -> float:
     """Estimated seconds of this kernel for layers 1.. of a training step on the CPU, on
     ``batch`` samples with ``thread_count`` threads.
 
     Every packed entry costs :data:`PACKED_ENTRY_SECONDS` per sample, in BLAS products that
-    use every thread (up to the machine's cores); each layer after the first adds
+    use every thread (up to the machine's cores, each thread after the first adding
+    :data:`BLAS_EFFICIENCY` of a core); each layer after the first adds
     :data:`LAYER_SECONDS` of calls, which no thread count shortens.
     """
-    parallel = max(1, min(thread_count, cores()))
+    parallel = speedup(thread_count, BLAS_EFFICIENCY)
     packed = plan.blocks[-1][1] - plan.blocks[0][1]
     layers = len(plan.writes) - 1
     return PACKED_ENTRY_SECONDS * packed * batch / parallel + LAYER_SECONDS * layers

@@ -3,22 +3,29 @@
 Same computation and the same packed tensors as :mod:`._dan_kernel`, but the hidden
 layers after the first run as one compiled loop over the *active* edges, so a layer costs
 nanoseconds of bookkeeping instead of a few torch calls, and masked entries cost nothing.
-Layer 0, which reads the (usually wide) input, is one BLAS product in torch as before.
+Layer 0, which reads the (usually wide) input, is a BLAS product in torch as before (one
+per block of samples).
 Forward and backward each make a handful of calls whatever the depth of the graph.
 
 On several threads (torch's thread count, ``torch.get_num_threads()``) the batch is cut
 into one block of samples per thread, and every block runs the whole graph, forward and
-backward, on its own thread (the compiled loops release the GIL and run on a pool of
-Python threads; numba's own ``prange`` compiled them without vectorising them). Each block
-has its own ``[vertices, samples]`` activations and gradients (block-major): threads that
-shared rows, each with half of every row, ran no faster than one. Weight
-and bias gradients sum over the samples: each block keeps its own partial sums, added in
-block order afterwards, so the same thread count gives bit-identical results, run after
-run (a different thread count may differ in the last bits, as BLAS does).
+backward, on its own thread. The threads are those of torch's own OpenMP runtime where
+torch runs on GNU OpenMP (Linux): one team runs the compiled loops (``GOMP_parallel``
+through ctypes), as it runs torch's products. Threads of our own would share the cores
+with torch's OpenMP threads, which spin for milliseconds after each product waiting for
+the next (measured: two blocks on two cores ran no faster than one). Elsewhere the blocks
+run on a pool of Python threads (the compiled loops release the GIL; numba's own
+``prange`` compiled them without vectorising them). Each block has its own ``[vertices,
+samples]`` activations and gradients (block-major): threads that shared rows, each with
+half of every row, also ran no faster than one. Weight and bias gradients sum over the
+samples: each block keeps its own partial sums, added in block order afterwards, so the
+same thread count gives bit-identical results, run after run (a different thread count
+may differ in the last bits, as BLAS does).
 """
 
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
 import threading
@@ -32,7 +39,7 @@ import numpy as np
 import torch
 
 from pypaddle._core import extras
-from pypaddle.sparse._dan_kernel import cores, cpu_cost
+from pypaddle.sparse._dan_kernel import cpu_cost, speedup
 from pypaddle.sparse._dan_plan import DanPlan
 
 __all__ = [
@@ -77,10 +84,14 @@ def supports(features: torch.Tensor) -> bool:
     return features.device.type == "cpu" and features.dtype in _DTYPES and available()
 
 
-# The compiled loop's costs, measured on one core of an x86-64 machine: seconds per active
-# entry and sample (forward and backward together), and for launching its parallel loops
-# (three launches per training step, when the batch is cut into more than one block).
+# The compiled loop's costs, measured on an x86-64 machine: seconds per active entry and
+# sample (forward and backward together, one core); the fraction of a core that each block
+# of samples after the first adds (on 2 cores: 0.3 - 0.9 by graph, the whole step, where
+# the blocks share memory bandwidth and caches with each other and with torch's products);
+# and seconds for launching the blocks (twice per training step, when the batch is cut
+# into more than one). benchmarks/calibrate_kernels.py measures them.
 ENTRY_SECONDS = 0.32e-9
+BLOCK_EFFICIENCY = 0.55
 LAUNCH_SECONDS = 40e-6
 # Less work than this (by the estimate above) is not shared between threads: handing
 # blocks over would cost more than it saves.
@@ -92,13 +103,14 @@ def cost(edges: ActiveEdges, batch: int, thread_count: int) -> float:
     samples with ``thread_count`` threads.
 
     Each active entry costs :data:`ENTRY_SECONDS` per sample. The work is split into
-    :func:`blocks` blocks of samples, one per thread, so it divides by the blocks that can
-    run at once (no more than the machine's cores), and more than one block adds
+    :func:`blocks` blocks of samples, one per thread, so it runs faster by the blocks that
+    can run at once (no more than the machine's cores), each after the first adding
+    :data:`BLOCK_EFFICIENCY` of a core, and more than one block adds
     :data:`LAUNCH_SECONDS` for handing blocks to the threads.
     """
     active = int(edges[0][-1])
     count = blocks(batch, thread_count, active)
-    parallel = min(count, cores())
+    parallel = speedup(count, BLOCK_EFFICIENCY)
     return ENTRY_SECONDS * active * batch / parallel + (LAUNCH_SECONDS if count > 1 else 0.0)
 
 
@@ -194,6 +206,53 @@ def _in_blocks(
         future.result()
 
 
+@cache
+def _openmp() -> tuple[Callable[..., None], int, int] | None:
+    """torch's OpenMP runtime, where it is GNU OpenMP (``libgomp``, loaded by torch in this
+    process): its ``GOMP_parallel`` and the addresses of ``omp_get_thread_num`` and
+    ``omp_get_num_threads``. None elsewhere (another runtime, another system, a torch
+    without OpenMP): the blocks then run on a pool of Python threads."""
+    if not torch._C.has_openmp:
+        return None
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "/libgomp" in line}
+    except OSError:
+        return None
+    if len(paths) != 1:
+        return None  # none, or two runtimes: which one torch uses is unknown
+    try:
+        library = ctypes.CDLL(paths.pop())  # the loaded one: dlopen returns its handle
+        parallel = library.GOMP_parallel
+        thread_num, num_threads = library.omp_get_thread_num, library.omp_get_num_threads
+    except (OSError, AttributeError):
+        return None
+    parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    parallel.restype = None
+    addresses = [
+        ctypes.cast(function, ctypes.c_void_p).value for function in (thread_num, num_threads)
+    ]
+    return parallel, int(addresses[0] or 0), int(addresses[1] or 0)
+
+
+def _in_team(task: Any, record: list[int], count: int) -> bool:
+    """Run the compiled ``task`` (a numba cfunc) on ``record`` on a team of ``count``
+    threads of torch's OpenMP runtime (the calling thread is one; ctypes releases the GIL
+    meanwhile); False, running nothing, where there is no such runtime."""
+    openmp = _openmp()
+    if openmp is None:
+        return False
+    parallel, thread_num, num_threads = openmp
+    record[4:6] = [thread_num, num_threads]
+    values = np.array(record, dtype=np.int64)
+    parallel(task.address, values.ctypes.data, count, 0)
+    return True
+
+
+def _address(array: np.ndarray) -> int:
+    return int(array.ctypes.data)
+
+
 class CompiledDanSinks(torch.autograd.Function):
     """As :class:`._dan_kernel.DanSinks`, with the CSR ``edges`` of :func:`active_edges`
     after the activation: ``CompiledDanSinks.apply(plan, activation, edges, sink_index,
@@ -201,7 +260,8 @@ class CompiledDanSinks(torch.autograd.Function):
     ``weight_mask`` is read (the edges stand for the rest).
 
     The batch is cut into :func:`blocks` blocks of samples (one per torch thread), each
-    run through the whole graph on its own thread, forward and backward; the weight and
+    run through the whole graph on its own thread (of torch's OpenMP team where there is
+    one, see the module), forward and backward; the weight and
     bias gradients are the blocks' partial sums added in block order, so the same thread
     count gives bit-identical results. Layer 0's products run in torch (its threads).
     """
@@ -244,8 +304,18 @@ class CompiledDanSinks(torch.autograd.Function):
             kernels.activate_rows(hs[0], 0, first_rows, code)
             kernels.forward_rows(hs[0], first_rows, *edges, w, b, code)
         else:
-            arguments = (first_rows, *edges, w, b, code, 0)
-            _in_blocks(kernels.forward_block, count, lambda k: (hs[k], *arguments, hs[k].shape[1]))
+            indptr, sources, positions = edges
+            record = [count, plan.vertices, first_rows, code, 0, 0, _address(indptr)]
+            record += [_address(sources), _address(positions), _address(w), _address(b)]
+            record += [sources.size, w.size]
+            for h in hs:
+                record += [_address(h), h.shape[1]]
+            task = getattr(kernels, f"forward_task_{w.dtype.name}")
+            if not _in_team(task, record, count):
+                arguments = (first_rows, *edges, w, b, code, 0)
+                _in_blocks(
+                    kernels.forward_block, count, lambda k: (hs[k], *arguments, hs[k].shape[1])
+                )
         ctx.plan, ctx.code, ctx.edges, ctx.spans = plan, code, edges, spans
         ctx.first = first
         ctx.save_for_backward(features, weight, sink_index, weight_mask, bias_mask, *parts)
@@ -262,47 +332,51 @@ class CompiledDanSinks(torch.autograd.Function):
         plan: DanPlan = ctx.plan
         features, weight, sink_index, weight_mask, bias_mask, *parts = ctx.saved_tensors
         kernels, code, spans, edges = _kernels(), ctx.code, ctx.spans, ctx.edges
-        grads = [
-            plan.sink_gradients(part, grad_sinks[low:high], sink_index)
-            for part, (low, high) in zip(parts, spans)
-        ]
-        weight_grad = torch.zeros_like(weight)
-        bias_grad = torch.empty(plan.vertices, dtype=weight.dtype)
         first_rows, first_block = plan.writes[0][1], plan.blocks[0][1]
-        hs, gs, w = (
-            [part.numpy() for part in parts],
-            [grad.numpy() for grad in grads],
-            weight.numpy(),
-        )
+        hs, w = [part.numpy() for part in parts], weight.numpy()
+        bias_grad = torch.empty(plan.vertices, dtype=weight.dtype)
         if len(parts) == 1:
-            h, g = hs[0], gs[0]
+            grads = plan.sink_gradients(parts[0], grad_sinks, sink_index)
+            h, g = hs[0], grads.numpy()
+            weight_grad = torch.zeros_like(weight)
             kernels.backward_rows(
                 h, g, first_rows, *edges, w, code, weight_grad.numpy(), bias_grad.numpy()
             )
             kernels.derivative_rows(g, h, 0, first_rows, code)
-            torch.sum(grads[0][:first_rows], 1, out=bias_grad[:first_rows])
-            first_grads = grads[0][:first_rows]
+            torch.sum(grads[:first_rows], 1, out=bias_grad[:first_rows])
+            first_grads = grads[:first_rows]
         else:
+            # No torch operation between here and the blocks' loops (see seed_gradients).
+            blocks_grads = [torch.empty_like(part) for part in parts]
+            gs = [grad.numpy() for grad in blocks_grads]
+            sinks = sink_index.numpy()
+            outputs = np.ascontiguousarray(grad_sinks.detach().to(weight.dtype).numpy())
+            sinks = np.ascontiguousarray(sinks, dtype=np.int64)
             edge_grads = np.empty((len(parts), edges[1].size), dtype=w.dtype)
             bias_grads = np.empty((len(parts), plan.vertices), dtype=w.dtype)
             arguments = (first_rows, *edges, w, code)
-            _in_blocks(
-                kernels.backward_block,
-                len(parts),
-                lambda k: (
-                    hs[k],
-                    gs[k],
-                    *arguments,
-                    edge_grads[k],
-                    bias_grads[k],
-                    0,
-                    hs[k].shape[1],
-                ),
-            )
+
+            def block(k: int) -> None:
+                kernels.seed_gradients(gs[k], sinks, outputs, spans[k][0])
+                kernels.backward_block(
+                    hs[k], gs[k], *arguments, edge_grads[k], bias_grads[k], 0, hs[k].shape[1]
+                )
+
+            indptr, sources, positions = edges
+            record = [len(parts), plan.vertices, first_rows, code, 0, 0, _address(indptr)]
+            record += [_address(sources), _address(positions), _address(w), _address(sinks)]
+            record += [_address(outputs), _address(edge_grads), _address(bias_grads)]
+            record += [sources.size, w.size, sinks.size, outputs.shape[0]]
+            for h, g, (low, high) in zip(hs, gs, spans):
+                record += [_address(h), _address(g), low, high - low]
+            task = getattr(kernels, f"backward_task_{w.dtype.name}")
+            if not _in_team(task, record, len(parts)):
+                _in_blocks(block, len(parts), lambda k: (k,))
+            weight_grad = torch.zeros_like(weight)
             kernels.reduce_blocks(
                 edge_grads, bias_grads, edges[2], weight_grad.numpy(), bias_grad.numpy()
             )
-            first_grads = torch.cat([grad[:first_rows] for grad in grads], 1)
+            first_grads = torch.cat([grad[:first_rows] for grad in blocks_grads], 1)
         torch.mm(first_grads, features, out=weight_grad[:first_block].view(first_rows, -1))
         if weight_mask is not None:
             weight_grad[:first_block] *= weight_mask[:first_block]

@@ -21,18 +21,27 @@ never on which thread ran which or when. One block runs the same loops serially
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir  # type: ignore[import-untyped]
+from numba import types
+from numba.extending import intrinsic
 
 __all__ = [
     "activate_rows",
     "backward_block",
     "backward_rows",
+    "backward_task_float32",
+    "backward_task_float64",
     "derivative_rows",
     "forward_block",
     "forward_rows",
+    "forward_task_float32",
+    "forward_task_float64",
     "reduce_blocks",
+    "seed_gradients",
 ]
 
 # Sums may be reordered (vectorised) and multiply-adds fused; inf and nan keep their meaning.
@@ -294,6 +303,19 @@ def backward_block(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def seed_gradients(G: np.ndarray, sinks: np.ndarray, grad_sinks: np.ndarray, low: int) -> None:
+    """Where a block's backward pass starts: ``G`` zero but for the rows ``sinks[i]``,
+    which get the samples' output gradients ``grad_sinks[low + b, i]`` (on the block's own
+    thread: zeros written by torch would wake its OpenMP threads, which then spin on the
+    cores the blocks run on)."""
+    G[:] = 0
+    for i in range(sinks.size):
+        v = sinks[i]
+        for b in range(G.shape[1]):
+            G[v, b] = grad_sinks[low + b, i]
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
 def reduce_blocks(
     edge_grads: np.ndarray,
     bias_grads: np.ndarray,
@@ -314,3 +336,117 @@ def reduce_blocks(
         for k in range(1, blocks):
             total += bias_grads[k, v]
         bias_grad[v] = total
+
+
+# -- the blocks as one OpenMP team -----------------------------------------------------------
+# torch runs its parallel products on OpenMP threads, which keep spinning for a few
+# milliseconds after each product, waiting for the next: blocks run on threads of their
+# own would share the cores with them (measured: two blocks on two cores ran no faster
+# than one). Run on the team of torch's own OpenMP runtime instead (``GOMP_parallel``
+# through ctypes, see ``_dan_numba``), the blocks take over those very threads. The task
+# below is what each thread of the team runs; it finds its arrays through a record of
+# int64 values (addresses, sizes), since a C callback takes one pointer.
+
+
+def _pointer_typing(typingctx, address, like):  # pragma: no cover - compiled
+    """The int64 ``address`` as a pointer to values of ``like``'s type."""
+    signature = types.CPointer(like)(address, like)
+
+    def codegen(context, builder, signature, arguments):
+        return builder.inttoptr(arguments[0], context.get_value_type(signature.return_type))
+
+    return signature, codegen
+
+
+_pointer: Any = intrinsic(_pointer_typing)
+
+
+def _call_int_typing(typingctx, address):  # pragma: no cover - compiled
+    """Call the C function ``int f(void)`` at the int64 ``address``."""
+    signature = types.int32(address)
+
+    def codegen(context, builder, signature, arguments):
+        function = ir.FunctionType(ir.IntType(32), [])
+        return builder.call(builder.inttoptr(arguments[0], function.as_pointer()), [])
+
+    return signature, codegen
+
+
+_call_int: Any = intrinsic(_call_int_typing)
+
+
+# Record layout, forward: [0] blocks, [1] vertices, [2] start, [3] activation code,
+# [4] omp_get_thread_num, [5] omp_get_num_threads, [6] indptr, [7] sources, [8] positions,
+# [9] weight, [10] bias (addresses), [11] edges, [12] weight size, then per block k:
+# [13 + 2k] its activations' address, [14 + 2k] its samples.
+# Backward: [0] .. [9] as forward, [10] sinks, [11] output gradients [batch, sinks],
+# [12] edge partial sums [blocks, edges], [13] bias partial sums [blocks, vertices],
+# [14] edges, [15] weight size, [16] sink count, [17] batch, then per block k:
+# [18 + 4k] activations, [19 + 4k] gradients, [20 + 4k] first sample, [21 + 4k] samples.
+
+
+@numba.njit(cache=True, nogil=True)
+def _forward_task(record: np.ndarray, zero: Any) -> None:  # pragma: no cover - compiled
+    count, vertices, start, code = record[0], record[1], record[2], record[3]
+    edges, weights = record[11], record[12]
+    indptr = numba.carray(_pointer(record[6], record[0]), (vertices + 1,))
+    sources = numba.carray(_pointer(record[7], record[0]), (edges,))
+    positions = numba.carray(_pointer(record[8], record[0]), (edges,))
+    weight = numba.carray(_pointer(record[9], zero), (weights,))
+    bias = numba.carray(_pointer(record[10], zero), (vertices,))
+    me, team = _call_int(record[4]), _call_int(record[5])
+    for k in range(me, count, team):
+        width = record[14 + 2 * k]
+        H = numba.carray(_pointer(record[13 + 2 * k], zero), (vertices, width))
+        forward_block(H, start, indptr, sources, positions, weight, bias, code, 0, width)
+
+
+@numba.njit(cache=True, nogil=True)
+def _backward_task(record: np.ndarray, zero: Any) -> None:  # pragma: no cover - compiled
+    count, vertices, start, code = record[0], record[1], record[2], record[3]
+    edges, weights, sink_count, batch = record[14], record[15], record[16], record[17]
+    indptr = numba.carray(_pointer(record[6], record[0]), (vertices + 1,))
+    sources = numba.carray(_pointer(record[7], record[0]), (edges,))
+    positions = numba.carray(_pointer(record[8], record[0]), (edges,))
+    weight = numba.carray(_pointer(record[9], zero), (weights,))
+    sinks = numba.carray(_pointer(record[10], record[0]), (sink_count,))
+    outputs = numba.carray(_pointer(record[11], zero), (batch, sink_count))
+    edge_grads = numba.carray(_pointer(record[12], zero), (count, edges))
+    bias_grads = numba.carray(_pointer(record[13], zero), (count, vertices))
+    me, team = _call_int(record[4]), _call_int(record[5])
+    for k in range(me, count, team):
+        low, width = record[20 + 4 * k], record[21 + 4 * k]
+        H = numba.carray(_pointer(record[18 + 4 * k], zero), (vertices, width))
+        G = numba.carray(_pointer(record[19 + 4 * k], zero), (vertices, width))
+        seed_gradients(G, sinks, outputs, low)
+        backward_block(
+            H, G, start, indptr, sources, positions, weight, code, edge_grads[k], bias_grads[k],
+            0, width,
+        )  # fmt: skip
+
+
+_TASK = types.void(types.CPointer(types.int64))
+
+
+@numba.cfunc(_TASK, cache=True, nogil=True)
+def forward_task_float32(record):  # pragma: no cover - compiled
+    """Forward through this thread's blocks of a float32 record (a ``GOMP_parallel`` task)."""
+    _forward_task(numba.carray(record, (13 + 2 * record[0],)), np.float32(0))
+
+
+@numba.cfunc(_TASK, cache=True, nogil=True)
+def forward_task_float64(record):  # pragma: no cover - compiled
+    """Forward through this thread's blocks of a float64 record."""
+    _forward_task(numba.carray(record, (13 + 2 * record[0],)), np.float64(0))
+
+
+@numba.cfunc(_TASK, cache=True, nogil=True)
+def backward_task_float32(record):  # pragma: no cover - compiled
+    """Back through this thread's blocks of a float32 record (a ``GOMP_parallel`` task)."""
+    _backward_task(numba.carray(record, (18 + 4 * record[0],)), np.float32(0))
+
+
+@numba.cfunc(_TASK, cache=True, nogil=True)
+def backward_task_float64(record):  # pragma: no cover - compiled
+    """Back through this thread's blocks of a float64 record."""
+    _backward_task(numba.carray(record, (18 + 4 * record[0],)), np.float64(0))
