@@ -231,6 +231,40 @@ class TestDeterminism:
             assert all(torch.equal(one, other) for one, other in zip(result, results[0]))
 
 
+class TestWhereTheBlocksRun:
+    """torch's OpenMP team where torch runs on a GNU OpenMP this process has loaded, the
+    pool of Python threads wherever that cannot be told for sure."""
+
+    def test_no_team_without_openmp_in_torch(self, monkeypatch):
+        monkeypatch.setattr(torch._C, "has_openmp", False)
+        assert compiled._openmp.__wrapped__() is None
+
+    def test_no_team_where_the_loaded_libraries_cannot_be_read(self, monkeypatch):
+        def unreadable(*args, **kwargs):
+            raise OSError("no /proc here")
+
+        monkeypatch.setattr(torch._C, "has_openmp", True)
+        monkeypatch.setattr("builtins.open", unreadable)
+        assert compiled._openmp.__wrapped__() is None
+
+    def test_no_team_when_two_runtimes_are_loaded(self, monkeypatch, tmp_path):
+        maps = tmp_path / "maps"
+        maps.write_text("0-1 r-xp 0 0:0 1 /a/libgomp.so.1\n0-1 r-xp 0 0:0 1 /b/libgomp.so.1\n")
+        real_open = open
+        monkeypatch.setattr(torch._C, "has_openmp", True)
+        monkeypatch.setattr(
+            "builtins.open",
+            lambda path, *args, **kwargs: real_open(
+                maps if path == "/proc/self/maps" else path, *args, **kwargs
+            ),
+        )
+        assert compiled._openmp.__wrapped__() is None
+
+    def test_nothing_runs_on_a_team_where_there_is_none(self, monkeypatch):
+        monkeypatch.setattr(compiled, "_openmp", lambda: None)
+        assert compiled._in_team(None, [0] * 6, 2) is False
+
+
 class TestBlocks:
     @pytest.mark.parametrize(
         ("batch", "threads", "count"),

@@ -299,7 +299,9 @@ class CompiledDanSinks(torch.autograd.Function):
         for part, (low, high) in zip(parts, spans):
             reads = features[low:high].t()
             torch.addmm(masked_bias[:first_rows, None], first, reads, out=part[:first_rows])
-        hs, w, b = [part.numpy() for part in parts], weight.numpy(), masked_bias.numpy()
+        # Contiguous, as the OpenMP team's record of addresses needs (no copy if they are).
+        w, b = np.ascontiguousarray(weight.numpy()), np.ascontiguousarray(masked_bias.numpy())
+        hs = [part.numpy() for part in parts]
         if count == 1:
             kernels.activate_rows(hs[0], 0, first_rows, code)
             kernels.forward_rows(hs[0], first_rows, *edges, w, b, code)
@@ -333,7 +335,7 @@ class CompiledDanSinks(torch.autograd.Function):
         features, weight, sink_index, weight_mask, bias_mask, *parts = ctx.saved_tensors
         kernels, code, spans, edges = _kernels(), ctx.code, ctx.spans, ctx.edges
         first_rows, first_block = plan.writes[0][1], plan.blocks[0][1]
-        hs, w = [part.numpy() for part in parts], weight.numpy()
+        hs, w = [part.numpy() for part in parts], np.ascontiguousarray(weight.numpy())
         bias_grad = torch.empty(plan.vertices, dtype=weight.dtype)
         if len(parts) == 1:
             grads = plan.sink_gradients(parts[0], grad_sinks, sink_index)
