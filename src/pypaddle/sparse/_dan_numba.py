@@ -303,8 +303,7 @@ class CompiledDanSinks(torch.autograd.Function):
         w, b = np.ascontiguousarray(weight.numpy()), np.ascontiguousarray(masked_bias.numpy())
         hs = [part.numpy() for part in parts]
         if count == 1:
-            kernels.activate_rows(hs[0], 0, first_rows, code)
-            kernels.forward_rows(hs[0], first_rows, *edges, w, b, code)
+            kernels.forward_block(hs[0], first_rows, *edges, w, b, code, 0, batch)
         else:
             indptr, sources, positions = edges
             record = [count, plan.vertices, first_rows, code, 0, 0, _address(indptr)]
@@ -337,23 +336,19 @@ class CompiledDanSinks(torch.autograd.Function):
         first_rows, first_block = plan.writes[0][1], plan.blocks[0][1]
         hs, w = [part.numpy() for part in parts], np.ascontiguousarray(weight.numpy())
         bias_grad = torch.empty(plan.vertices, dtype=weight.dtype)
+        # No torch operation between here and the blocks' loops (see seed_gradients).
+        blocks_grads = [torch.empty_like(part) for part in parts]
+        gs = [grad.numpy() for grad in blocks_grads]
+        sinks = np.ascontiguousarray(sink_index.numpy(), dtype=np.int64)
+        outputs = np.ascontiguousarray(grad_sinks.detach().to(weight.dtype).numpy())
         if len(parts) == 1:
-            grads = plan.sink_gradients(parts[0], grad_sinks, sink_index)
-            h, g = hs[0], grads.numpy()
             weight_grad = torch.zeros_like(weight)
+            kernels.seed_gradients(gs[0], sinks, outputs, 0)
             kernels.backward_rows(
-                h, g, first_rows, *edges, w, code, weight_grad.numpy(), bias_grad.numpy()
+                hs[0], gs[0], first_rows, *edges, w, code, weight_grad.numpy(), bias_grad.numpy()
             )
-            kernels.derivative_rows(g, h, 0, first_rows, code)
-            torch.sum(grads[:first_rows], 1, out=bias_grad[:first_rows])
-            first_grads = grads[:first_rows]
+            first_grads = blocks_grads[0][:first_rows]
         else:
-            # No torch operation between here and the blocks' loops (see seed_gradients).
-            blocks_grads = [torch.empty_like(part) for part in parts]
-            gs = [grad.numpy() for grad in blocks_grads]
-            sinks = sink_index.numpy()
-            outputs = np.ascontiguousarray(grad_sinks.detach().to(weight.dtype).numpy())
-            sinks = np.ascontiguousarray(sinks, dtype=np.int64)
             edge_grads = np.empty((len(parts), edges[1].size), dtype=w.dtype)
             bias_grads = np.empty((len(parts), plan.vertices), dtype=w.dtype)
             arguments = (first_rows, *edges, w, code)

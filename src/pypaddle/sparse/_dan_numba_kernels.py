@@ -14,8 +14,9 @@ and ``G``, with ``low:high`` all their columns): two threads on the two halves o
 same rows ran no faster than one. A weight's gradient sums over every sample, so each
 block writes its own partial sums (one per active edge and per vertex) and
 :func:`reduce_blocks` adds them up in block order: the result depends on the blocks,
-never on which thread ran which or when. One block runs the same loops serially
-(``forward_rows``, ``backward_rows``), without any partial sums.
+never on which thread ran which or when. One block runs ``forward_block`` over all the
+columns and ``backward_rows``, which writes the weight gradients directly, without partial
+sums.
 """
 
 from __future__ import annotations
@@ -30,14 +31,11 @@ from numba import types
 from numba.extending import intrinsic
 
 __all__ = [
-    "activate_rows",
     "backward_block",
     "backward_rows",
     "backward_task_float32",
     "backward_task_float64",
-    "derivative_rows",
     "forward_block",
-    "forward_rows",
     "forward_task_float32",
     "forward_task_float64",
     "reduce_blocks",
@@ -60,22 +58,6 @@ def _activate(z: np.ndarray, code: int) -> None:
     elif code == 3:
         for b in range(z.shape[0]):
             z[b] = 1 / (1 + math.exp(-z[b]))
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def _derivative(g: np.ndarray, h: np.ndarray, code: int) -> None:
-    """``g *= act'(z)``, from the activation's output ``h``."""
-    one = g.dtype.type(1)  # not the literal 1, which would make float32 arithmetic float64
-    if code == 1:
-        for b in range(g.shape[0]):
-            if h[b] <= 0:
-                g[b] = 0
-    elif code == 2:
-        for b in range(g.shape[0]):
-            g[b] *= one - h[b] * h[b]
-    elif code == 3:
-        for b in range(g.shape[0]):
-            g[b] *= h[b] * (one - h[b])
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
@@ -114,18 +96,6 @@ def _derivative_at(g: np.ndarray, H: np.ndarray, v: int, low: int, code: int) ->
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def activate_rows(H: np.ndarray, start: int, end: int, code: int) -> None:
-    for v in range(start, end):
-        _activate(H[v], code)
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def derivative_rows(G: np.ndarray, H: np.ndarray, start: int, end: int, code: int) -> None:
-    for v in range(start, end):
-        _derivative(G[v], H[v], code)
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
 def _forward_columns(
     H: np.ndarray,
     start: int,
@@ -158,21 +128,6 @@ def _forward_columns(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def forward_rows(
-    H: np.ndarray,
-    start: int,
-    indptr: np.ndarray,
-    sources: np.ndarray,
-    positions: np.ndarray,
-    weight: np.ndarray,
-    bias: np.ndarray,
-    code: int,
-) -> None:
-    """Vertices ``start..`` of ``H``, every column (rows ``:start`` are activated already)."""
-    _forward_columns(H, start, indptr, sources, positions, weight, bias, code, 0, H.shape[1])
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
 def forward_block(
     H: np.ndarray,
     start: int,
@@ -185,8 +140,9 @@ def forward_block(
     low: int,
     high: int,
 ) -> None:
-    """As :func:`forward_rows`, for columns ``low:high`` only (one block of samples); rows
-    ``:start`` hold pre-activations on entry and are activated here too."""
+    """Columns ``low:high`` (one block of samples, or all) of every vertex: rows ``:start``
+    (layer 0) hold pre-activations on entry and are activated; then vertices ``start..``
+    in order, each its bias plus its active incoming edges, activated."""
     for v in range(start):
         _activate_at(H, v, low, high, code)
     _forward_columns(H, start, indptr, sources, positions, weight, bias, code, low, high)
@@ -239,50 +195,11 @@ def _backward_columns(
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def backward_rows(
-    H: np.ndarray,
-    G: np.ndarray,
-    start: int,
-    indptr: np.ndarray,
-    sources: np.ndarray,
-    positions: np.ndarray,
-    weight: np.ndarray,
-    code: int,
-    weight_grad: np.ndarray,
-    bias_grad: np.ndarray,
+def _first_rows_gradients(
+    H: np.ndarray, G: np.ndarray, start: int, code: int, bias_grad: np.ndarray, low: int, high: int
 ) -> None:
-    """Back through vertices ``.., start`` in reverse, every column: ``G`` holds output
-    gradients on entry; each vertex's row becomes its pre-activation gradient, is pushed
-    to the vertices it reads, and gives its edges' and bias's gradients (rows ``:start``
-    are left as output gradients)."""
-    _backward_columns(
-        H, G, start, indptr, sources, positions, weight, code, weight_grad, bias_grad, 0,
-        H.shape[1], True,
-    )  # fmt: skip
-
-
-@numba.njit(cache=True, nogil=True, fastmath=_FAST)
-def backward_block(
-    H: np.ndarray,
-    G: np.ndarray,
-    start: int,
-    indptr: np.ndarray,
-    sources: np.ndarray,
-    positions: np.ndarray,
-    weight: np.ndarray,
-    code: int,
-    edge_grad: np.ndarray,
-    bias_grad: np.ndarray,
-    low: int,
-    high: int,
-) -> None:
-    """As :func:`backward_rows`, for columns ``low:high`` only (one block of samples), and
-    rows ``:start`` become pre-activation gradients too. The block's partial sums go to
-    ``edge_grad`` (per active edge) and ``bias_grad`` (per vertex)."""
-    _backward_columns(
-        H, G, start, indptr, sources, positions, weight, code, edge_grad, bias_grad, low,
-        high, False,
-    )  # fmt: skip
+    """Rows ``:start`` (layer 0) of columns ``low:high``: output gradients in ``G`` become
+    pre-activation gradients, and ``bias_grad[v]`` their sums over these columns."""
     zero, one = H.dtype.type(0), H.dtype.type(1)  # see _backward_columns
     for v in range(start):
         total = zero
@@ -300,6 +217,56 @@ def backward_block(
                     G[v, b] *= h * (one - h)
                 total += G[v, b]
         bias_grad[v] = total
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def backward_rows(
+    H: np.ndarray,
+    G: np.ndarray,
+    start: int,
+    indptr: np.ndarray,
+    sources: np.ndarray,
+    positions: np.ndarray,
+    weight: np.ndarray,
+    code: int,
+    weight_grad: np.ndarray,
+    bias_grad: np.ndarray,
+) -> None:
+    """Back through every vertex in reverse, every column: ``G`` holds output gradients on
+    entry; each vertex's row becomes its pre-activation gradient, is pushed to the
+    vertices it reads, and gives its edges' (``weight_grad[positions[e]]``) and bias's
+    gradients; rows ``:start`` (layer 0) become pre-activation gradients with their bias
+    gradients too."""
+    _backward_columns(
+        H, G, start, indptr, sources, positions, weight, code, weight_grad, bias_grad, 0,
+        H.shape[1], True,
+    )  # fmt: skip
+    _first_rows_gradients(H, G, start, code, bias_grad, 0, H.shape[1])
+
+
+@numba.njit(cache=True, nogil=True, fastmath=_FAST)
+def backward_block(
+    H: np.ndarray,
+    G: np.ndarray,
+    start: int,
+    indptr: np.ndarray,
+    sources: np.ndarray,
+    positions: np.ndarray,
+    weight: np.ndarray,
+    code: int,
+    edge_grad: np.ndarray,
+    bias_grad: np.ndarray,
+    low: int,
+    high: int,
+) -> None:
+    """As :func:`backward_rows`, for columns ``low:high`` only (one block of samples). The
+    block's partial sums go to ``edge_grad`` (per active edge) and ``bias_grad`` (per
+    vertex)."""
+    _backward_columns(
+        H, G, start, indptr, sources, positions, weight, code, edge_grad, bias_grad, low,
+        high, False,
+    )  # fmt: skip
+    _first_rows_gradients(H, G, start, code, bias_grad, low, high)
 
 
 @numba.njit(cache=True, nogil=True, fastmath=_FAST)
