@@ -288,7 +288,7 @@ class CompiledDanSinks(torch.autograd.Function):
         masked_bias = bias if bias_mask is None else bias * bias_mask
         batch = features.shape[0]
         count = blocks(batch, active=int(edges[0][-1]))
-        bounds = block_bounds(batch, count).tolist()
+        bounds = [0, batch] if count == 1 else block_bounds(batch, count).tolist()
         spans = list(itertools.pairwise(bounds))
         # Block-major: each block of samples has its own [vertices, width] activations
         # (allocated by torch: aligned as its BLAS expects, so that results do not vary).

@@ -473,6 +473,10 @@ class MaskedDeepDAN(MaskedModel):
         """
         names = tuple(_PACKED_MASKS)
         masks = [self._packed(name) for name in names]
+        if not _compared_on_device(masks[0]):
+            for name in names:
+                self._followed(name)
+            return
         followers = self.__dict__.get("_mask_followers", {})
         entries = [followers.get(name) for name in names]
         comparable = all(
@@ -482,7 +486,7 @@ class MaskedDeepDAN(MaskedModel):
             == (mask.shape, mask.dtype, mask.device)
             for mask, entry in zip(masks, entries)
         )
-        if not _compared_on_device(masks[0]) or not comparable:
+        if not comparable:
             for name in names:
                 self._followed(name)
             return
