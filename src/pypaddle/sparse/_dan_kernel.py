@@ -117,12 +117,15 @@ def _derivative(kind: str, out: torch.Tensor) -> torch.Tensor | None:
 
 
 class DanSinks(torch.autograd.Function):
-    """``DanSinks.apply(plan, activation, sink_index, features, weight, weight_mask, bias,
-    bias_mask)``: activations ``[batch, sinks]`` of the sink vertices.
+    """``DanSinks.apply(plan, activation, sink_index, features, weight, first_mask,
+    hidden_mask, bias, bias_mask)``: activations ``[batch, sinks]`` of the sink vertices.
 
-    ``weight`` and ``bias`` are the packed hidden parameters; ``weight_mask`` and
-    ``bias_mask`` hold their 0/1 values in the weight dtype, or None for a mask that is
-    all True. Masked weights and biases get exactly zero gradient.
+    ``weight`` and ``bias`` are the packed hidden parameters; ``first_mask`` holds the 0/1
+    values of layer 0's block of the packed mask, ``hidden_mask`` those of the blocks
+    after it, and ``bias_mask`` those of the bias, in the weight dtype, each None where it
+    is all True (layer 0, read from every input, usually is: its weights then go to BLAS
+    as they are, with no product with a mask of ones). Masked weights and biases get
+    exactly zero gradient.
     """
 
     @staticmethod
@@ -133,17 +136,29 @@ class DanSinks(torch.autograd.Function):
         sink_index: torch.Tensor,
         features: torch.Tensor,
         weight: torch.Tensor,
-        weight_mask: torch.Tensor | None,
+        first_mask: torch.Tensor | None,
+        hidden_mask: torch.Tensor | None,
         bias: torch.Tensor,
         bias_mask: torch.Tensor | None,
     ):
-        # Masks come as 0/1 values of the weight dtype, None when all True.
-        masked = weight if weight_mask is None else weight * weight_mask
+        # Masks come as 0/1 values of the weight dtype, None when all True. Only what is
+        # masked is multiplied: an unmasked layer 0 is read from ``weight`` itself.
+        first = plan.blocks[0][1]
+        masked = weight
+        if first_mask is not None or hidden_mask is not None:
+            masked = torch.empty_like(weight)
+            if first_mask is not None:
+                torch.mul(weight[:first], first_mask, out=masked[:first])
+            if hidden_mask is None:
+                masked[first:] = weight[first:]
+            else:
+                torch.mul(weight[first:], hidden_mask, out=masked[first:])
         masked_bias = (bias if bias_mask is None else bias * bias_mask).unsqueeze(1)
         activations = features.new_empty(plan.vertices, features.shape[0])
         activate = _ACTIVATE_IN_PLACE[activation]
+        blocks = _layer_blocks(plan, weight, masked, first_mask is not None)
         for layer, (block, (low, high), (start, end)) in enumerate(
-            zip(plan.layer_weights(masked), plan.reads, plan.writes)
+            zip(blocks, plan.reads, plan.writes)
         ):
             reads = features.t() if layer == 0 else activations[low:high]
             out = activations[start:end]
@@ -152,15 +167,19 @@ class DanSinks(torch.autograd.Function):
                 activate(out)
         ctx.plan = plan
         ctx.activation = activation
-        ctx.save_for_backward(features, activations, masked, sink_index, weight_mask, bias_mask)
+        ctx.save_for_backward(
+            features, activations, weight, masked, sink_index, first_mask, hidden_mask, bias_mask
+        )
         return plan.sink_rows(activations, sink_index).t()
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx: Any, grad_sinks: torch.Tensor):
         plan: DanPlan = ctx.plan
-        features, activations, masked, sink_index, weight_mask, bias_mask = ctx.saved_tensors
-        blocks = plan.layer_weights(masked)
+        saved = ctx.saved_tensors
+        features, activations, weight, masked, sink_index, first_mask, hidden_mask = saved[:7]
+        bias_mask = saved[7]
+        blocks = _layer_blocks(plan, weight, masked, first_mask is not None)
         # Gradients with respect to each vertex's pre-activation, once its layer's turn
         # comes; until then, with respect to its output.
         grads = plan.sink_gradients(activations, grad_sinks, sink_index)
@@ -184,9 +203,23 @@ class DanSinks(torch.autograd.Function):
             zip(plan.layer_weights(weight_grad), plan.reads, plan.writes)
         ):
             torch.mm(grads[start:end], features if layer == 0 else by_batch[:, low:high], out=out)
-        if weight_mask is not None:
-            weight_grad.mul_(weight_mask)
+        first = plan.blocks[0][1]
+        if first_mask is not None:
+            weight_grad[:first].mul_(first_mask)
+        if hidden_mask is not None:
+            weight_grad[first:].mul_(hidden_mask)
         bias_grad = grads.sum(1)
         if bias_mask is not None:
             bias_grad.mul_(bias_mask)
-        return None, None, None, input_grad, weight_grad, None, bias_grad, None
+        return None, None, None, input_grad, weight_grad, None, None, bias_grad, None
+
+
+def _layer_blocks(
+    plan: DanPlan, weight: torch.Tensor, masked: torch.Tensor, first_masked: bool
+) -> list[torch.Tensor]:
+    """Each layer's ``[rows, columns]`` weights: of ``masked``, but layer 0's of ``weight``
+    itself unless ``first_masked`` (``masked`` then holds nothing there)."""
+    blocks = plan.layer_weights(masked)
+    if not first_masked:
+        blocks[0] = weight[: plan.blocks[0][1]].view(plan.widths[0], plan.columns[0])
+    return blocks

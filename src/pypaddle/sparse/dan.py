@@ -294,13 +294,22 @@ class MaskedDeepDAN(MaskedModel):
             dtype,
         )
         activation = FAST_ACTIVATIONS[type(self.activation)]
+        first_values = self._first_mask_values(derived, dtype)
         if kernel == "torch":
-            weight_values = _values(derived, self._packed("hidden_mask"), dtype)
-            arguments = (self.sink_index, features, weight, weight_values, bias, bias_values)
-            sinks = DanSinks.apply(self._plan, activation, *arguments)
+            hidden_values = self._hidden_mask_values(derived, dtype)
+            sinks = DanSinks.apply(
+                self._plan,
+                activation,
+                self.sink_index,
+                features,
+                weight,
+                first_values,
+                hidden_values,
+                bias,
+                bias_values,
+            )
         else:
             # These kernels read the active edges of layers 1.. and the mask of layer 0 only.
-            first_values = self._first_mask_values(derived, dtype)
             arguments = (self.sink_index, features, weight, first_values, bias, bias_values)
             if kernel == "compiled":
                 edges = self._active_edges(checked=True)
@@ -324,12 +333,16 @@ class MaskedDeepDAN(MaskedModel):
     def _first_mask_values(self, derived: dict, dtype: torch.dtype) -> torch.Tensor | None:
         """Layer 0's block of the packed mask as 0/1 values of ``dtype`` (None if all True),
         kept in ``derived`` (the values that follow ``hidden_mask``)."""
-        key = ("first", dtype)
-        values = derived.get(key, _MISSING)
-        if values is _MISSING:
-            first = self._packed("hidden_mask")[: self._plan.blocks[0][1]]
-            values = derived[key] = None if bool(first.all()) else first.to(dtype)
-        return values
+        return _values(derived, self._packed("hidden_mask"), dtype, slice(0, self._first_block))
+
+    def _hidden_mask_values(self, derived: dict, dtype: torch.dtype) -> torch.Tensor | None:
+        """The blocks of the packed mask after layer 0's, likewise."""
+        return _values(derived, self._packed("hidden_mask"), dtype, slice(self._first_block, None))
+
+    @property
+    def _first_block(self) -> int:
+        """Where layer 0's block ends in the packed tensors."""
+        return self._plan.blocks[0][1]
 
     def _kernel_for(self, features: torch.Tensor) -> str:
         """Which of "compiled", "triton", "torch" or "modules" runs the hidden layers (see
@@ -678,11 +691,16 @@ def _changed(masks: Sequence[torch.Tensor], copies: Sequence[torch.Tensor]) -> l
     return torch.stack([(mask != copy).any() for mask, copy in zip(masks, copies)]).tolist()
 
 
-def _values(derived: dict, mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
-    """``mask`` as 0/1 values of ``dtype`` (None if all True), kept in ``derived``."""
-    values = derived.get(dtype, _MISSING)
+def _values(
+    derived: dict, mask: torch.Tensor, dtype: torch.dtype, part: slice | None = None
+) -> torch.Tensor | None:
+    """``mask`` (or its ``part``) as 0/1 values of ``dtype`` (None if all True), kept in
+    ``derived``."""
+    key: Any = dtype if part is None else (part.start, part.stop, dtype)
+    values = derived.get(key, _MISSING)
     if values is _MISSING:
-        values = derived[dtype] = None if bool(mask.all()) else mask.to(dtype)
+        chosen = mask if part is None else mask[part]
+        values = derived[key] = None if bool(chosen.all()) else chosen.to(dtype)
     return values
 
 
