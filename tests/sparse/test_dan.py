@@ -888,6 +888,18 @@ class TestMaskEditsAreHonoured:
         expected = reads @ (layer.weight * layer.mask).t() + layer.bias
         torch.testing.assert_close(layer(reads), expected)
 
+    @pytest.mark.parametrize("kernel", ["compiled", "torch", "auto"])
+    @pytest.mark.parametrize("name", ["hidden_weight", "hidden_bias"])
+    def test_packed_parameters_of_another_size_are_refused(self, kernel, name):
+        # The compiled kernel would index past their ends.
+        model = _skip_model(kernel)
+        x = torch.randn(3, 4, dtype=torch.float64)
+        model(x)
+        parameter = getattr(model, name)
+        parameter.data = torch.randn(parameter.numel() + 5, dtype=torch.float64)
+        with pytest.raises(ConfigError, match=rf"{name} has become .*in place"):
+            model(x)
+
     def test_packed_data_of_another_shape_is_a_mask_error(self):
         model = _skip_model("torch")
         x = torch.randn(3, 4, dtype=torch.float64)

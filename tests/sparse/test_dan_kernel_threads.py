@@ -9,6 +9,9 @@ count, the blocks themselves, and how ``kernel="auto"`` weighs the thread count.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 import threading
 
 import networkx as nx
@@ -247,6 +250,28 @@ class TestWhereTheBlocksRun:
         monkeypatch.setattr("builtins.open", unreadable)
         assert compiled._openmp.__wrapped__() is None
 
+    def test_a_library_path_with_spaces(self, monkeypatch, tmp_path):
+        if not OPENMP:
+            pytest.skip("torch does not run on GNU OpenMP here")
+        with open("/proc/self/maps") as maps:
+            real = [line for line in maps if "/libgomp" in line]
+        if not real:
+            pytest.skip("torch has not loaded GNU OpenMP here")
+        folder = tmp_path / "with spaces"
+        folder.mkdir()
+        library = folder / "libgomp.so.1"
+        library.symlink_to(real[0].split(maxsplit=5)[5].strip())
+        maps = tmp_path / "maps"
+        maps.write_text(f"0-1 r-xp 0 0:0 1 {library}\n")
+        real_open = open
+        monkeypatch.setattr(
+            "builtins.open",
+            lambda path, *args, **kwargs: real_open(
+                maps if path == "/proc/self/maps" else path, *args, **kwargs
+            ),
+        )
+        assert compiled._openmp.__wrapped__() is not None
+
     def test_no_team_when_two_runtimes_are_loaded(self, monkeypatch, tmp_path):
         maps = tmp_path / "maps"
         maps.write_text("0-1 r-xp 0 0:0 1 /a/libgomp.so.1\n0-1 r-xp 0 0:0 1 /b/libgomp.so.1\n")
@@ -263,6 +288,64 @@ class TestWhereTheBlocksRun:
     def test_nothing_runs_on_a_team_where_there_is_none(self, monkeypatch):
         monkeypatch.setattr(compiled, "_openmp", lambda: None)
         assert compiled._in_team(None, [0] * 6, 2) is False
+
+
+class TestForkedChildren:
+    """GNU OpenMP cannot start a team in a child forked from a process that ran one."""
+
+    def test_a_forked_child_runs_its_blocks_on_python_threads(self):
+        script = textwrap.dedent(
+            """
+            import multiprocessing, torch, networkx as nx
+            from pypaddle.sparse import MaskedDeepDAN, _dan_numba as compiled
+            compiled.MIN_SHARED_SECONDS = 0.0
+            torch.set_num_threads(2)
+            graph = nx.gnp_random_graph(40, 0.15, seed=0)
+            structure = nx.DiGraph((min(u, v), max(u, v)) for u, v in graph.edges)
+            model = MaskedDeepDAN(6, 3, structure, kernel="compiled").double()
+            x = torch.randn(70, 6, dtype=torch.float64)
+            model(x).sum().backward()  # the parent runs its blocks (on its team, on Linux)
+            expected = model.hidden_weight.grad.clone()
+
+            def step(queue):
+                model.zero_grad()
+                model(x).sum().backward()
+                queue.put(model.hidden_weight.grad.tolist())
+
+            context = multiprocessing.get_context("fork")
+            queue = context.Queue()
+            child = context.Process(target=step, args=(queue,))
+            child.start()
+            grad = torch.tensor(queue.get(timeout=60), dtype=torch.float64)
+            child.join(timeout=60)
+            assert child.exitcode == 0, child.exitcode
+            torch.testing.assert_close(grad, expected)
+            print("child ok")
+            """
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert "child ok" in done.stdout
+
+    def test_the_child_flag_turns_the_team_off(self, monkeypatch):
+        monkeypatch.setattr(compiled, "_FORKED", [True])
+        assert compiled._in_team(None, [0] * 6, 2) is False
+
+
+@pytest.mark.usefixtures("runner")
+def test_activations_saved_in_another_layout(runner):
+    # A saved-tensor hook may hand the activations back column-major.
+    def column_major(tensor):
+        return tensor.t().contiguous().t() if tensor.dim() == 2 else tensor
+
+    results = []
+    for kernel in ("compiled", "torch"):
+        with torch.autograd.graph.saved_tensors_hooks(lambda tensor: tensor, column_major):
+            results.append(_run(STRUCTURES["gnp"](), kernel, 2))
+    for ours, theirs in zip(*results):
+        torch.testing.assert_close(ours, theirs)
 
 
 class TestBlocks:

@@ -20,7 +20,9 @@ samples]`` activations and gradients (block-major): threads that shared rows, ea
 half of every row, also ran no faster than one. Weight and bias gradients sum over the
 samples: each block keeps its own partial sums, added in block order afterwards, so the
 same thread count gives bit-identical results, run after run (a different thread count
-may differ in the last bits, as BLAS does).
+may differ in the last bits, as BLAS does, and so may the bias gradients of the OpenMP team
+and of the Python threads, whose sums are vectorised differently; a process forked from
+one that ran a team uses the Python threads, as GNU OpenMP cannot start a team there).
 """
 
 from __future__ import annotations
@@ -216,7 +218,8 @@ def _openmp() -> tuple[Callable[..., None], int, int] | None:
         return None
     try:
         with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "/libgomp" in line}
+            # address perms offset dev inode path (the path may hold spaces)
+            paths = {line.split(maxsplit=5)[5].strip() for line in maps if "/libgomp" in line}
     except OSError:
         return None
     if len(paths) != 1:
@@ -235,11 +238,18 @@ def _openmp() -> tuple[Callable[..., None], int, int] | None:
     return parallel, int(addresses[0] or 0), int(addresses[1] or 0)
 
 
+# Whether this process is a forked child: GNU OpenMP cannot start a team in a child of a
+# process that ran one (it waits forever for the parent's threads), so a child runs the
+# blocks on Python threads of its own.
+_FORKED = [False]
+os.register_at_fork(after_in_child=lambda: _FORKED.__setitem__(0, True))
+
+
 def _in_team(task: Any, record: list[int], count: int) -> bool:
     """Run the compiled ``task`` (a numba cfunc) on ``record`` on a team of ``count``
     threads of torch's OpenMP runtime (the calling thread is one; ctypes releases the GIL
     meanwhile); False, running nothing, where there is no such runtime."""
-    openmp = _openmp()
+    openmp = None if _FORKED[0] else _openmp()
     if openmp is None:
         return False
     parallel, thread_num, num_threads = openmp
@@ -334,10 +344,13 @@ class CompiledDanSinks(torch.autograd.Function):
         features, weight, sink_index, weight_mask, bias_mask, *parts = ctx.saved_tensors
         kernels, code, spans, edges = _kernels(), ctx.code, ctx.spans, ctx.edges
         first_rows, first_block = plan.writes[0][1], plan.blocks[0][1]
-        hs, w = [part.numpy() for part in parts], np.ascontiguousarray(weight.numpy())
+        # Contiguous, as the OpenMP team's record of addresses needs: a saved-tensor hook
+        # may give the activations back in another layout.
+        hs = [np.ascontiguousarray(part.numpy()) for part in parts]
+        w = np.ascontiguousarray(weight.numpy())
         bias_grad = torch.empty(plan.vertices, dtype=weight.dtype)
         # No torch operation between here and the blocks' loops (see seed_gradients).
-        blocks_grads = [torch.empty_like(part) for part in parts]
+        blocks_grads = [torch.empty(part.shape, dtype=part.dtype) for part in parts]
         gs = [grad.numpy() for grad in blocks_grads]
         sinks = np.ascontiguousarray(sink_index.numpy(), dtype=np.int64)
         outputs = np.ascontiguousarray(grad_sinks.detach().to(weight.dtype).numpy())

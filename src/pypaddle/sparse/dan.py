@@ -325,10 +325,20 @@ class MaskedDeepDAN(MaskedModel):
         pruning, parametrizations and weight norm replace a parameter by a computed one."""
         weight = self._parameters.get("hidden_weight")
         bias = self._parameters.get("hidden_bias")
-        return (
-            self.hidden_weight if weight is None else weight,
-            self.hidden_bias if bias is None else bias,
-        )
+        weight = self.hidden_weight if weight is None else weight
+        bias = self.hidden_bias if bias is None else bias
+        # The kernels index these by the plan: another size would read past their ends.
+        for name, tensor, size in (
+            ("hidden_weight", weight, self._plan.blocks[-1][1]),
+            ("hidden_bias", bias, self._plan.vertices),
+        ):
+            if tuple(tensor.shape) != (size,):
+                raise ConfigError(
+                    f"the packed {name} has become a tensor of shape {tuple(tensor.shape)}, "
+                    f"but the model needs one of shape ({size},); change its values in place "
+                    f"(model.{name}.data[...] = ..., or copy_) rather than giving it new data"
+                )
+        return weight, bias
 
     def _first_mask_values(self, derived: dict, dtype: torch.dtype) -> torch.Tensor | None:
         """Layer 0's block of the packed mask as 0/1 values of ``dtype`` (None if all True),
