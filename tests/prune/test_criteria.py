@@ -162,7 +162,8 @@ class TestDanLayers:
     @pytest.mark.slow
     def test_synflow_scores_every_hidden_layer(self):
         torch.manual_seed(0)
-        model = MaskedDeepDAN(4, 2, watts_strogatz(20, 4, 0.3, seed=0), activation=nn.Identity)
+        with pytest.warns(StructureWarning, match="layers deep"):  # a deep chain, on purpose
+            model = MaskedDeepDAN(4, 2, watts_strogatz(20, 4, 0.3, seed=0), activation=nn.Identity)
         scores = importance(model, "synflow", iterations=1)
         hidden = [scores[f"layers_main_hidden.{i}"] for i in range(len(model.layer_widths))]
         assert all(float(score.sum()) > 0 for score in hidden)

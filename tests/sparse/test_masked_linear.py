@@ -717,6 +717,8 @@ class TestCopyAndMove:
 
 class TestCompile:
     @pytest.mark.slow
+    # torch.compile's own modules still define TorchScript methods while they load.
+    @pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")
     def test_compiled_equals_eager(self):
         layer = make_layer(4, 3)
         layer.mask[:, :2] = False
